@@ -1,0 +1,43 @@
+# Apsara: `make run` to start, `make test` to run the whole suite. Everything installs itself.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint typecheck browser sim clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## run: install, migrate and serve on http://127.0.0.1:8000 (simulated Gemini unless credentials are set)
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+## test: install what the tests need (incl. Debian's Chromium) and run the whole suite
+test: $(STAMP) browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+browser:
+	@bash scripts/install-browser.sh
+
+## bench: the live-bridge benchmark against its baseline (see bench/README.md)
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+## sim: run the Gemini simulator stand-alone on https://127.0.0.1:8765
+sim: $(STAMP)
+	$(PY) -m gemini_sim --host 127.0.0.1 --port 8765 --state-dir .sim
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache media .sim db.sqlite3

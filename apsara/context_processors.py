@@ -1,0 +1,10 @@
+"""Template context shared by every page."""
+
+from django.http import HttpRequest
+
+from apsara import gemini
+
+
+def gemini_mode(request: HttpRequest) -> dict[str, object]:
+    """Expose which Gemini the app talks to, so pages can show the simulator banner."""
+    return {"gemini_mode": gemini.current_mode()}

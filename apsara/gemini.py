@@ -1,0 +1,155 @@
+"""The one place that builds google-genai clients, and the live-model catalogue.
+
+Three modes, decided from settings when first needed (never at import):
+- ``api_key``: Gemini Developer API (``GEMINI_API_KEY``; ``GEMINI_BASE_URL``/``GEMINI_CA_FILE`` point it elsewhere,
+  e.g. at a stand-alone ``python -m gemini_sim``);
+- ``vertex``: Vertex AI with OAuth Bearer tokens (``GOOGLE_GENAI_USE_VERTEXAI`` + project/location/credentials);
+- ``simulator``: neither is set, so the embedded ``gemini_sim`` is started in-process on a loopback port.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+import threading
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from google import genai
+from google.genai import types
+
+
+class Mode(enum.StrEnum):
+    API_KEY = "api_key"
+    VERTEX = "vertex"
+    SIMULATOR = "simulator"
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """What the bridge must know about a Live model to translate a browser's config for it."""
+
+    name: str
+    label: str
+    audio_only: bool  # native-audio models reject TEXT output (1007); serve TEXT via output transcription
+    history_in_client_content: bool  # newer models need historyConfig.initialHistoryInClientContent
+    text_via_realtime_input: bool  # typed text mid-session goes as realtimeInput.text
+    vertex: bool = False
+
+
+# Keep in step with gemini_sim's catalogue and ../shared/reference/gemini-live-protocol.md section 7.
+LIVE_MODELS: dict[str, LiveModel] = {
+    m.name: m
+    for m in (
+        LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True),
+        LiveModel(
+            "gemini-3.8-live-extended-thinking", "Gemini 3.8 Live (extended thinking)", True, True, True
+        ),
+        LiveModel("gemini-3.1-flash-live-preview", "Gemini 3.1 Flash Live (preview)", True, True, True),
+        LiveModel(
+            "gemini-2.5-flash-native-audio-preview-12-2025",
+            "Gemini 2.5 Flash native audio",
+            True,
+            False,
+            False,
+        ),
+        LiveModel(
+            "gemini-2.5-flash-native-audio-latest",
+            "Gemini 2.5 Flash native audio (latest)",
+            True,
+            False,
+            False,
+        ),
+        LiveModel(
+            "gemini-live-2.5-flash-native-audio",
+            "Gemini Live 2.5 Flash native audio (Vertex)",
+            True,
+            False,
+            False,
+            vertex=True,
+        ),
+    )
+}
+
+VOICES: tuple[str, ...] = (
+    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
+    "Callirrhoe", "Autonoe", "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome",
+    "Algenib", "Rasalgethi", "Laomedeia", "Achernar", "Alnilam", "Schedar", "Gacrux", "Pulcherrima",
+    "Achird", "Zubenelgenubi", "Vindemiatrix", "Sadachbia", "Sadaltager", "Sulafat",
+)  # fmt: skip
+
+
+def live_model(name: str) -> LiveModel | None:
+    """Look a Live model up by name, with or without the ``models/`` prefix."""
+    return LIVE_MODELS.get(name.removeprefix("models/"))
+
+
+def current_mode() -> Mode:
+    """Which Gemini the app talks to, from settings."""
+    if settings.GEMINI_API_KEY:
+        return Mode.API_KEY
+    if settings.GOOGLE_GENAI_USE_VERTEXAI:
+        return Mode.VERTEX
+    return Mode.SIMULATOR
+
+
+_sim_lock = threading.Lock()
+
+
+@cache
+def _embedded_simulator() -> Any:
+    """Start the in-process simulator once per process and return its handle (base_url, ssl_context)."""
+    from gemini_sim import start_background
+
+    return start_background(state_dir=settings.GEMINI_SIM_STATE_DIR, host="127.0.0.1", port=0)
+
+
+def _http_options(base_url: str | None, ssl_context: ssl.SSLContext | None) -> types.HttpOptions:
+    kwargs: dict[str, Any] = {}
+    if base_url:
+        kwargs["base_url"] = base_url
+    if settings.GEMINI_API_VERSION:
+        kwargs["api_version"] = settings.GEMINI_API_VERSION
+    if ssl_context is not None:
+        # Trust this CA for this client only (REST via httpx "verify", Live via websockets "ssl"),
+        # never process-wide through SSL_CERT_FILE.
+        kwargs["client_args"] = {"verify": ssl_context}
+        kwargs["async_client_args"] = {"verify": ssl_context, "ssl": ssl_context}
+    return types.HttpOptions(**kwargs)
+
+
+def simulator_address() -> tuple[str, ssl.SSLContext]:
+    """Base URL and trusting SSL context of the embedded simulator (started if needed)."""
+    with _sim_lock:
+        sim = _embedded_simulator()
+    return sim.base_url, sim.ssl_context
+
+
+def get_client() -> genai.Client:
+    """Build a google-genai client for the configured mode."""
+    mode = current_mode()
+    if mode is Mode.API_KEY:
+        ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
+        return genai.Client(
+            api_key=settings.GEMINI_API_KEY, http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx)
+        )
+    if mode is Mode.VERTEX:
+        credentials = None
+        if settings.GOOGLE_APPLICATION_CREDENTIALS:
+            from google.oauth2 import service_account
+
+            credentials = service_account.Credentials.from_service_account_file(
+                settings.GOOGLE_APPLICATION_CREDENTIALS,
+                scopes=["https://www.googleapis.com/auth/cloud-platform"],
+            )
+        return genai.Client(
+            vertexai=True,
+            project=settings.GOOGLE_CLOUD_PROJECT or None,
+            location=settings.GOOGLE_CLOUD_LOCATION,
+            credentials=credentials,
+            http_options=_http_options(settings.GEMINI_BASE_URL or None, None),
+        )
+    base_url, ctx = simulator_address()
+    return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx))

@@ -1,0 +1,178 @@
+"""Users, conversations, messages (typed and live) and live sessions."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.files.storage import Storage, storages
+from django.db import models
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+
+def _public_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def new_conversation_id() -> str:
+    return _public_id("conv")
+
+
+def new_message_id() -> str:
+    return _public_id("msg")
+
+
+def new_live_session_id() -> str:
+    return _public_id("live")
+
+
+def audio_storage() -> Storage:
+    """Return the configured audio storage (local disk or S3), resolved when used, not at import."""
+    return storages["audio"]
+
+
+def audio_upload_to(instance: Message, filename: str) -> str:
+    """Key audio as `audio/{userId}/{conversationId}/{timestamp}_{messageId}.wav` (seed 002, section 12)."""
+    conversation = instance.conversation
+    timestamp = int(instance.created_at.timestamp() * 1000)
+    return f"audio/{conversation.owner_id}/{conversation.public_id}/{timestamp}_{instance.public_id}.wav"
+
+
+class User(AbstractUser):
+    """The person who owns conversations; custom from day one so it can grow."""
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def for_user(self, user: User) -> QuerySet[Conversation]:
+        return self.filter(owner=user)
+
+
+class Conversation(models.Model):
+    """A thread of messages; `kind` is derived from its messages by the services, never set by hand."""
+
+    class Kind(models.TextChoices):
+        REST = "rest", "Text chat"
+        LIVE = "live", "Live"
+        HYBRID = "hybrid", "Text and live"
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_conversation_id, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REST, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or self.public_id
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def for_user(self, user: User) -> QuerySet[Message]:
+        return self.filter(conversation__owner=user)
+
+
+class Message(models.Model):
+    """One turn: typed (rest) or spoken/heard in a live session (live), possibly with audio."""
+
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        MODEL = "model", "Model"
+        TOOL = "tool", "Tool"
+
+    class MessageType(models.TextChoices):
+        REST = "rest", "Text chat"
+        LIVE = "live", "Live"
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_message_id, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    message_type = models.CharField(max_length=10, choices=MessageType.choices, default=MessageType.REST)
+    text = models.TextField(blank=True)
+    audio = models.FileField(upload_to=audio_upload_to, storage=audio_storage, blank=True, max_length=300)
+    audio_duration = models.FloatField(null=True, blank=True, help_text="Seconds")
+    audio_mime_type = models.CharField(max_length=60, blank=True)
+    input_transcription = models.TextField(blank=True)
+    output_transcription = models.TextField(blank=True)
+    live_config = models.JSONField(default=dict, blank=True, help_text="model, sessionId, responseModalities")
+    tool_data = models.JSONField(default=dict, blank=True, help_text="function call or response")
+    usage = models.JSONField(default=dict, blank=True, help_text="token usage")
+    interrupted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {(self.text or self.input_transcription or self.output_transcription)[:60]}"
+
+
+class LiveSessionQuerySet(models.QuerySet["LiveSession"]):
+    def for_user(self, user: User) -> QuerySet[LiveSession]:
+        return self.filter(user=user)
+
+    def active(self) -> QuerySet[LiveSession]:
+        return self.filter(status__in=LiveSession.ACTIVE_STATUSES)
+
+
+class LiveSession(models.Model):
+    """One browser live session, which may span several Gemini connections (resumption)."""
+
+    class Status(models.TextChoices):
+        CONNECTING = "connecting", "Connecting"
+        ACTIVE = "active", "Active"
+        RECONNECTING = "reconnecting", "Reconnecting"
+        DETACHED = "detached", "Detached (browser gone, resumable)"
+        ENDED = "ended", "Ended"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATUSES = (Status.CONNECTING, Status.ACTIVE, Status.RECONNECTING)
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_live_session_id, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="live_sessions")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="live_sessions"
+    )
+    model = models.CharField(max_length=120)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONNECTING, db_index=True)
+    channel_name = models.CharField(max_length=200, blank=True, help_text="consumer currently holding it")
+    resumption_handle = models.TextField(blank=True)
+    resumption_handle_issued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    messages_in = models.PositiveIntegerField(default=0)
+    messages_out = models.PositiveIntegerField(default=0)
+    audio_seconds_in = models.FloatField(default=0)
+    audio_seconds_out = models.FloatField(default=0)
+    reconnects = models.PositiveIntegerField(default=0)
+    last_error_code = models.CharField(max_length=40, blank=True)
+    last_error = models.TextField(blank=True)
+
+    objects = LiveSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def duration_seconds(self) -> float | None:
+        end = self.ended_at or timezone.now()
+        return (end - self.started_at).total_seconds()

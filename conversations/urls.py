@@ -1,0 +1,5 @@
+"""Pages and JSON API routes."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
