@@ -44,9 +44,7 @@ LIVE_MODELS: dict[str, LiveModel] = {
     m.name: m
     for m in (
         LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True),
-        LiveModel(
-            "gemini-3.8-live-extended-thinking", "Gemini 3.8 Live (extended thinking)", True, True, True
-        ),
+        LiveModel("gemini-3.8-live-extended-thinking", "Gemini 3.8 Live (extended thinking)", True, True, True),
         LiveModel("gemini-3.1-flash-live-preview", "Gemini 3.1 Flash Live (preview)", True, True, True),
         LiveModel(
             "gemini-2.5-flash-native-audio-preview-12-2025",

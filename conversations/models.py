@@ -61,9 +61,7 @@ class Conversation(models.Model):
         HYBRID = "hybrid", "Text and live"
 
     public_id = models.CharField(max_length=40, unique=True, default=new_conversation_id, editable=False)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
-    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REST, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
