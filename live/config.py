@@ -216,7 +216,9 @@ def plan_session(*, model: LiveModel, config: SessionConfig, available_tools: li
     ignored = [k for k in ("speakingRate", "pitch", "volumeGainDb") if k in voice_cfg]
     if ignored:
         notices.append(f"Gemini Live has no {', '.join(ignored)} setting; ignored.")
-    compression = _compression(dict(config["contextWindowCompression"])) if "contextWindowCompression" in config else None
+    compression = (
+        _compression(dict(config["contextWindowCompression"])) if "contextWindowCompression" in config else None
+    )
     tool_names, tools = _select_tools(config.get("tools"), available_tools)
     return SessionPlan(
         model=model,

@@ -12,11 +12,10 @@ import binascii
 import enum
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Any, Literal, NotRequired
 
 import pydantic
+from typing_extensions import TypedDict
 
 PROTOCOL_VERSION = "1.0"
 

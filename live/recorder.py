@@ -119,6 +119,11 @@ class Recorder:
             assert self._writer is not None
             await asyncio.shield(self._writer)
 
+    async def drain(self) -> None:
+        """Wait until everything queued so far is saved."""
+        if self._writer is not None:
+            await self._jobs.join()
+
     # -- hot path: audio and transcripts -------------------------------------------------------------------------
 
     def user_audio(self, pcm: bytes) -> None:
@@ -300,22 +305,29 @@ class Recorder:
         while True:
             job = await self._jobs.get()
             if job is None:
+                self._jobs.task_done()
                 return
-            for attempt in range(1, SAVE_ATTEMPTS + 1):
-                try:
-                    message = await save(conversation=self.conversation, live_config=self.live_config, **job)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("Saving a live %s turn failed (attempt %d)", job.get("role"), attempt)
-                    if attempt == SAVE_ATTEMPTS:
-                        self.failed += 1
-                    else:
-                        await asyncio.sleep(0.2 * 2**attempt)
-                    continue
-                self.saved += 1
-                try:
-                    await self._on_saved(message)
-                except Exception:
-                    logger.exception("Announcing a saved live message failed")
-                break
+            try:
+                await self._save(save, job)
+            finally:
+                self._jobs.task_done()
+
+    async def _save(self, save: Callable[..., Awaitable[Message]], job: dict[str, Any]) -> None:
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                message = await save(conversation=self.conversation, live_config=self.live_config, **job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Saving a live %s turn failed (attempt %d)", job.get("role"), attempt)
+                if attempt == SAVE_ATTEMPTS:
+                    self.failed += 1
+                else:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            self.saved += 1
+            try:
+                await self._on_saved(message)
+            except Exception:
+                logger.exception("Announcing a saved live message failed")
+            break

@@ -76,9 +76,7 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
     limit = settings.LIVE_MAX_SESSIONS_PER_USER
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
-        session = (
-            LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
-        )
+        session = LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
         if session.status in LiveSession.ACTIVE_STATUSES:
