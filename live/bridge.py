@@ -644,7 +644,9 @@ class LiveRun:
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
             self._client = gemini.get_client()
-        config = self.plan.connect_config(handle=handle, with_history=with_history)
+        config = self.plan.connect_config(
+            handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
+        )
         stack = AsyncExitStack()
         self._stack = stack
         self._session = await asyncio.wait_for(

@@ -76,7 +76,9 @@ class SessionPlan:
             "vad": dict(self.vad),  # type: ignore[typeddict-item]
         }
 
-    def connect_config(self, *, handle: str | None, with_history: bool) -> types.LiveConnectConfig:
+    def connect_config(
+        self, *, handle: str | None, with_history: bool, transparent: bool = False
+    ) -> types.LiveConnectConfig:
         """Build the Gemini setup for a new connection (fresh, or resuming with ``handle``)."""
         speech = None
         if self.voice_name or self.language_code:
@@ -99,10 +101,9 @@ class SessionPlan:
             output_audio_transcription=types.AudioTranscriptionConfig(),
             realtime_input_config=vad_to_realtime_input_config(self.vad),
             context_window_compression=self.compression,
-            # transparent: Gemini reports lastConsumedClientMessageIndex so unacknowledged input can be replayed.
-            session_resumption=types.SessionResumptionConfig(handle=handle, transparent=True)
-            if handle
-            else types.SessionResumptionConfig(transparent=True),
+            # transparent (Vertex only): Gemini reports lastConsumedClientMessageIndex so unconsumed input can be
+            # replayed; on the Gemini API the SDK refuses it, and the bridge treats each handle as covering all input.
+            session_resumption=types.SessionResumptionConfig(handle=handle, transparent=transparent or None),
         )
         if with_history and self.model.history_in_client_content and not handle:
             config.history_config = types.HistoryConfig(initial_history_in_client_content=True)
