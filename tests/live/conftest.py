@@ -95,7 +95,7 @@ class LiveSocket:
         for frame in frames(pcm, ms):
             await self.communicator.send_to(bytes_data=frame)
 
-    async def next(self, timeout: float = 10) -> dict[str, Any] | bytes | None:
+    async def next(self, within: float = 10) -> dict[str, Any] | bytes | None:
         """The next frame (dict or bytes); None once the server closed the socket."""
         if self.closed_code is not None:
             return None
@@ -103,7 +103,7 @@ class LiveSocket:
         if communicator.future.done():
             communicator.future.result()  # the app crashed: raise its exception here
         # Not receive_output(): its timeout cancels the application.
-        output = await asyncio.wait_for(communicator.output_queue.get(), timeout)
+        output = await asyncio.wait_for(communicator.output_queue.get(), within)
         if output["type"] == "websocket.close":
             self.closed_code = output.get("code", 1000)
             return None
@@ -111,29 +111,29 @@ class LiveSocket:
         self.received.append(item)
         return item
 
-    async def expect(self, kind: str, timeout: float = 10, **match: Any) -> dict[str, Any]:
+    async def expect(self, kind: str, within: float = 10, **match: Any) -> dict[str, Any]:
         """Read until a JSON message of type ``kind`` (matching ``match``) arrives; return it."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             left = deadline - loop.time()
             if left <= 0:
-                raise AssertionError(f"no {kind} within {timeout}s; got {self.kinds()}")
+                raise AssertionError(f"no {kind} within {within}s; got {self.kinds()}")
             item = await self.next(left)
             if item is None:
                 raise AssertionError(f"socket closed ({self.closed_code}) waiting for {kind}; got {self.kinds()}")
             if isinstance(item, dict) and item.get("type") == kind and all(item.get(k) == v for k, v in match.items()):
                 return item
 
-    async def until_turn_complete(self, timeout: float = 15) -> list[dict[str, Any] | bytes]:
+    async def until_turn_complete(self, within: float = 15) -> list[dict[str, Any] | bytes]:
         """Read until a session_message with serverContent.turnComplete; return what arrived meanwhile."""
         start = len(self.received)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             left = deadline - loop.time()
             if left <= 0:
-                raise AssertionError(f"no turnComplete within {timeout}s; got {self.kinds()}")
+                raise AssertionError(f"no turnComplete within {within}s; got {self.kinds()}")
             item = await self.next(left)
             if item is None:
                 raise AssertionError(f"socket closed ({self.closed_code}); got {self.kinds()}")
@@ -151,7 +151,7 @@ class LiveSocket:
             try:
                 if await self.next(quiet) is None:
                     break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return self.received[start:]
 
