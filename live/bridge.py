@@ -615,7 +615,9 @@ class LiveRun:
         for attempt in range(attempts + 1):
             handle = self._handle
             fresh = handle is None
-            with_history = fresh and (self.load_context if initial else True)
+            # A new session asks for history if the browser did; a resumed or restarted one needs it whenever
+            # it cannot resume Gemini's state (no handle, or the handle was refused).
+            with_history = fresh and (self.load_context if initial and not self.resumed else True)
             try:
                 await self._connect(handle=handle, with_history=with_history)
                 break
@@ -771,10 +773,19 @@ class LiveRun:
             timer.cancel()
         self._switch_timers.clear()
         if self._model_busy:
-            # Whatever the model was saying is cut off by the switch: keep it, flagged.
+            # Whatever the model was saying is cut off by the switch: keep it, flagged, and tell the browser the
+            # turn is over (as after a barge-in) so it does not wait for the rest.
             self.recorder.interrupted()
             await self.recorder.turn_complete()
             self._model_busy = False
+            await self.bridge.send(
+                {
+                    "type": "session_message",
+                    "sessionId": self.public_id,
+                    "data": {"serverContent": {"interrupted": True, "turnComplete": True}},
+                    "timestamp": now_iso(),
+                }
+            )
         await self._close_upstream()
         # Whatever Gemini had not consumed is sent again on the new connection, before newer input.
         self._resend.extendleft(reversed([item for _, item in self._unconsumed]))
