@@ -11,6 +11,7 @@ import base64
 import binascii
 import enum
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired
 
@@ -78,6 +79,7 @@ CLOSE_TOO_FAST = 4408  # audio far faster than real time, after a BACKPRESSURE w
 CLOSE_NORMAL = 1000
 
 _STRICT = pydantic.ConfigDict(strict=True)
+_SERVER = pydantic.ConfigDict(extra="forbid")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -285,6 +287,7 @@ def now_iso() -> str:
 
 
 class EffectiveConfig(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     responseModalities: list[str]  # what the browser gets
     upstreamModalities: list[str]  # what Gemini was asked for
     textViaTranscription: bool  # TEXT served from output transcription of an audio-only model
@@ -297,6 +300,7 @@ class EffectiveConfig(TypedDict):
 
 
 class SessionCreated(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_created"]
     sessionId: str
     model: str
@@ -309,6 +313,7 @@ class SessionCreated(TypedDict):
 
 
 class ContextLoaded(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["context_loaded"]
     sessionId: str
     conversationId: str
@@ -319,6 +324,7 @@ class ContextLoaded(TypedDict):
 
 
 class ContextLoadSkipped(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["context_load_skipped"]
     sessionId: str
     conversationId: str
@@ -327,6 +333,7 @@ class ContextLoadSkipped(TypedDict):
 
 
 class SessionMessage(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_message"]
     sessionId: str
     data: dict[str, Any]  # Gemini's server message, camelCase (serverContent | toolCall | toolCallCancellation …)
@@ -334,16 +341,20 @@ class SessionMessage(TypedDict):
 
 
 class SavedMessage(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     id: str
-    role: str
-    messageType: str
+    role: Literal["user", "model", "tool"]
+    messageType: Literal["rest", "live"]
     text: str
     interrupted: bool
     audioDuration: float | None
+    hasAudio: bool
+    toolData: dict[str, Any] | None
     createdAt: str
 
 
 class MessageSaved(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["message_saved"]
     sessionId: str | None
     conversationId: str
@@ -352,6 +363,7 @@ class MessageSaved(TypedDict):
 
 
 class SessionReconnecting(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_reconnecting"]
     sessionId: str
     reason: str
@@ -359,6 +371,7 @@ class SessionReconnecting(TypedDict):
 
 
 class SessionResumed(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_resumed"]
     sessionId: str
     conversationId: str
@@ -369,6 +382,7 @@ class SessionResumed(TypedDict):
 
 
 class SessionEnded(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_ended"]
     sessionId: str
     reason: Literal["client", "admin", "upstream", "error", "backpressure"]
@@ -376,12 +390,14 @@ class SessionEnded(TypedDict):
 
 
 class ErrorBody(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     code: str
     message: str
     retryAfter: NotRequired[int]  # milliseconds
 
 
 class SessionError(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_error"]
     sessionId: str | None
     error: ErrorBody
@@ -389,22 +405,58 @@ class SessionError(TypedDict):
 
 
 class AudioErrorBody(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     code: str
     message: str
     supportedFormats: list[str]
 
 
 class AudioErrorMessage(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["audio_error"]
     sessionId: str | None
     error: AudioErrorBody
     timestamp: str
 
 
+class VadConfigured(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["vad_configured"]
+    sessionId: str
+    vad: VadConfig
+    timestamp: str
+
+
 class Pong(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["pong"]
     protocolVersion: str
     timestamp: str
+
+
+SERVER_MESSAGES: dict[str, Any] = {
+    "session_created": SessionCreated,
+    "context_loaded": ContextLoaded,
+    "context_load_skipped": ContextLoadSkipped,
+    "session_message": SessionMessage,
+    "message_saved": MessageSaved,
+    "session_reconnecting": SessionReconnecting,
+    "session_resumed": SessionResumed,
+    "vad_configured": VadConfigured,
+    "session_ended": SessionEnded,
+    "session_error": SessionError,
+    "audio_error": AudioErrorMessage,
+    "pong": Pong,
+}
+_SERVER_ADAPTERS = {kind: pydantic.TypeAdapter(definition) for kind, definition in SERVER_MESSAGES.items()}
+
+
+def validate_server_message(message: Mapping[str, Any]) -> None:
+    """Check a message the server sends against its definition (used by tests: nothing undocumented goes out)."""
+    kind = message.get("type")
+    if kind not in _SERVER_ADAPTERS:
+        raise ValueError(f"undocumented server message type {kind!r}")
+    _SERVER_ADAPTERS[kind].validate_python(dict(message))
 
 
 def session_error(
