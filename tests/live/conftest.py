@@ -18,7 +18,6 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 
 from conversations.models import User
-from live.protocol import validate_server_message
 from tests.factories import UserFactory
 
 
