@@ -160,13 +160,23 @@ def respond(
     system_instruction: str = "",
     functions: list[dict[str, Any]] | None = None,
     note: str = "",
+    heard: float | None = None,
 ) -> Reply:
-    """Decide the next model turn for a conversation whose last turn is the user's (or a function's result)."""
+    """Decide the next model turn for a conversation whose last turn is the user's (or a function's result).
+
+    ``heard`` marks a spoken turn (seconds of speech): the simulator cannot make out words, so it says so.
+    """
     last = history[-1] if history else {"role": "user", "parts": []}
     results = [p["functionResponse"] for p in last.get("parts", []) if isinstance(p, dict) and "functionResponse" in p]
     if results:
         said = " ".join(f"The {r.get('name', 'tool')} result is: {_summarise(r.get('response', {}))}." for r in results)
         return Reply(text=f"{said} I hope that helps.")
+    if heard is not None:
+        prefix = f"{note} " if note else ""
+        return Reply(
+            text=f"{prefix}I heard you speak for about {heard:.1f} seconds. I'm the Gemini simulator, so I can't "
+            "make out the words, but I'm listening."
+        )
     q = part_text(last.get("parts", []))
     ql = q.lower()
     if functions and q:

@@ -25,6 +25,8 @@ from . import tls
 from .tokens import TokenStore
 
 log = logging.getLogger("gemini_sim")
+ws_log = logging.getLogger("gemini_sim.ws")
+ws_log.setLevel(logging.WARNING)  # "connection open" per session is noise at hundreds of sessions
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 32 * 1024 * 1024
@@ -154,6 +156,8 @@ class WebSocket:
         self.writer = writer
         self.closed = False
         self._fragments: list[bytes] = []
+        self._text = False
+        self._events: collections.deque[Any] = collections.deque()
 
     def _flush(self) -> None:
         for chunk in self.protocol.data_to_send():
@@ -163,22 +167,23 @@ class WebSocket:
     async def recv(self) -> str | bytes | None:
         """Return the next text (str) or binary (bytes) message, or None once the connection is gone."""
         while True:
-            for frame in self.protocol.events_received():
-                if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                    if frame.opcode is not Opcode.CONT:
-                        self._fragments = [frame.data]
-                        self._text = frame.opcode is Opcode.TEXT
-                    else:
-                        self._fragments.append(frame.data)
-                    if frame.fin:
-                        data = b"".join(self._fragments)
-                        self._fragments = []
-                        if self._text:
-                            return data.decode("utf-8", "replace")
-                        return data
+            while self._events:
+                frame = self._events.popleft()
+                if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                    self._fragments = [frame.data]
+                    self._text = frame.opcode is Opcode.TEXT
+                elif frame.opcode is Opcode.CONT:
+                    self._fragments.append(frame.data)
                 elif frame.opcode is Opcode.CLOSE:
                     self._flush()  # the protocol answers a client close with its own close frame
                     self.closed = True
+                    continue
+                else:
+                    continue
+                if frame.fin:
+                    data = b"".join(self._fragments)
+                    self._fragments = []
+                    return data.decode("utf-8", "replace") if self._text else data
             self._flush()
             if self.closed or self.protocol.close_expected():
                 return None
@@ -191,6 +196,7 @@ class WebSocket:
                 self.closed = True
                 return None
             self.protocol.receive_data(data)
+            self._events.extend(self.protocol.events_received())
 
     def send(self, data: bytes) -> None:
         """Queue a binary message (the service sends JSON in binary frames)."""
@@ -212,10 +218,15 @@ class WebSocket:
                 self._flush()
                 await self.drain()
             self.closed = True
+            # Wait (briefly) for the client's close frame, then end TCP as the server should (RFC 6455 7.1.1).
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
-                    while await self.reader.read(65536):
-                        pass
+                    while self.protocol.close_rcvd is None:
+                        data = await self.reader.read(65536)
+                        if not data:
+                            break
+                        self.protocol.receive_data(data)
+                        self.protocol.events_received()
         self.abort(graceful=True)
 
     def abort(self, graceful: bool = False) -> None:
@@ -389,7 +400,7 @@ class Simulator:
     async def _websocket(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from . import live
 
-        protocol = ServerProtocol(max_size=MAX_WS_MESSAGE)
+        protocol = ServerProtocol(max_size=MAX_WS_MESSAGE, logger=ws_log)
         protocol.receive_data(head)
         events = protocol.events_received()
         request = events[0] if events else None
