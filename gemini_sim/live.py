@@ -65,6 +65,7 @@ NO_VOICES = "Cannot extract voices from a non-audio request."
 DEADLINE = "Deadline expired before operation could complete."
 VERTEX_UNAUTHENTICATED = "Request is missing required authentication credential. Expected OAuth 2 access token."
 AUDIO_TOKENS_PER_S = 25
+VAD_WINDOW_MS = 40
 VIDEO_TOKENS_PER_FRAME = 258
 _CLIENT_KEYS = ("setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate")
 _ACTIVITY_HANDLING = (None, "ACTIVITY_HANDLING_UNSPECIFIED", "START_OF_ACTIVITY_INTERRUPTS", "NO_INTERRUPTION")
@@ -586,12 +587,21 @@ class LiveSession:
         if not mime.startswith("audio/pcm") and not mime.startswith("audio/l16"):
             return  # other encodings are accepted but not decoded
         rate = audio.input_rate(mime)
-        ms = 1000.0 * audio.duration(pcm, rate)
-        self.audio_in_s += ms / 1000
+        seconds = audio.duration(pcm, rate)
+        self.audio_in_s += seconds
         if not cfg.auto_vad:
             if self.activity:
-                self.turn_audio_s += ms / 1000
+                self.turn_audio_s += seconds
             return
+        window = 2 * rate * VAD_WINDOW_MS // 1000  # long chunks are judged window by window
+        for start in range(0, len(pcm), window):
+            piece = pcm[start : start + window]
+            self.detect(piece, 1000.0 * audio.duration(piece, rate))
+
+    def detect(self, pcm: bytes, ms: float) -> None:
+        """Voice activity detection on one window of audio."""
+        cfg = self.cfg
+        assert cfg is not None
         vad = self.vad
         voiced = audio.level(pcm) >= self.sim.options.vad_threshold
         if not vad.in_speech:
