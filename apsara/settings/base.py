@@ -169,16 +169,20 @@ GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
 # API
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apsara.api.SessionAuthentication"],  # session + CSRF, 401 when anonymous
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "apsara.api.api_exception_handler",  # {"error": {code, message, field}}; docs/api.md
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Apsara API",
     "DESCRIPTION": "Conversations, messages, streamed generation and audio files. The user is the logged-in one.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # LOGGING
