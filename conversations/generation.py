@@ -67,7 +67,7 @@ def generation_error(exc: BaseException) -> GenerationFailed:
     if isinstance(exc, genai_errors.APIError):
         detail = exc.message or exc.status or str(exc)
         if exc.code == 429:
-            return GenerationFailed("GEMINI_RATE_LIMITED", f"Gemini is rate limiting requests: {detail}")
+            return GenerationFailed("GEMINI_RATE_LIMITED", f"Gemini is rate limiting requests ({exc.code}): {detail}")
         if isinstance(exc, genai_errors.ServerError) or (exc.code or 0) >= 500:
             return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini failed ({exc.code}): {detail}")
         return GenerationFailed("GEMINI_ERROR", f"Gemini refused the request ({exc.code}): {detail}")
