@@ -172,15 +172,15 @@ async def test_client_going_away_mid_stream_keeps_what_arrived(user, gemini_sim)
     assert message.interrupted is True
 
 
-async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path) -> None:
+async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path, monkeypatch) -> None:
     """Gemini vanishing mid-reply: the partial reply is saved (interrupted) and an error event says why."""
     from gemini_sim import start_background
 
     import apsara.gemini
 
+    # A simulator of its own, to be stopped mid-reply (the shared one serves the other tests).
     sim = start_background(tmp_path / "sim", host="127.0.0.1", port=0, realtime_factor=0, stream_delay=1.0)
-    original = apsara.gemini._embedded_simulator
-    apsara.gemini._embedded_simulator = lambda: sim  # type: ignore[assignment]
+    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: sim)
     try:
         stream = await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper and the sea."})
         events = []
@@ -190,7 +190,6 @@ async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user
                 sim.stop()  # the server goes away while the reply is streaming
         await stream.finish()
     finally:
-        apsara.gemini._embedded_simulator = original  # type: ignore[assignment]
         sim.stop()
     chunks = "".join(data["text"] for name, data in events if name == "chunk")
     name, error = events[-1]
