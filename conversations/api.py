@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import Storage
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.utils.http import content_disposition_header
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -185,36 +188,70 @@ def _is_local(storage: Storage, name: str) -> bool:
     return True
 
 
+_BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _local_file_response(
+    request: Request, storage: Storage, name: str, *, content_type: str, filename: str, as_attachment: bool
+) -> HttpResponseBase:
+    """Serve a stored file, honouring a single byte range so audio players can seek."""
+    try:
+        size = storage.size(name)
+        handle = storage.open(name, "rb")
+    except FileNotFoundError:
+        raise Http404("The audio file is missing.") from None
+    disposition = content_disposition_header(as_attachment, filename) or ""
+    match = _BYTE_RANGE.match(request.headers.get("Range", "").strip())
+    if match is None or not (match[1] or match[2]):
+        response: HttpResponseBase = FileResponse(
+            handle, content_type=content_type, as_attachment=as_attachment, filename=filename
+        )
+    else:
+        with handle:
+            if match[1]:
+                start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
+            else:  # "bytes=-N": the last N bytes
+                start, end = max(size - int(match[2]), 0), size - 1
+            if start > end:
+                response = HttpResponse(status=416)
+                response["Content-Range"] = f"bytes */{size}"
+                return response
+            handle.seek(start)
+            response = HttpResponse(handle.read(end - start + 1), status=206, content_type=content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Disposition"] = disposition
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
 class FileDownloadApi(APIView):
     @extend_schema(
         summary="Download a message's audio (owner or staff)",
         parameters=[OpenApiParameter("download", bool, description="1: as an attachment rather than inline.")],
         responses={
             (200, "audio/wav"): OpenApiResponse(OpenApiTypes.BINARY, description="The file (local storage)."),
+            (206, "audio/wav"): OpenApiResponse(OpenApiTypes.BINARY, description="The requested byte range."),
             302: OpenApiResponse(description="Redirect to a short-lived presigned URL (S3 storage)."),
             404: ERROR_RESPONSE,
         },
     )
-    def get(self, request: Request, file_id: str) -> HttpResponse:
+    def get(self, request: Request, file_id: str) -> HttpResponseBase:
         message = selectors.message_get_audio_for_user(user=request.user, public_id=file_id)
-        storage, name = message.audio.storage, message.audio.name
+        storage, name = message.audio.storage, message.audio.name or ""
         as_attachment = request.query_params.get("download") in {"1", "true", "yes"}
         filename = f"{message.public_id}.wav"
         mime_type = message.audio_mime_type or "audio/wav"
-        if not _is_local(storage, name):
-            disposition = "attachment" if as_attachment else "inline"
-            return HttpResponseRedirect(
-                storage.url(  # type: ignore[call-arg]
-                    name,
-                    parameters={
-                        "ResponseContentType": mime_type,
-                        "ResponseContentDisposition": f'{disposition}; filename="{filename}"',
-                    },
-                    expire=settings.AWS_QUERYSTRING_EXPIRE,
-                )
+        if _is_local(storage, name):
+            return _local_file_response(
+                request, storage, name, content_type=mime_type, filename=filename, as_attachment=as_attachment
             )
-        try:
-            handle = storage.open(name, "rb")
-        except FileNotFoundError:
-            raise selectors.Http404("The audio file is missing.") from None
-        return FileResponse(handle, content_type=mime_type, as_attachment=as_attachment, filename=filename)
+        return HttpResponseRedirect(
+            storage.url(  # type: ignore[call-arg]  # S3Storage.url takes these; see apsara.settings AUDIO_STORAGE
+                name,
+                parameters={
+                    "ResponseContentType": mime_type,
+                    "ResponseContentDisposition": content_disposition_header(as_attachment, filename),
+                },
+                expire=settings.AWS_QUERYSTRING_EXPIRE,
+            )
+        )

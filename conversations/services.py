@@ -70,7 +70,7 @@ def _delete_files_on_commit(names: list[str]) -> None:
 @transaction.atomic
 def conversation_delete(*, conversation: Conversation) -> None:
     """Delete a conversation, its messages and their audio files."""
-    names = [name for name in conversation.messages.exclude(audio="").values_list("audio", flat=True) if name]
+    names = [str(name) for name in conversation.messages.exclude(audio="").values_list("audio", flat=True) if name]
     conversation.delete()
     _delete_files_on_commit(names)
 
@@ -148,7 +148,7 @@ def message_create(
     try:
         message.save()
     except Exception:
-        if message.audio:
+        if message.audio and message.audio.name:
             message.audio.storage.delete(message.audio.name)
         raise
     conversation_refresh(conversation=locked, touch=message.created_at)
@@ -189,7 +189,7 @@ def message_update(
 def message_delete(*, message: Message) -> None:
     """Delete a message and its audio file, and re-derive its conversation's kind."""
     conversation = message.conversation
-    names = [message.audio.name] if message.audio else []
+    names = [message.audio.name] if message.audio and message.audio.name else []
     message.delete()
     _delete_files_on_commit(names)
     conversation_refresh(conversation=conversation)

@@ -81,3 +81,33 @@ def test_file_missing_from_local_storage_is_404(api_client, spoken) -> None:
 def test_anonymous_download_is_401(anonymous_client, spoken) -> None:
     """Downloads need a login."""
     assert anonymous_client.get(f"/api/files/{spoken.public_id}/download").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [("bytes=0-3", 0, 3), ("bytes=40-", 40, None), ("bytes=-4", -4, None), ("bytes=10-99999999", 10, None)],
+)
+def test_local_download_serves_byte_ranges(api_client, spoken, header, first, last) -> None:
+    """Players seek with Range requests: a single range is answered 206 with the right bytes."""
+    response = api_client.get(f"/api/files/{spoken.public_id}/download", HTTP_RANGE=header)
+    assert response.status_code == 206
+    size = len(AUDIO.data)
+    expected = AUDIO.data[first : (last + 1 if last is not None else None)]
+    assert response.content == expected
+    start = first if first >= 0 else size + first
+    assert response["Content-Range"] == f"bytes {start}-{start + len(expected) - 1}/{size}"
+    assert response["Content-Type"] == "audio/wav"
+
+
+def test_local_download_refuses_an_unsatisfiable_range(api_client, spoken) -> None:
+    """A range past the end is 416 with the file's size."""
+    response = api_client.get(f"/api/files/{spoken.public_id}/download", HTTP_RANGE="bytes=99999999-")
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(AUDIO.data)}"
+
+
+def test_full_download_advertises_ranges(api_client, spoken) -> None:
+    """A plain download says ranges are accepted, so players know they can seek."""
+    response = api_client.get(f"/api/files/{spoken.public_id}/download")
+    assert response["Accept-Ranges"] == "bytes"
+    assert response["Content-Length"] == str(len(AUDIO.data))
