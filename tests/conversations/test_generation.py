@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from google.genai import errors as genai_errors
 
 from conversations import services
@@ -16,6 +19,13 @@ from tests.asgi import AsgiStream, session_cookie_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+async def _close_worker_thread_connections() -> AsyncIterator[None]:
+    """Close the DB connections opened in sync_to_async's worker thread, so the test database can be dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
 async def generate(user: Any, body: dict[str, Any]) -> AsgiStream:
     stream = AsgiStream("/api/ai/generate", body=body, session=await _session(user))
     await stream.start()
@@ -23,8 +33,6 @@ async def generate(user: Any, body: dict[str, Any]) -> AsgiStream:
 
 
 async def _session(user: Any) -> str:
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(session_cookie_for)(user)
 
 
@@ -109,8 +117,6 @@ async def test_generate_sends_history_and_options_to_gemini(user, gemini_sim) ->
 
 
 async def _conversation_with_history(user: Any) -> Conversation:
-    from asgiref.sync import sync_to_async
-
     def build() -> Conversation:
         conversation = services.conversation_create(owner=user, title="Mixed")
         services.message_create(conversation=conversation, role="user", text="typed question")
