@@ -57,7 +57,7 @@ class MessageInline(admin.TabularInline):
     """A conversation's messages in the order they were said; read-only (they come from chats and live talks)."""
 
     model = Message
-    fields = ("public_id", "created_at", "role", "message_type", "preview", "player", "interrupted")
+    fields = ("created_at", "role", "message_type", "preview", "player", "interrupted")
     readonly_fields = fields
     ordering = ("created_at", "id")
     extra = 0
@@ -206,7 +206,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
     list_display = (
         "public_id",
         "user",
-        "conversation",
+        "conversation_id_display",
         "model",
         "status",
         "started_at",
@@ -230,6 +230,10 @@ class LiveSessionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Conversation", ordering="conversation__public_id")
+    def conversation_id_display(self, session: LiveSession) -> str:
+        return session.conversation.public_id if session.conversation else "—"
 
     @admin.display(description="Duration")
     def duration(self, session: LiveSession) -> str:
