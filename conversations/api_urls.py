@@ -1,7 +1,7 @@
 """JSON API routes (mounted at /api/). Paths follow seed 002: no trailing slashes."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import api
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("ai/generate", api.GenerateApi.as_view(), name="api-generate"),
     path("files/<str:file_id>/download", api.FileDownloadApi.as_view(), name="api-file-download"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -44,3 +44,17 @@ def test_schema_is_served(anonymous_client) -> None:
     assert {"messageType", "role", "content", "liveContent", "config", "interrupted", "usage", "createdAt"} <= set(
         message
     )
+
+
+@pytest.mark.django_db
+def test_docs_page_uses_no_cdn(anonymous_client) -> None:
+    """The Swagger UI page loads its scripts from the app's own static files, never from another host."""
+    import re
+
+    response = anonymous_client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any("swagger-ui" in source for source in sources)
+    assert not [source for source in sources if source.startswith(("http:", "https:", "//"))]
+    assert "/api/schema/" in page
