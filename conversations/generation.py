@@ -6,6 +6,7 @@ The SSE contract (events ``meta``, ``chunk``, ``done``, ``error``) is documented
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -195,14 +196,17 @@ async def generation_stream(generation: Generation) -> AsyncIterator[bytes]:
     usage: dict[str, Any] = {}
     failure: GenerationFailed | None = None
     save = sync_to_async(_save_model_message)
+    texts = gemini_text_stream(
+        model=generation.model, contents=generation.contents, config=generation.config, usage=usage
+    )
     try:
-        async for text in gemini_text_stream(
-            model=generation.model, contents=generation.contents, config=generation.config, usage=usage
-        ):
-            parts.append(text)
-            yield sse_event("chunk", {"text": text})
-    except asyncio.CancelledError:
-        # The client went away mid-reply: keep what arrived, then let the cancellation through.
+        async with contextlib.aclosing(texts):
+            async for text in texts:
+                parts.append(text)
+                yield sse_event("chunk", {"text": text})
+    except (asyncio.CancelledError, GeneratorExit):
+        # The client went away mid-reply (cancelled while waiting for Gemini, or closed while sending):
+        # keep what arrived, then let the cancellation through.
         if parts:
             await asyncio.shield(save(generation, "".join(parts), usage, True))
         raise

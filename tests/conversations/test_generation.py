@@ -178,6 +178,20 @@ async def test_client_going_away_mid_stream_keeps_what_arrived(user, gemini_sim)
     assert message.interrupted is True
 
 
+async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) -> None:
+    """A response closed between two chunks (the server gave up sending) still saves the text sent so far."""
+    from conversations.generation import generation_prepare, generation_stream
+
+    gemini_sim.set_options(stream_delay=0.2)
+    prepared = await sync_to_async(generation_prepare)(user=user, prompt="Tell me a story about the sea, please.")
+    stream = generation_stream(prepared)
+    sent = [await anext(stream), await anext(stream)]  # meta, first chunk
+    await stream.aclose()  # what Django's aclosing() does when the client is gone
+    first = json.loads(sent[1].decode().split("data: ", 1)[1])["text"]
+    message = await Message.objects.aget(public_id=prepared.model_message_id)
+    assert (message.text, message.interrupted) == (first, True)
+
+
 async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path, monkeypatch) -> None:
     """Gemini vanishing mid-reply: the partial reply is saved (interrupted) and an error event says why."""
     from gemini_sim import start_background
