@@ -74,10 +74,19 @@ def _log(x: float, base: float = math.e) -> float:
     return math.log(x, base)
 
 
+def _round(x: float, digits: int | None = None) -> float:
+    if digits is None:
+        return round(x)
+    # round(5, -10**300) would compute 10**(10**300): bound the digits.
+    if not isinstance(digits, int) or abs(digits) > MAX_ROUND_DIGITS:
+        raise ToolError(f"round() needs a whole number of digits between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}")
+    return round(x, digits)
+
+
 _FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {  # name: (function, min args, max args)
     "sqrt": (math.sqrt, 1, 1),
     "abs": (abs, 1, 1),
-    "round": (round, 1, 2),
+    "round": (_round, 1, 2),
     "floor": (math.floor, 1, 1),
     "ceil": (math.ceil, 1, 1),
     "log": (_log, 1, 2),
@@ -111,10 +120,10 @@ def _checked(value: Any) -> int | float:
 def _power(base: int | float, exponent: int | float) -> int | float:
     if abs(exponent) > MAX_ABS_EXPONENT:
         raise ToolError("the exponent is too large")
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        # int ** int is exact and can be arbitrarily big: check a lower bound of its size before computing it.
-        if (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
-            raise ToolError("the result is too large")
+    # int ** int is exact and can be arbitrarily big: check a lower bound of its size before computing it.
+    exact = isinstance(base, int) and isinstance(exponent, int) and exponent > 0
+    if exact and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
+        raise ToolError("the result is too large")
     result = base**exponent
     if isinstance(result, complex):
         raise ToolError("the result is not a real number")
@@ -152,12 +161,6 @@ def _evaluate(node: ast.AST) -> int | float:
         if not least <= len(node.args) <= most:
             raise ToolError(f"{node.func.id}() takes {least} to {most} arguments")
         arguments = [_evaluate(arg) for arg in node.args]
-        if node.func.id == "round" and len(arguments) == 2:
-            # round(5, -10**300) would compute 10**(10**300): bound the digits.
-            if not isinstance(arguments[1], int) or abs(arguments[1]) > MAX_ROUND_DIGITS:
-                raise ToolError(
-                    f"round() needs a whole number of digits between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}"
-                )
         return _checked(function(*arguments))
     raise ToolError(f"{type(node).__name__} is not allowed; use numbers, + - * / // % **, parentheses")
 

@@ -28,6 +28,7 @@ from tests.factories import ConversationFactory, MessageFactory, UserFactory
         ("1.5e3 + 0.5", 1500.5),
         ("sqrt(16)", 4.0),
         ("round(2.675, 1)", 2.7),
+        ("round(2.5) + round(3.5)", 6),
         ("max(1, 5, 3) - min(4, 2)", 3),
         ("log(8, 2)", 3.0),
         ("floor(-2.5) + ceil(2.1)", 0),
