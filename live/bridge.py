@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -257,7 +257,8 @@ class LiveBridge:
         elif kind == "resume_session":
             await self._resume(message["data"])  # type: ignore[typeddict-item]
         else:
-            run = self._require_run(message.get("sessionId"))  # type: ignore[union-attr]
+            session_id = message.get("sessionId")
+            run = self._require_run(session_id if isinstance(session_id, str) else None)
             if kind == "end_session":
                 await run.stop("client")
             elif kind == "send_message":
@@ -267,7 +268,7 @@ class LiveBridge:
             elif kind == "activity_end":
                 run.activity(start=False)
             elif kind == "configure_vad":
-                run.configure_vad(validate_vad(message["data"]))  # type: ignore[typeddict-item]
+                run.configure_vad(validate_vad(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
 
     async def _create(self, data: Mapping[str, Any]) -> None:
         if self.run is not None:
@@ -277,7 +278,7 @@ class LiveBridge:
             )
         started = time.monotonic()
         model = _live_model(data.get("model") or settings.GEMINI_LIVE_MODEL)
-        config: SessionConfig = data.get("config") or {}
+        config = cast(SessionConfig, data.get("config") or {})
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
         conversation = await database_sync_to_async(services.live_conversation_get_or_create)(

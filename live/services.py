@@ -83,7 +83,7 @@ def live_session_create(
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        active = LiveSession.objects.for_user(user).active().count()
+        active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
         if active >= limit:
             raise ProtocolError(
                 ErrorCode.SESSION_LIMIT_REACHED,
@@ -117,7 +117,7 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             )
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
-        active = LiveSession.objects.for_user(user).active().count()
+        active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
         if active >= limit:
             raise ProtocolError(
                 ErrorCode.SESSION_LIMIT_REACHED,
