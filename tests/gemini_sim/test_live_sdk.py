@@ -506,3 +506,16 @@ async def test_fault_now_closes_open_sessions(make_sim):
             await collect(session)
     assert exc.value.code == 1011
     assert "quota" in str(exc.value)
+
+
+async def test_vertex_tool_call_round_trip(sim):
+    client = vertex_client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"tools": [WEATHER]})
+    async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio", config=cfg) as session:
+        first = await say(session, "Tell me the weather for Oslo")
+        [call] = first.tool_call.function_calls
+        assert call.args == {"city": "Oslo"}
+        await session.send_tool_response(
+            function_responses=[types.FunctionResponse(id=call.id, name=call.name, response={"output": "snow"})]
+        )
+        assert "snow" in (await collect(session)).text
