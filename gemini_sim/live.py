@@ -736,7 +736,7 @@ class LiveSession:
             heard=turn.heard,
         )
         if answer.calls:
-            calls = [
+            calls: list[dict[str, Any]] = [
                 {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
                 for name, args in answer.calls
             ]
@@ -802,6 +802,8 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i in range(n):
+            if self.stall_until:
+                await self.stalled()
             factor = self.sim.options.realtime_factor
             if factor > 0:
                 delay = start + i * chunk_s / factor - loop.time()
