@@ -35,3 +35,29 @@ def test_catalogues_agree():
         assert sim_model.live and sim_model.audio_only == app_model.audio_only
         assert sim_model.history_config_required == app_model.history_in_client_content
         assert (catalogue.VERTEX in sim_model.apis) if app_model.vertex else (catalogue.GEMINI in sim_model.apis)
+
+
+async def test_vertex_mode_reaches_the_simulator_with_a_bearer_token(sim, settings, monkeypatch):
+    import google.auth
+    from google.oauth2.credentials import Credentials
+
+    settings.GEMINI_API_KEY = ""
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    settings.GOOGLE_CLOUD_PROJECT = "sim-project"
+    settings.GOOGLE_CLOUD_LOCATION = "us-central1"
+    settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+    settings.GEMINI_BASE_URL = sim.base_url
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
+    client = apsara.gemini.get_client()
+    assert client.vertexai
+    sim.clear_records()
+    assert client.models.generate_content(model="gemini-2.5-flash", contents="hello").text
+    async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio") as session:
+        sid = session.session_id
+    [request] = sim.records(type="http")
+    assert request["headers"]["authorization"] == "Bearer ya29.adc"
+    assert "/projects/sim-project/locations/us-central1/publishers/google/models/" in request["path"]
+    [connect] = sim.records(type="connect", session=sid)
+    assert connect["headers"]["authorization"] == "Bearer ya29.adc"
