@@ -204,3 +204,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# OPERATIONS
+# ------------------------------------------------------------------------------
+# /metrics is open when empty (scrape on a private network); when set, scrapers must send
+# "Authorization: Bearer <METRICS_TOKEN>" (Prometheus: `authorization: {credentials: ...}` in the scrape config).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
