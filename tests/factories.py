@@ -1,22 +1,24 @@
-"""Shared factory_boy factories."""
+"""factory_boy factories shared by every test package."""
 
 from __future__ import annotations
 
 import factory
+from factory.django import DjangoModelFactory
 
 from conversations.models import Conversation, LiveSession, Message, User
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     class Meta:
         model = User
+        django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.django.Password("pw-for-tests")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.test")
+    password = factory.django.Password("correct horse battery staple")
 
 
-class ConversationFactory(factory.django.DjangoModelFactory):
+class ConversationFactory(DjangoModelFactory[Conversation]):
     class Meta:
         model = Conversation
 
@@ -24,16 +26,19 @@ class ConversationFactory(factory.django.DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Conversation {n}")
 
 
-class MessageFactory(factory.django.DjangoModelFactory):
+class MessageFactory(DjangoModelFactory[Message]):
+    """A bare row; use conversations.services.message_create when kind and updated_at must follow."""
+
     class Meta:
         model = Message
 
     conversation = factory.SubFactory(ConversationFactory)
     role = Message.Role.USER
-    text = "hello"
+    message_type = Message.MessageType.REST
+    text = factory.Sequence(lambda n: f"message {n}")
 
 
-class LiveSessionFactory(factory.django.DjangoModelFactory):
+class LiveSessionFactory(DjangoModelFactory[LiveSession]):
     class Meta:
         model = LiveSession
 

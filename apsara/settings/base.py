@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "conversations",
     "live",
 ]
@@ -164,21 +165,44 @@ GEMINI_SIM_STATE_DIR = Path(env("GEMINI_SIM_STATE_DIR", default=str(BASE_DIR / "
 # ------------------------------------------------------------------------------
 LIVE_MAX_SESSIONS_PER_USER = env.int("LIVE_MAX_SESSIONS_PER_USER", default=3)
 LIVE_MAX_FRAME_BYTES = env.int("LIVE_MAX_FRAME_BYTES", default=512 * 1024)
+LIVE_INBOUND_QUEUE_ITEMS = env.int("LIVE_INBOUND_QUEUE_ITEMS", default=500)  # browser→Gemini buffer (~20 s of 40 ms)
+LIVE_AUDIO_RATE_FACTOR = env.float("LIVE_AUDIO_RATE_FACTOR", default=3.0)  # accepted audio speed vs real time
+LIVE_AUDIO_BURST_SECONDS = env.float("LIVE_AUDIO_BURST_SECONDS", default=10.0)  # ... plus this much at once
+LIVE_AUDIO_FLOOD_CLOSE_SECONDS = env.float("LIVE_AUDIO_FLOOD_CLOSE_SECONDS", default=10.0)  # dropped, then closed
+LIVE_UPSTREAM_MAX_RETRIES = env.int("LIVE_UPSTREAM_MAX_RETRIES", default=4)
+LIVE_UPSTREAM_BACKOFF_SECONDS = env.float("LIVE_UPSTREAM_BACKOFF_SECONDS", default=0.5)  # doubles per attempt
+LIVE_CONNECT_TIMEOUT_SECONDS = env.float("LIVE_CONNECT_TIMEOUT_SECONDS", default=15.0)
+LIVE_RESUMPTION_TTL_SECONDS = env.int("LIVE_RESUMPTION_TTL_SECONDS", default=2 * 60 * 60)  # Gemini keeps handles 2 h
+LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
+LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
+LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence
 GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
 
 # API
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apsara.api.SessionAuthentication"],  # session + CSRF, 401 when anonymous
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "apsara.api.api_exception_handler",  # {"error": {code, message, field}}; docs/api.md
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Apsara API",
-    "DESCRIPTION": "Conversations, messages, streamed generation and audio files. The user is the logged-in one.",
+    "DESCRIPTION": (
+        "Conversations, messages (typed and live, one history), streamed generation (server-sent events) and audio "
+        "files. Authentication is the Django session (log in through the pages; send the CSRF token in X-CSRFToken "
+        "on unsafe methods); the user is always the logged-in one. Errors: "
+        '`{"error": {"code", "message", "field", "fields"?}}`, naming the field at fault. See docs/api.md.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # LOGGING
