@@ -1,0 +1,105 @@
+"""Pages: sign up, conversation list, chat view. Thin: reads via selectors, writes via services."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from conversations import selectors, services
+from conversations.forms import ConversationRenameForm, SignUpForm
+from conversations.models import Conversation
+
+
+def _owned_conversation(request: HttpRequest, conversation_id: str) -> Conversation:
+    try:
+        return selectors.conversation_get(user=request.user, public_id=conversation_id)  # type: ignore[arg-type]
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation.") from None
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account and log it in."""
+    if request.user.is_authenticated:
+        return redirect("conversation-list")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_create(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("conversation-list")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_GET
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    """List the user's conversations."""
+    conversations = selectors.conversation_list(user=request.user)  # type: ignore[arg-type]
+    return render(request, "conversations/list.html", {"conversations": conversations})
+
+
+@login_required
+@require_POST
+def conversation_create(request: HttpRequest) -> HttpResponse:
+    """Start an empty conversation and open it."""
+    conversation = services.conversation_create(owner=request.user)  # type: ignore[arg-type]
+    return redirect("conversation-detail", conversation_id=conversation.public_id)
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Show the chat view: messages in order, the composer, the Talk slot."""
+    conversation = _owned_conversation(request, conversation_id)
+    context = {
+        "conversation": conversation,
+        "messages_list": selectors.message_list(conversation=conversation),
+        "conversations": selectors.conversation_list(user=request.user)[:50],  # type: ignore[arg-type]
+        "rename_form": ConversationRenameForm(initial={"title": conversation.title}),
+    }
+    return render(request, "conversations/detail.html", context)
+
+
+@login_required
+@require_GET
+def conversation_messages(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Render just the message list, so the chat view can refresh it after a streamed reply."""
+    conversation = _owned_conversation(request, conversation_id)
+    context = {"conversation": conversation, "messages_list": selectors.message_list(conversation=conversation)}
+    return render(request, "conversations/_messages.html", context)
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Rename a conversation, then go back where the form was."""
+    conversation = _owned_conversation(request, conversation_id)
+    form = ConversationRenameForm(request.POST)
+    if form.is_valid():
+        services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+        flash.success(request, "Conversation renamed.")
+    else:
+        flash.error(request, "Title: " + " ".join(form.errors.get("title", ["invalid."])))
+    return redirect(_next_url(request, conversation))
+
+
+@login_required
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Delete a conversation and everything in it."""
+    conversation = _owned_conversation(request, conversation_id)
+    title = str(conversation)
+    services.conversation_delete(conversation=conversation)
+    flash.success(request, f"Deleted “{title}”.")
+    return redirect("conversation-list")
+
+
+def _next_url(request: HttpRequest, conversation: Conversation) -> str:
+    if request.POST.get("next") == "list":
+        return reverse("conversation-list")
+    return reverse("conversation-detail", kwargs={"conversation_id": conversation.public_id})
