@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,10 +16,7 @@ from conversations.models import Conversation
 
 
 def _owned_conversation(request: HttpRequest, conversation_id: str) -> Conversation:
-    try:
-        return selectors.conversation_get(user=request.user, public_id=conversation_id)  # type: ignore[arg-type]
-    except Conversation.DoesNotExist:
-        raise Http404("No such conversation.") from None
+    return selectors.conversation_get_for_user(user=request.user, public_id=conversation_id)  # type: ignore[arg-type]
 
 
 @require_http_methods(["GET", "POST"])
@@ -39,7 +36,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 @require_GET
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """List the user's conversations."""
-    conversations = selectors.conversation_list(user=request.user)  # type: ignore[arg-type]
+    conversations = selectors.conversation_list_for_user(user=request.user)  # type: ignore[arg-type]
     return render(request, "conversations/list.html", {"conversations": conversations})
 
 
@@ -59,7 +56,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     context = {
         "conversation": conversation,
         "messages_list": selectors.message_list(conversation=conversation),
-        "conversations": selectors.conversation_list(user=request.user)[:50],  # type: ignore[arg-type]
+        "conversations": selectors.conversation_list_for_user(user=request.user)[:50],  # type: ignore[arg-type]
         "rename_form": ConversationRenameForm(initial={"title": conversation.title}),
     }
     return render(request, "conversations/detail.html", context)

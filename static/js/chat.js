@@ -71,7 +71,7 @@ async function errorFromResponse(response) {
     const body = await response.json();
     const error = body.error ?? body;
     const message = error.message ?? error.detail ?? `The server answered ${response.status}.`;
-    return new ChatError(error.field ? `${error.field}: ${message}` : message, error.code ?? "");
+    return new ChatError(message, error.code ?? "");
   } catch {
     return new ChatError(`The server answered ${response.status}.`);
   }
