@@ -1,20 +1,75 @@
-"""Shared fixtures: media in a temp dir, users."""
+"""Shared fixtures: audio storage in a temp dir (or on a real S3 server), users."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.services import SeaweedS3
+
+if TYPE_CHECKING:
+    from django.core.files.storage import Storage
+
+
+def use_audio_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> Storage:
+    """Point the "audio" storage (and Message.audio, which resolved it at import) at `config` for one test."""
+    from django.core.files.storage import storages
+
+    from conversations.models import Message
+
+    settings.STORAGES = {**settings.STORAGES, "audio": config}
+    storage = storages["audio"]
+    monkeypatch.setattr(Message._meta.get_field("audio"), "storage", storage)
+    return storage
+
 
 @pytest.fixture(autouse=True)
-def _media_storage(settings, tmp_path: Path) -> None:
+def _media_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep audio files in a per-test temp dir (local storage) unless a test switches to S3."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "audio": {
+    use_audio_storage(
+        settings,
+        monkeypatch,
+        {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
         },
-    }
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """Run a real S3 server (SeaweedFS from PyPI) on free loopback ports for the session, with a bucket.
+
+    It needs nothing from outside, so it always runs: if it cannot start, the tests that need it fail.
+    """
+    server = SeaweedS3(directory=tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        server.start()
+    except RuntimeError as error:
+        pytest.fail(f"SeaweedFS could not start: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_audio_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedS3) -> Storage:
+    """Switch the audio storage to django-storages' S3 backend on the SeaweedFS server, for one test."""
+    return use_audio_storage(
+        settings, monkeypatch, {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_server.storage_options()}
+    )
+
+
+# Storage backends the audio save/download tests run against.
+AUDIO_STORAGE_BACKENDS = ["local", "s3"]
+
+
+@pytest.fixture(params=AUDIO_STORAGE_BACKENDS)
+def audio_storage_backend(request: pytest.FixtureRequest) -> str:
+    """Run a test once per audio storage: "local" (the autouse temp dir) and "s3" (SeaweedFS)."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_audio_storage")
+    return str(request.param)
