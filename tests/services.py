@@ -115,7 +115,7 @@ class SeaweedS3:
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
         ]  # fmt: skip
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)  # noqa: S603
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -174,7 +174,7 @@ class SeaweedS3:
 def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     """Fetch a URL without following redirects' credentials anywhere; return status and body."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (a loopback test server)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

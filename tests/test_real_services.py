@@ -112,5 +112,5 @@ def test_chromium_is_installed() -> None:
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.fail("/usr/bin/chromium is missing: run scripts/install-browser.sh (make test does)")
-    result = subprocess.run([str(chromium), "--version"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    result = subprocess.run([str(chromium), "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert "Chromium" in result.stdout
