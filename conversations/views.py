@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -58,6 +59,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         "messages_list": selectors.message_list(conversation=conversation),
         "conversations": selectors.conversation_list_for_user(user=request.user)[:50],  # type: ignore[arg-type]
         "rename_form": ConversationRenameForm(initial={"title": conversation.title}),
+        "prompt_max_chars": settings.GENERATE_MAX_PROMPT_CHARS,
     }
     return render(request, "conversations/detail.html", context)
 
