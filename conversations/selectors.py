@@ -1,16 +1,20 @@
-"""Reads: conversations and messages, always scoped to their owner."""
+"""Reads: conversations, messages, and conversation history as Gemini turns."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404
 
 from .models import Conversation, Message, User
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
     from django.db.models import QuerySet
+
+HISTORY_MESSAGES = 20  # seed 002: the last 20 messages give Gemini its context
 
 
 def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:
@@ -26,6 +30,76 @@ def conversation_get_for_user(*, user: User, public_id: str) -> Conversation:
         raise Http404("No such conversation.") from None
 
 
-def message_list(*, conversation: Conversation) -> QuerySet[Message]:
-    """Return a conversation's messages, REST and live together, oldest first."""
-    return conversation.messages.all().order_by("created_at", "id")
+def message_list(*, conversation: Conversation, after: Message | None = None) -> QuerySet[Message]:
+    """Return a conversation's messages, REST and live together, oldest first (optionally only those after one)."""
+    messages = conversation.messages.all().order_by("created_at", "id")
+    if after is not None:
+        messages = messages.filter(Q(created_at__gt=after.created_at) | Q(created_at=after.created_at, id__gt=after.id))
+    return messages
+
+
+def message_get_in_conversation(*, conversation: Conversation, public_id: str) -> Message | None:
+    """Return this conversation's message with this id, or None."""
+    return conversation.messages.filter(public_id=public_id).first()
+
+
+def message_get_audio_for_user(*, user: User | AnonymousUser, public_id: str) -> Message:
+    """Return the message with this id if it has audio the user may hear (owner or staff); else a 404."""
+    messages = Message.objects.exclude(audio="").select_related("conversation")
+    if not user.is_staff:
+        messages = messages.filter(conversation__owner=user)  # type: ignore[misc]
+    try:
+        return messages.get(public_id=public_id)
+    except Message.DoesNotExist:
+        raise Http404("No such file.") from None
+
+
+def message_history_text(message: Message) -> str:
+    """Return the words of a message for context: its text, or the transcription standing in for its audio."""
+    if message.text.strip():
+        return message.text.strip()
+    transcriptions = (
+        (message.output_transcription, message.input_transcription)
+        if message.role == Message.Role.MODEL
+        else (message.input_transcription, message.output_transcription)
+    )
+    for words in transcriptions:
+        if words.strip():
+            return words.strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class History:
+    """A conversation's recent history as Gemini turns, and how many messages it was read from."""
+
+    messages_loaded: int
+    turns: list[dict[str, Any]]
+
+
+def conversation_history(
+    *, conversation: Conversation, limit: int = HISTORY_MESSAGES, before: Message | None = None
+) -> History:
+    """Read the last `limit` messages (before `before`, if given) as `{role, parts: [{text}]}` turns, oldest first."""
+    messages = conversation.messages.all()
+    if before is not None:
+        messages = messages.filter(
+            Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.id)
+        )
+    recent = list(
+        messages.filter(role__in=[Message.Role.USER, Message.Role.MODEL]).order_by("-created_at", "-id")[:limit]
+    )
+    recent.reverse()
+    turns = []
+    for message in recent:
+        text = message_history_text(message)
+        if text:  # Gemini rejects empty parts; a silent or failed turn adds nothing to the context
+            turns.append({"role": message.role, "parts": [{"text": text}]})
+    return History(messages_loaded=len(recent), turns=turns)
+
+
+def conversation_history_turns(
+    *, conversation: Conversation, limit: int = HISTORY_MESSAGES, before: Message | None = None
+) -> list[dict[str, Any]]:
+    """Return the last `limit` messages as Gemini turns, oldest first, empty ones skipped."""
+    return conversation_history(conversation=conversation, limit=limit, before=before).turns

@@ -1,4 +1,4 @@
-"""Shared fixtures: audio storage in a temp dir (or on a real S3 server), users."""
+"""Shared fixtures: audio storage in a temp dir or on a real S3 server (SeaweedFS), users, logged-in API clients."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from tests.services import SeaweedS3
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
+    from rest_framework.test import APIClient
+
+    from conversations.models import User
 
 
 def use_audio_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> Storage:
@@ -27,8 +30,14 @@ def use_audio_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, config: di
 
 
 @pytest.fixture(autouse=True)
-def _media_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep audio files in a per-test temp dir (local storage) unless a test switches to S3."""
+def _media_storage(
+    request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Keep audio files in a per-test temp dir (local storage) unless a test switches to S3.
+
+    A test parametrized by ``audio_storage_backend`` gets its storage here, before any other fixture
+    saves audio, whatever order the test lists its fixtures in.
+    """
     settings.MEDIA_ROOT = tmp_path / "media"
     use_audio_storage(
         settings,
@@ -38,6 +47,9 @@ def _media_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
             "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
         },
     )
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("audio_storage_backend") == "s3":
+        request.getfixturevalue("s3_audio_storage")
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +81,43 @@ AUDIO_STORAGE_BACKENDS = ["local", "s3"]
 
 @pytest.fixture(params=AUDIO_STORAGE_BACKENDS)
 def audio_storage_backend(request: pytest.FixtureRequest) -> str:
-    """Run a test once per audio storage: "local" (the autouse temp dir) and "s3" (SeaweedFS)."""
-    if request.param == "s3":
-        request.getfixturevalue("s3_audio_storage")
+    """Run a test once per audio storage: "local" (temp dir) and "s3" (SeaweedFS); `_media_storage` switches it."""
     return str(request.param)
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    from tests.factories import UserFactory
+
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api_client(user: User) -> APIClient:
+    """An API client logged in as `user` (CSRF checks off, as for DRF's test client)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    from rest_framework.test import APIClient
+
+    return APIClient()

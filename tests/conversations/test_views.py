@@ -49,7 +49,7 @@ def test_signup_rejects_mismatched_passwords_and_keeps_username(client: Client) 
 
 def test_login_and_logout_by_post(client: Client, user: User) -> None:
     """Logging in works with the form; logging out is a POST and ends the session."""
-    response = client.post(reverse("login"), {"username": user.username, "password": "a-good-password-1"})
+    response = client.post(reverse("login"), {"username": user.username, "password": "correct horse battery staple"})
     assert response.status_code == 302
     assert client.get(reverse("conversation-list")).status_code == 200
     assert client.get(reverse("logout")).status_code == 405  # never by GET (CSRF-able)

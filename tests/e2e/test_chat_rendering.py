@@ -41,7 +41,7 @@ print("olá")
 def log_in(page: Page, username: str) -> None:
     page.goto("/login/")
     page.fill("#id_username", username)
-    page.fill("#id_password", "a-good-password-1")
+    page.fill("#id_password", "correct horse battery staple")
     page.click("button[type=submit]")
     page.wait_for_url("**/")
 
