@@ -11,7 +11,7 @@ page_urlpatterns: list[URLPattern] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.conversation_list, name="conversation-list"),
-    path("c/new/", views.conversation_create, name="conversation-create"),
+    path("c/new/", views.conversation_new, name="conversation-new"),
     path("c/<str:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("c/<str:conversation_id>/messages/", views.conversation_messages, name="conversation-messages"),
     path("c/<str:conversation_id>/rename/", views.conversation_rename, name="conversation-rename"),

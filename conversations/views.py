@@ -42,11 +42,10 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def conversation_create(request: HttpRequest) -> HttpResponse:
-    """Start an empty conversation and open it."""
-    conversation = services.conversation_create(owner=request.user)  # type: ignore[arg-type]
-    return redirect("conversation-detail", conversation_id=conversation.public_id)
+@require_GET
+def conversation_new(request: HttpRequest) -> HttpResponse:
+    """Show an empty chat view; the first prompt creates the conversation (titled from it) through the API."""
+    return render(request, "conversations/detail.html", _chat_context(request, None))
 
 
 @login_required
@@ -54,14 +53,16 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """Show the chat view: messages in order, the composer, the Talk slot."""
     conversation = _owned_conversation(request, conversation_id)
-    context = {
+    return render(request, "conversations/detail.html", _chat_context(request, conversation))
+
+
+def _chat_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, object]:
+    return {
         "conversation": conversation,
-        "messages_list": selectors.message_list(conversation=conversation),
+        "messages_list": selectors.message_list(conversation=conversation) if conversation else [],
         "conversations": selectors.conversation_list_for_user(user=request.user)[:50],  # type: ignore[arg-type]
-        "rename_form": ConversationRenameForm(initial={"title": conversation.title}),
         "prompt_max_chars": settings.GENERATE_MAX_PROMPT_CHARS,
     }
-    return render(request, "conversations/detail.html", context)
 
 
 @login_required

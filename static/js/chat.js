@@ -9,8 +9,7 @@ const list = document.getElementById("messages");
 const errorBox = document.getElementById("chat-error");
 const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
-let conversationId = chat.dataset.conversationId;
-let messagesUrl = chat.dataset.messagesUrl;
+let conversationId = chat.dataset.conversationId || null; // null: the first prompt creates the conversation
 let busy = false;
 
 class ChatError extends Error {
@@ -85,18 +84,37 @@ function parseData(data) {
   }
 }
 
-function adoptConversation(id) {
+const withId = (template, id) => template.replace("CONVERSATION_ID", encodeURIComponent(id));
+
+/** Take on the conversation the server created for the first prompt: URL, title, menu, sidebar. */
+function adoptConversation(id, conversation) {
   if (!id || id === conversationId) return;
-  messagesUrl = messagesUrl.replace(conversationId, id);
   conversationId = id;
   chat.dataset.conversationId = id;
-  const url = chat.dataset.detailUrlTemplate.replace("CONVERSATION_ID", id);
+  document.getElementById("talk-slot").dataset.conversationId = id;
+  const url = withId(chat.dataset.detailUrlTemplate, id);
   history.replaceState(null, "", url);
+  const title = conversation?.title || "Untitled conversation";
+  chat.querySelector(".chat-title").textContent = title;
+  document.title = `${title} · Apsara`;
+  const menu = chat.querySelector(".chat-head details.menu");
+  for (const menuForm of menu.querySelectorAll("form")) {
+    menuForm.action = withId(menuForm.getAttribute("action"), id);
+  }
+  menu.querySelector("input[name=title]").value = conversation?.title ?? "";
+  menu.hidden = false;
+  const link = document.createElement("a");
+  link.href = url;
+  link.className = "current";
+  link.setAttribute("aria-current", "page");
+  link.textContent = title;
+  document.getElementById("side-list")?.prepend(link);
 }
 
 /** Replace the message list with the server's rendering (Markdown sanitised server-side). */
 async function refreshMessages() {
-  const response = await fetch(messagesUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
+  const url = withId(chat.dataset.messagesUrlTemplate, conversationId);
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
   if (!response.ok) return false;
   const template = document.createElement("template");
   template.innerHTML = await response.text(); // server-rendered, escaped and sanitised
@@ -126,7 +144,7 @@ async function send(text) {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken },
-      body: JSON.stringify({ prompt: text, conversationId }),
+      body: JSON.stringify(conversationId ? { prompt: text, conversationId } : { prompt: text }),
     });
     if (!response.ok || !(response.headers.get("Content-Type") ?? "").includes("text/event-stream")) {
       throw await errorFromResponse(response);
@@ -134,7 +152,7 @@ async function send(text) {
     for await (const { event, data } of readEventStream(response.body)) {
       const payload = parseData(data);
       if (event === "meta") {
-        adoptConversation(payload.conversationId);
+        adoptConversation(payload.conversationId, payload.conversation);
       } else if (event === "chunk" && typeof payload.text === "string") {
         received += payload.text;
         reply.content.textContent = received;

@@ -74,7 +74,11 @@ def test_csrf_is_enforced_on_page_forms(user: User) -> None:
     """Page forms refuse a POST without a CSRF token."""
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    assert client.post(reverse("conversation-create")).status_code == 403
+    conversation = ConversationFactory(owner=user, title="Kept")
+    assert client.post(reverse("conversation-rename", args=[conversation.public_id]), {"title": "x"}).status_code == 403
+    assert client.post(reverse("conversation-delete", args=[conversation.public_id])).status_code == 403
+    conversation.refresh_from_db()
+    assert conversation.title == "Kept"
     page = client.get(reverse("conversation-list")).content.decode()
     assert "csrfmiddlewaretoken" in page
 
@@ -88,11 +92,13 @@ def test_list_shows_only_own_conversations(client_in: Client, user: User) -> Non
     assert "Someone else" not in page
 
 
-def test_create_opens_new_conversation(client_in: Client, user: User) -> None:
-    """New conversation creates one for the user and opens its chat view."""
-    response = client_in.post(reverse("conversation-create"))
-    conversation = Conversation.objects.get(owner=user)
-    assert response.url == reverse("conversation-detail", args=[conversation.public_id])
+def test_new_conversation_page_is_an_empty_chat_that_creates_nothing(client_in: Client, user: User) -> None:
+    """New conversation opens an empty chat view; the conversation only exists once the first prompt is sent."""
+    page = client_in.get(reverse("conversation-new")).content.decode()
+    assert 'id="composer"' in page and 'data-conversation-id=""' in page
+    assert '<details class="menu" hidden>' in page  # nothing to rename or delete yet
+    assert not Conversation.objects.filter(owner=user).exists()
+    assert client_in.post(reverse("conversation-new")).status_code == 405
 
 
 def test_detail_shows_messages_in_order_with_audio_and_transcripts(client_in: Client, user: User) -> None:

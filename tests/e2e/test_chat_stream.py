@@ -33,7 +33,7 @@ def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator:
     """Sign up, start a conversation, send a prompt: partial text shows before the end; reload keeps both turns."""
     sign_up(page, username="streamer")
     page.get_by_test_id("new-conversation").click()
-    expect(page).to_have_url(re.compile(r"/c/conv_[0-9a-f]+/$"))
+    expect(page).to_have_url(re.compile(r"/c/new/$"))
 
     page.fill("#prompt", "Please count to 40 for me")
     page.keyboard.press("Enter")
@@ -56,6 +56,10 @@ def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator:
     page.screenshot(path=screenshot_dir / "chat-done.png")
 
     conversation = Conversation.objects.get(owner__username="streamer")
+    expect(page).to_have_url(re.compile(rf"/c/{conversation.public_id}/$"))  # the first prompt created it
+    expect(page.get_by_test_id("conversation-title")).to_have_text(conversation.title)
+    assert conversation.title.startswith("Please count to 40")
+    expect(page.locator(".chat-head details.menu")).to_be_visible()
     roles = list(conversation.messages.order_by("created_at", "id").values_list("role", flat=True))
     assert roles == [Message.Role.USER, Message.Role.MODEL]
 

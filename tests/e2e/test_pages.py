@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from conversations.models import User
+from tests.factories import ConversationFactory
+
 pytestmark = pytest.mark.e2e
 
 
@@ -31,10 +34,13 @@ def test_signup_new_conversation_rename_delete_logout(page: Page, screenshot_dir
     page.screenshot(path=screenshot_dir / "list-empty.png", full_page=True)
 
     page.get_by_test_id("new-conversation").click()
-    expect(page).to_have_url(re.compile(r"/c/conv_[0-9a-f]+/$"))
+    expect(page).to_have_url(re.compile(r"/c/new/$"))
     expect(page.locator("#prompt")).to_be_visible()
     expect(page.locator("#talk-slot")).to_be_attached()
+    expect(page.locator(".chat-head details.menu")).to_be_hidden()
 
+    conversation = ConversationFactory(owner=User.objects.get(username="ada"), title="")
+    page.goto(f"/c/{conversation.public_id}/")
     page.locator(".chat-head details.menu summary").click()
     page.locator(".chat-head .rename-form input[name=title]").fill("Trip to Lisbon")
     page.locator(".chat-head .rename-form button").click()
@@ -63,6 +69,7 @@ def test_phone_sized_screen(browser, server_url: str, screenshot_dir: Path) -> N
         sign_up(page, username="phone")
         page.screenshot(path=screenshot_dir / "phone-list.png")
         page.get_by_test_id("new-conversation").click()
+        expect(page).to_have_url(re.compile(r"/c/new/$"))
         expect(page.locator("#prompt")).to_be_visible()
         expect(page.locator(".sidebar")).to_be_hidden()
         expect(page.locator(".chat-head .back")).to_be_visible()
