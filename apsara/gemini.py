@@ -125,6 +125,11 @@ def simulator_address() -> tuple[str, ssl.SSLContext]:
     return sim.base_url, sim.ssl_context
 
 
+def simulator_started() -> bool:
+    """Tell whether this process has started the embedded simulator (without starting it)."""
+    return _embedded_simulator.cache_info().currsize > 0
+
+
 def get_client() -> genai.Client:
     """Build a google-genai client for the configured mode."""
     mode = current_mode()

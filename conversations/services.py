@@ -1,16 +1,37 @@
-"""Writes: users, conversations (create, rename, delete)."""
+"""Writes: conversations and messages. Views, the API, the admin and the live bridge all come through here."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import Conversation, User
+from .audio import WavAudio
+from .models import Conversation, Message, User
+
+logger = logging.getLogger(__name__)
+
+TITLE_MAX_CHARS = 200
+TITLE_FROM_PROMPT_CHARS = 60
+
+
+def conversation_title_from_prompt(prompt: str) -> str:
+    """Make a short conversation title from the first words of a prompt."""
+    words = re.sub(r"\s+", " ", prompt).strip()
+    if len(words) <= TITLE_FROM_PROMPT_CHARS:
+        return words
+    cut = words[:TITLE_FROM_PROMPT_CHARS].rsplit(" ", 1)[0] or words[:TITLE_FROM_PROMPT_CHARS]
+    return cut.rstrip(" ,.;:") + "…"
 
 
 @transaction.atomic
 def user_create(*, username: str, password: str, email: str = "") -> User:
-    """Create an active user with a hashed password."""
+    """Create an active user with a hashed password (sign-up page)."""
     user = User(username=username, email=email)
     user.set_password(password)
     user.full_clean()
@@ -19,9 +40,11 @@ def user_create(*, username: str, password: str, email: str = "") -> User:
 
 
 @transaction.atomic
-def conversation_create(*, owner: User, title: str = "") -> Conversation:
-    """Create an empty conversation for its owner."""
-    conversation = Conversation(owner=owner, title=title.strip())
+def conversation_create(
+    *, owner: User, title: str = "", kind: Conversation.Kind | str = Conversation.Kind.REST
+) -> Conversation:
+    """Create an empty conversation; `kind` is where it started (a live session creates a `live` one)."""
+    conversation = Conversation(owner=owner, title=title.strip(), kind=kind)
     conversation.full_clean()
     conversation.save()
     return conversation
@@ -37,10 +60,146 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+def _delete_files_on_commit(names: list[str]) -> None:
+    """Delete stored audio once the rows are gone for good (a rolled-back delete keeps its files)."""
+    if not names:
+        return
+
+    def delete() -> None:
+        storage = Message._meta.get_field("audio").storage  # type: ignore[attr-defined]
+        for name in names:
+            try:
+                storage.delete(name)
+            except Exception:
+                # A file that cannot be removed must not undo the delete the user asked for.
+                logger.exception("could not delete audio file %s", name)
+
+    transaction.on_commit(delete)
+
+
 @transaction.atomic
 def conversation_delete(*, conversation: Conversation) -> None:
     """Delete a conversation, its messages and their audio files."""
-    for message in conversation.messages.exclude(audio=""):
-        # Files are not deleted with their rows; remove them so nothing of the conversation is left behind.
-        message.audio.delete(save=False)
+    names = [str(name) for name in conversation.messages.exclude(audio="").values_list("audio", flat=True) if name]
     conversation.delete()
+    _delete_files_on_commit(names)
+
+
+def conversation_derive_kind(*, conversation: Conversation) -> str:
+    """Work out a conversation's kind from its messages: rest, live, or hybrid when it has both."""
+    types = set(conversation.messages.values_list("message_type", flat=True).distinct())
+    if not types:
+        return conversation.kind  # an empty conversation keeps the kind it was created with
+    if types == {Message.MessageType.REST}:
+        return Conversation.Kind.REST
+    if types == {Message.MessageType.LIVE}:
+        return Conversation.Kind.LIVE
+    return Conversation.Kind.HYBRID
+
+
+@transaction.atomic
+def conversation_refresh(*, conversation: Conversation, touch: dt.datetime | None = None) -> Conversation:
+    """Re-derive a conversation's kind and, with `touch`, move its `updated_at` forward."""
+    fields = []
+    kind = conversation_derive_kind(conversation=conversation)
+    if kind != conversation.kind:
+        conversation.kind = kind
+        fields.append("kind")
+    if touch is not None and touch > conversation.updated_at:
+        conversation.updated_at = touch
+        fields.append("updated_at")
+    if fields:
+        conversation.save(update_fields=fields)
+    return conversation
+
+
+@transaction.atomic
+def message_create(
+    *,
+    conversation: Conversation,
+    role: Message.Role | str,
+    message_type: Message.MessageType | str = Message.MessageType.REST,
+    text: str = "",
+    audio: WavAudio | None = None,
+    input_transcription: str = "",
+    output_transcription: str = "",
+    live_config: dict[str, Any] | None = None,
+    tool_data: dict[str, Any] | None = None,
+    usage: dict[str, Any] | None = None,
+    interrupted: bool = False,
+    created_at: dt.datetime | None = None,
+    public_id: str | None = None,
+) -> Message:
+    """Save one message (typed or live, any role), its audio as a WAV file, and update the conversation."""
+    # Lock the conversation so concurrent writers (REST and a live session) derive its kind in turn.
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    message = Message(
+        conversation=locked,
+        role=role,
+        message_type=message_type,
+        text=text,
+        input_transcription=input_transcription,
+        output_transcription=output_transcription,
+        live_config=live_config or {},
+        tool_data=tool_data or {},
+        usage=usage or {},
+        interrupted=interrupted,
+        created_at=created_at or timezone.now(),
+    )
+    if public_id:
+        message.public_id = public_id
+    if audio is not None:
+        message.audio_duration = round(audio.duration, 3)
+        message.audio_mime_type = audio.mime_type
+    message.full_clean(exclude=["audio"])
+    if audio is not None:
+        # The key (audio/{user}/{conversation}/{timestamp}_{message}.wav) comes from the model's upload_to.
+        message.audio.save("audio.wav", ContentFile(audio.data), save=False)
+    try:
+        message.save()
+    except Exception:
+        if message.audio and message.audio.name:
+            message.audio.storage.delete(message.audio.name)
+        raise
+    conversation_refresh(conversation=locked, touch=message.created_at)
+    # Keep the caller's instance in step with what was saved.
+    conversation.kind, conversation.updated_at = locked.kind, locked.updated_at
+    message.conversation = conversation
+    return message
+
+
+@transaction.atomic
+def message_update(
+    *,
+    message: Message,
+    text: str | None = None,
+    input_transcription: str | None = None,
+    output_transcription: str | None = None,
+    usage: dict[str, Any] | None = None,
+    interrupted: bool | None = None,
+) -> Message:
+    """Change what is known about a saved message (e.g. a transcription that arrived late)."""
+    fields = {
+        "text": text,
+        "input_transcription": input_transcription,
+        "output_transcription": output_transcription,
+        "usage": usage,
+        "interrupted": interrupted,
+    }
+    changed = [name for name, value in fields.items() if value is not None]
+    for name in changed:
+        setattr(message, name, fields[name])
+    if changed:
+        message.full_clean(exclude=["audio"])
+        message.save(update_fields=changed)
+    return message
+
+
+@transaction.atomic
+def message_delete(*, message: Message) -> None:
+    """Delete a message and its audio file, and re-derive its conversation's kind."""
+    conversation = message.conversation
+    names = [message.audio.name] if message.audio and message.audio.name else []
+    message.delete()
+    _delete_files_on_commit(names)
+    conversation_refresh(conversation=conversation)

@@ -1,5 +1,10 @@
 """HTTP routes of the live app (health, metrics)."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from live import views
+
+urlpatterns = [
+    path("live/health", views.health, name="live-health"),
+    path("metrics", views.metrics, name="metrics"),
+]

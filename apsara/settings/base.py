@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "conversations",
     "live",
 ]
@@ -169,16 +170,28 @@ GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
 # API
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apsara.api.SessionAuthentication"],  # session + CSRF, 401 when anonymous
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "apsara.api.api_exception_handler",  # {"error": {code, message, field}}; docs/api.md
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Apsara API",
-    "DESCRIPTION": "Conversations, messages, streamed generation and audio files. The user is the logged-in one.",
+    "DESCRIPTION": (
+        "Conversations, messages (typed and live, one history), streamed generation (server-sent events) and audio "
+        "files. Authentication is the Django session (log in through the pages; send the CSRF token in X-CSRFToken "
+        "on unsafe methods); the user is always the logged-in one. Errors: "
+        '`{"error": {"code", "message", "field", "fields"?}}`, naming the field at fault. See docs/api.md.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # LOGGING
@@ -191,3 +204,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# OPERATIONS
+# ------------------------------------------------------------------------------
+# /metrics is open when empty (scrape on a private network); when set, scrapers must send
+# "Authorization: Bearer <METRICS_TOKEN>" (Prometheus: `authorization: {credentials: ...}` in the scrape config).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")

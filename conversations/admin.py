@@ -1,0 +1,244 @@
+"""Staff views of users, conversations, messages (with their recordings) and live sessions.
+
+Every write goes through conversations.services, like the API and the live bridge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from . import services
+from .models import Conversation, LiveSession, Message, User
+
+PREVIEW_CHARS = 80
+
+
+def _preview(message: Message) -> str:
+    words = message.text or message.input_transcription or message.output_transcription
+    return words if len(words) <= PREVIEW_CHARS else words[: PREVIEW_CHARS - 1] + "…"
+
+
+def _audio_player(message: Message) -> SafeString | str:
+    """Render an HTML5 player and a download link for a message's recording (empty when it has none)."""
+    if not message.audio or not message.public_id:
+        return "—"
+    url = reverse("api-file-download", kwargs={"file_id": message.public_id})
+    duration = f"{message.audio_duration:.1f} s" if message.audio_duration is not None else ""
+    return format_html(
+        '<audio controls preload="none" src="{}"></audio> <a href="{}?download=1">Download</a> {}',
+        url,
+        url,
+        duration,
+    )
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "email", "is_staff", "is_active", "conversation_count", "date_joined", "last_login")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).annotate(conversation_count=Count("conversations"))
+
+    @admin.display(description="Conversations", ordering="conversation_count")
+    def conversation_count(self, user: User) -> int:
+        return user.conversation_count  # type: ignore[attr-defined]
+
+
+class MessageInline(admin.TabularInline):
+    """A conversation's messages in the order they were said; read-only (they come from chats and live talks)."""
+
+    model = Message
+    fields = ("created_at", "role", "message_type", "preview", "player", "interrupted")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Words")
+    def preview(self, message: Message) -> str:
+        return _preview(message)
+
+    @admin.display(description="Audio")
+    def player(self, message: Message) -> SafeString | str:
+        return _audio_player(message)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "title", "owner", "kind", "message_count", "created_at", "updated_at")
+    list_filter = ("kind", ("owner", admin.RelatedOnlyFieldListFilter), "created_at")
+    search_fields = (
+        "title",
+        "public_id",
+        "owner__username",
+        "messages__text",
+        "messages__input_transcription",
+        "messages__output_transcription",
+    )
+    date_hierarchy = "created_at"
+    fields = ("public_id", "owner", "title", "kind", "created_at", "updated_at")
+    readonly_fields = ("public_id", "kind", "created_at", "updated_at")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+    inlines = (MessageInline,)
+    actions = ("refresh_kind",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).annotate(message_count=Count("messages"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Conversation | None = None) -> tuple[str, ...]:
+        # The owner is chosen once, when staff create a conversation for someone.
+        return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
+
+    @admin.display(description="Messages", ordering="message_count")
+    def message_count(self, conversation: Conversation) -> int:
+        return conversation.message_count  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Conversation, form: ModelForm, change: bool) -> None:
+        # The form has validated the fields already; the services apply the rules about them.
+        if change:
+            services.conversation_rename(conversation=obj, title=form.cleaned_data["title"])
+        else:
+            created = services.conversation_create(owner=form.cleaned_data["owner"], title=form.cleaned_data["title"])
+            obj.pk, obj.public_id, obj.kind = created.pk, created.public_id, created.kind
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        services.conversation_delete(conversation=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        for conversation in queryset:
+            services.conversation_delete(conversation=conversation)
+
+    @admin.action(description="Re-derive kind from messages")
+    def refresh_kind(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        for conversation in queryset:
+            services.conversation_refresh(conversation=conversation)
+        self.message_user(request, f"Re-derived the kind of {queryset.count()} conversation(s).", messages.SUCCESS)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "conversation", "role", "message_type", "preview", "duration", "created_at")
+    list_filter = ("message_type", "role", "interrupted", "created_at")
+    search_fields = ("public_id", "text", "input_transcription", "output_transcription", "conversation__public_id")
+    list_select_related = ("conversation",)
+    date_hierarchy = "created_at"
+    fields = (
+        "public_id",
+        "conversation",
+        "role",
+        "message_type",
+        "created_at",
+        "text",
+        "input_transcription",
+        "output_transcription",
+        "player",
+        "audio_duration",
+        "audio_mime_type",
+        "live_config",
+        "tool_data",
+        "usage",
+        "interrupted",
+    )
+    readonly_fields = (
+        "public_id",
+        "conversation",
+        "role",
+        "message_type",
+        "created_at",
+        "player",
+        "audio_duration",
+        "audio_mime_type",
+        "live_config",
+        "tool_data",
+        "usage",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # messages come from chats and live sessions
+
+    @admin.display(description="Words")
+    def preview(self, message: Message) -> str:
+        return _preview(message)
+
+    @admin.display(description="Audio (s)", ordering="audio_duration")
+    def duration(self, message: Message) -> str:
+        return f"{message.audio_duration:.1f}" if message.audio_duration is not None else ""
+
+    @admin.display(description="Audio")
+    def player(self, message: Message) -> SafeString | str:
+        return _audio_player(message)
+
+    def save_model(self, request: HttpRequest, obj: Message, form: ModelForm, change: bool) -> None:
+        services.message_update(
+            message=obj,
+            text=form.cleaned_data["text"],
+            input_transcription=form.cleaned_data["input_transcription"],
+            output_transcription=form.cleaned_data["output_transcription"],
+            interrupted=form.cleaned_data["interrupted"],
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Message) -> None:
+        services.message_delete(message=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        for message in queryset.select_related("conversation"):
+            services.message_delete(message=message)
+
+
+@admin.register(LiveSession)
+class LiveSessionAdmin(admin.ModelAdmin):
+    """Live sessions as the bridge records them: read-only for staff."""
+
+    list_display = (
+        "public_id",
+        "user",
+        "conversation_id_display",
+        "model",
+        "status",
+        "started_at",
+        "duration",
+        "reconnects",
+        "last_error_code",
+    )
+    list_filter = ("status", "model", "started_at")
+    search_fields = ("public_id", "user__username", "conversation__public_id", "last_error_code", "last_error")
+    list_select_related = ("user", "conversation")
+    date_hierarchy = "started_at"
+    # The resumption handle lets anyone holding it resume the Gemini session: never shown.
+    exclude = ("resumption_handle",)
+    readonly_fields = [
+        *(f.name for f in LiveSession._meta.fields if f.name not in {"id", "resumption_handle"}),
+        "duration",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Conversation", ordering="conversation__public_id")
+    def conversation_id_display(self, session: LiveSession) -> str:
+        return session.conversation.public_id if session.conversation else "—"
+
+    @admin.display(description="Duration")
+    def duration(self, session: LiveSession) -> str:
+        seconds = session.duration_seconds
+        if seconds is None:
+            return ""
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes}:{secs:02d}" + ("" if session.ended_at else " (running)")

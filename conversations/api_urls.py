@@ -1,0 +1,16 @@
+"""JSON API routes (mounted at /api/). Paths follow seed 002: no trailing slashes."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import api
+
+urlpatterns = [
+    path("conversations", api.ConversationListApi.as_view(), name="api-conversation-list"),
+    path("conversations/<str:conv_id>", api.ConversationDetailApi.as_view(), name="api-conversation-detail"),
+    path("conversations/<str:conv_id>/messages", api.MessageListApi.as_view(), name="api-message-list"),
+    path("ai/generate", api.GenerateApi.as_view(), name="api-generate"),
+    path("files/<str:file_id>/download", api.FileDownloadApi.as_view(), name="api-file-download"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

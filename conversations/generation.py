@@ -1,0 +1,241 @@
+"""Streamed text generation: history + prompt to Gemini, reply streamed as server-sent events, both saved.
+
+The SSE contract (events ``meta``, ``chunk``, ``done``, ``error``) is documented in docs/api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from apsara import gemini
+
+from . import selectors, services
+from .models import Conversation, Message, User, new_message_id
+from .serializers import ConversationSerializer, MessageSerializer
+
+logger = logging.getLogger(__name__)
+
+BLOCKING_FINISH_REASONS = {
+    types.FinishReason.SAFETY,
+    types.FinishReason.RECITATION,
+    types.FinishReason.BLOCKLIST,
+    types.FinishReason.PROHIBITED_CONTENT,
+    types.FinishReason.SPII,
+    types.FinishReason.LANGUAGE,
+}
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions meaning the connection to Gemini failed or dropped (the SDK may use httpx or httpx2)."""
+    found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
+    for module_name in ("httpx", "httpx2", "aiohttp"):
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        for name in ("TransportError", "StreamError", "RemoteProtocolError", "ClientError"):
+            exc = getattr(module, name, None)
+            if isinstance(exc, type) and issubclass(exc, BaseException):
+                found.append(exc)
+    return tuple(found)
+
+
+class GenerationFailed(Exception):
+    """Gemini did not finish the reply; `code` is one of docs/api.md's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def generation_error(exc: BaseException) -> GenerationFailed:
+    """Classify an exception from the SDK as an SSE error code with a message a person can read."""
+    if isinstance(exc, GenerationFailed):
+        return exc
+    if isinstance(exc, genai_errors.APIError):
+        detail = exc.message or exc.status or str(exc)
+        if exc.code == 429:
+            return GenerationFailed("GEMINI_RATE_LIMITED", f"Gemini is rate limiting requests ({exc.code}): {detail}")
+        if isinstance(exc, genai_errors.ServerError) or (exc.code or 0) >= 500:
+            return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini failed ({exc.code}): {detail}")
+        return GenerationFailed("GEMINI_ERROR", f"Gemini refused the request ({exc.code}): {detail}")
+    if isinstance(exc, _transport_errors()):
+        return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini could not be reached: {exc or type(exc).__name__}")
+    return GenerationFailed("INTERNAL_ERROR", "The reply failed on the server.")
+
+
+def sse_event(event: str, data: dict[str, Any]) -> bytes:
+    """Frame one server-sent event (one JSON `data` line; JSON never contains a raw newline)."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+@dataclass
+class Generation:
+    """A prompt that has been saved and is ready to be sent, with everything the stream needs."""
+
+    conversation: Conversation
+    conversation_created: bool
+    user_message: Message
+    model: str
+    contents: list[dict[str, Any]]
+    config: types.GenerateContentConfig | None
+    model_message_id: str = field(default_factory=new_message_id)
+
+
+@transaction.atomic
+def generation_prepare(
+    *,
+    user: User,
+    prompt: str,
+    conversation: Conversation | None = None,
+    model: str | None = None,
+    temperature: float | None = None,
+    system_instruction: str | None = None,
+    history_limit: int = selectors.HISTORY_MESSAGES,
+) -> Generation:
+    """Save the user's prompt (creating a conversation titled from it if none is given) and build the request."""
+    created = conversation is None
+    if conversation is None:
+        conversation = services.conversation_create(
+            owner=user, title=services.conversation_title_from_prompt(prompt), kind=Conversation.Kind.REST
+        )
+    user_message = services.message_create(
+        conversation=conversation, role=Message.Role.USER, message_type=Message.MessageType.REST, text=prompt
+    )
+    history = selectors.conversation_history_turns(
+        conversation=conversation, limit=max(history_limit - 1, 0), before=user_message
+    )
+    contents = [*history, {"role": "user", "parts": [{"text": prompt}]}]
+    config_kwargs: dict[str, Any] = {}
+    if temperature is not None:
+        config_kwargs["temperature"] = temperature
+    if system_instruction:
+        config_kwargs["system_instruction"] = system_instruction
+    return Generation(
+        conversation=conversation,
+        conversation_created=created,
+        user_message=user_message,
+        model=(model or settings.GEMINI_TEXT_MODEL).removeprefix("models/"),
+        contents=contents,
+        config=types.GenerateContentConfig(**config_kwargs) if config_kwargs else None,
+    )
+
+
+def _chunk_text(chunk: types.GenerateContentResponse) -> str:
+    """Return the visible text of a streamed chunk (thoughts and non-text parts left out)."""
+    if not chunk.candidates or not chunk.candidates[0].content or not chunk.candidates[0].content.parts:
+        return ""
+    return "".join(part.text for part in chunk.candidates[0].content.parts if part.text and not part.thought)
+
+
+def _check_blocked(chunk: types.GenerateContentResponse) -> None:
+    """Raise if Gemini stopped (or refused) the reply for safety or similar reasons."""
+    feedback = chunk.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        raise GenerationFailed("GEMINI_BLOCKED", f"Gemini blocked the prompt ({feedback.block_reason}).")
+    if chunk.candidates:
+        reason = chunk.candidates[0].finish_reason
+        if reason in BLOCKING_FINISH_REASONS:
+            raise GenerationFailed("GEMINI_BLOCKED", f"Gemini stopped the reply ({reason}).")
+
+
+async def gemini_text_stream(
+    *, model: str, contents: list[dict[str, Any]], config: types.GenerateContentConfig | None, usage: dict[str, Any]
+) -> AsyncIterator[str]:
+    """Yield the reply's text as Gemini streams it; fill `usage` with the token counts it reports."""
+    client = await sync_to_async(gemini.get_client, thread_sensitive=False)()  # may start the simulator
+    try:
+        stream = await client.aio.models.generate_content_stream(
+            model=model,
+            contents=contents,  # type: ignore[arg-type]
+            config=config,
+        )
+        async for chunk in stream:
+            if chunk.usage_metadata is not None:
+                usage.clear()
+                usage.update(chunk.usage_metadata.model_dump(mode="json", exclude_none=True, by_alias=True))
+            text = _chunk_text(chunk)
+            if text:
+                yield text
+            _check_blocked(chunk)
+    finally:
+        await client.aio.aclose()
+
+
+def _save_model_message(generation: Generation, text: str, usage: dict[str, Any], interrupted: bool) -> dict:
+    message = services.message_create(
+        conversation=generation.conversation,
+        role=Message.Role.MODEL,
+        message_type=Message.MessageType.REST,
+        text=text,
+        usage=usage,
+        interrupted=interrupted,
+        public_id=generation.model_message_id,
+    )
+    return MessageSerializer(message).data
+
+
+async def generation_stream(generation: Generation) -> AsyncIterator[bytes]:
+    """Stream the reply as SSE events and save it when it ends, however it ends."""
+    meta = await sync_to_async(_meta)(generation)
+    yield sse_event("meta", meta)
+    parts: list[str] = []
+    usage: dict[str, Any] = {}
+    failure: GenerationFailed | None = None
+    save = sync_to_async(_save_model_message)
+    texts = gemini_text_stream(
+        model=generation.model, contents=generation.contents, config=generation.config, usage=usage
+    )
+    try:
+        async with contextlib.aclosing(texts):
+            async for text in texts:
+                parts.append(text)
+                yield sse_event("chunk", {"text": text})
+    except (asyncio.CancelledError, GeneratorExit):
+        # The client went away mid-reply (cancelled while waiting for Gemini, or closed while sending):
+        # keep what arrived, then let the cancellation through.
+        if parts:
+            await asyncio.shield(save(generation, "".join(parts), usage, True))
+        raise
+    except Exception as exc:
+        failure = generation_error(exc)
+        if failure.code == "INTERNAL_ERROR":
+            logger.exception("generation failed in conversation %s", generation.conversation.public_id)
+        else:
+            logger.warning("generation failed in %s: %s", generation.conversation.public_id, failure.message)
+    try:
+        saved = await save(generation, "".join(parts), usage, failure is not None) if parts or not failure else None
+    except Exception:
+        logger.exception("could not save the reply in conversation %s", generation.conversation.public_id)
+        failure = GenerationFailed("INTERNAL_ERROR", "The reply could not be saved.")
+        yield sse_event("error", {"code": failure.code, "message": failure.message, "partialMessage": None})
+        return
+    if failure is None:
+        yield sse_event("done", {"message": saved})
+    else:
+        yield sse_event("error", {"code": failure.code, "message": failure.message, "partialMessage": saved})
+
+
+def _meta(generation: Generation) -> dict[str, Any]:
+    generation.conversation.refresh_from_db()
+    return {
+        "conversationId": generation.conversation.public_id,
+        "conversationCreated": generation.conversation_created,
+        "conversation": ConversationSerializer(generation.conversation).data,
+        "userMessage": MessageSerializer(generation.user_message).data,
+        "modelMessageId": generation.model_message_id,
+        "model": generation.model,
+    }

@@ -1,0 +1,199 @@
+"""JSON shapes of the API (seed 002's message shape) and validation of its inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Conversation, Message
+from .services import TITLE_MAX_CHARS
+
+SYSTEM_INSTRUCTION_MAX_CHARS = 8000
+MODEL_NAME_PATTERN = r"^(models/)?[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+# OUTPUT
+# ------------------------------------------------------------------------------
+class ConversationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id", read_only=True)
+    messageCount = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "kind", "messageCount", "createdAt", "updatedAt"]
+        read_only_fields = fields
+
+    def get_messageCount(self, conversation: Conversation) -> int:
+        count = getattr(conversation, "message_count", None)  # annotated by conversation_list_for_user
+        return count if count is not None else conversation.messages.count()
+
+
+class AudioDataSerializer(serializers.Serializer):
+    fileId = serializers.CharField()
+    url = serializers.CharField()
+    duration = serializers.FloatField(allow_null=True)
+    mimeType = serializers.CharField()
+
+
+class TranscriptionSerializer(serializers.Serializer):
+    text = serializers.CharField()
+
+
+class LiveContentSerializer(serializers.Serializer):
+    audioData = AudioDataSerializer(allow_null=True)
+    inputTranscription = TranscriptionSerializer(allow_null=True)
+    outputTranscription = TranscriptionSerializer(allow_null=True)
+
+
+class LiveConfigSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    sessionId = serializers.CharField()
+    responseModalities = serializers.ListField(child=serializers.CharField())
+
+
+class MessageConfigSerializer(serializers.Serializer):
+    live = LiveConfigSerializer(allow_null=True)
+
+
+class ContentSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True)
+
+
+def audio_data(message: Message) -> dict[str, Any] | None:
+    """Describe a message's audio file the way seed 002 does, or None."""
+    if not message.audio:
+        return None
+    return {
+        "fileId": message.public_id,
+        "url": reverse("api-file-download", kwargs={"file_id": message.public_id}),
+        "duration": message.audio_duration,
+        "mimeType": message.audio_mime_type or "audio/wav",
+    }
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id", read_only=True)
+    conversationId = serializers.CharField(source="conversation.public_id", read_only=True)
+    messageType = serializers.CharField(source="message_type", read_only=True)
+    content = serializers.SerializerMethodField()
+    liveContent = serializers.SerializerMethodField()
+    config = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversationId",
+            "messageType",
+            "role",
+            "content",
+            "liveContent",
+            "config",
+            "interrupted",
+            "usage",
+            "createdAt",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ContentSerializer)
+    def get_content(self, message: Message) -> dict[str, Any]:
+        return {"text": message.text}
+
+    @extend_schema_field(LiveContentSerializer)
+    def get_liveContent(self, message: Message) -> dict[str, Any]:
+        return {
+            "audioData": audio_data(message),
+            "inputTranscription": {"text": message.input_transcription} if message.input_transcription else None,
+            "outputTranscription": {"text": message.output_transcription} if message.output_transcription else None,
+        }
+
+    @extend_schema_field(MessageConfigSerializer)
+    def get_config(self, message: Message) -> dict[str, Any]:
+        live = message.live_config or None
+        if live is not None:
+            live = {
+                "model": live.get("model", ""),
+                "sessionId": live.get("sessionId", ""),
+                "responseModalities": live.get("responseModalities", []),
+            }
+        return {"live": live}
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_usage(self, message: Message) -> dict[str, Any] | None:
+        return message.usage or None
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors only: every field at fault and its messages.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API (docs/api.md)."""
+
+    error = ErrorDetailSerializer()
+
+
+# INPUT
+# ------------------------------------------------------------------------------
+class ConversationCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX_CHARS, required=False, allow_blank=True, default="")
+
+
+class ConversationRenameSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX_CHARS)
+
+
+class GenerateRequestSerializer(serializers.Serializer):
+    prompt = serializers.CharField(required=False, help_text="What to ask. Required (or its alias `contents`).")
+    contents = serializers.CharField(required=False, write_only=True, help_text="Seed 002's alias for `prompt`.")
+    conversationId = serializers.CharField(
+        required=False, allow_null=True, max_length=40, help_text="An existing conversation; omit to start one."
+    )
+    model = serializers.RegexField(
+        MODEL_NAME_PATTERN,
+        required=False,
+        allow_null=True,
+        help_text="Gemini text model; default GEMINI_TEXT_MODEL.",
+        error_messages={"invalid": "Not a model name (letters, digits, '.', '-', '_')."},
+    )
+    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    systemInstruction = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=SYSTEM_INSTRUCTION_MAX_CHARS
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The limit is a setting, read when a request is validated, not at import.
+        limit = settings.GENERATE_MAX_PROMPT_CHARS
+        for name in ("prompt", "contents"):
+            field = self.fields[name]
+            field.max_length = limit
+            field.validators.append(
+                MaxLengthValidator(limit, message=f"Ensure this field has no more than {limit} characters.")
+            )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        prompt = attrs.pop("prompt", None)
+        contents = attrs.pop("contents", None)
+        if prompt is None:
+            prompt = contents
+        if prompt is None:
+            raise serializers.ValidationError({"prompt": ["This field is required."]}, code="required")
+        attrs["prompt"] = prompt
+        return attrs

@@ -1,0 +1,100 @@
+"""The simulator's one table of models and voices (keep in step with apsara/gemini.py and reference section 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GEMINI = "gemini"  # Gemini Developer API (generativelanguage)
+VERTEX = "vertex"  # Vertex AI (aiplatform)
+BOTH = (GEMINI, VERTEX)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model: what it serves, on which API, and its limits."""
+
+    name: str
+    display_name: str
+    live: bool  # serves bidiGenerateContent (Live API); otherwise REST generateContent only
+    audio_only: bool = False  # native audio: TEXT response modality closes with 1007
+    apis: tuple[str, ...] = (GEMINI,)
+    # 3.x Live models take clientContent only as initial history (historyConfig.initialHistoryInClientContent).
+    history_config_required: bool = False
+    # 3.1 rejects clientContent once the conversation is under way (1007), per early-2026 reports.
+    client_content_only_initially: bool = False
+    input_token_limit: int = 131072
+    output_token_limit: int = 8192
+
+
+MODELS: dict[str, Model] = {
+    m.name: m
+    for m in (
+        Model("gemini-3.8-live", "Gemini 3.8 Live", True, True, BOTH, True, False, output_token_limit=65536),
+        Model(
+            "gemini-3.8-live-extended-thinking",
+            "Gemini 3.8 Live Extended Thinking",
+            True,
+            True,
+            (GEMINI,),
+            True,
+            False,
+            output_token_limit=65536,
+        ),
+        Model(
+            "gemini-3.1-flash-live-preview",
+            "Gemini 3.1 Flash Live Preview",
+            True,
+            True,
+            (GEMINI,),
+            True,
+            True,
+            output_token_limit=65536,
+        ),
+        Model("gemini-2.5-flash-native-audio-preview-12-2025", "Gemini 2.5 Flash Native Audio (12-2025)", True, True),
+        Model("gemini-2.5-flash-native-audio-latest", "Gemini 2.5 Flash Native Audio Latest", True, True),
+        Model("gemini-live-2.5-flash-native-audio", "Gemini Live 2.5 Flash Native Audio", True, True, (VERTEX,)),
+        # Half-cascade (TEXT or AUDIO output), private GA on Vertex: the one Live model here that serves TEXT.
+        Model("gemini-live-2.5-flash", "Gemini Live 2.5 Flash", True, False, (VERTEX,)),
+        Model(
+            "gemini-2.5-flash",
+            "Gemini 2.5 Flash",
+            False,
+            apis=BOTH,
+            input_token_limit=1048576,
+            output_token_limit=65536,
+        ),
+        Model(
+            "gemini-2.5-pro", "Gemini 2.5 Pro", False, apis=BOTH, input_token_limit=1048576, output_token_limit=65536
+        ),
+        Model(
+            "gemini-3-flash", "Gemini 3 Flash", False, apis=BOTH, input_token_limit=1048576, output_token_limit=65536
+        ),
+    )
+}
+
+# The 30 prebuilt voices; Puck is the default.
+VOICES: tuple[str, ...] = (
+    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
+    "Callirrhoe", "Autonoe", "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome",
+    "Algenib", "Rasalgethi", "Laomedeia", "Achernar", "Alnilam", "Schedar", "Gacrux", "Pulcherrima",
+    "Achird", "Zubenelgenubi", "Vindemiatrix", "Sadachbia", "Sadaltager", "Sulafat",
+)  # fmt: skip
+DEFAULT_VOICE = "Puck"
+
+
+def model_id(name: str) -> str:
+    """Reduce ``models/x`` or ``projects/p/locations/l/publishers/google/models/x`` to ``x``."""
+    return name.rsplit("/", 1)[-1]
+
+
+def find(name: str, api: str) -> Model | None:
+    """Look a model up by any of its spellings, if the given API serves it."""
+    model = MODELS.get(model_id(name))
+    return model if model is not None and api in model.apis else None
+
+
+def generation_methods(model: Model) -> list[str]:
+    """The supportedGenerationMethods ListModels reports for a model."""
+    if model.live:
+        return ["bidiGenerateContent"]
+    return ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]

@@ -1,0 +1,828 @@
+"""The Live API (BidiGenerateContent) over WebSocket: auth, setup validation, turns, audio, VAD, tools, resumption.
+
+Connection: the upgrade is accepted on the Live paths (else HTTP 404); the first client frame must be ``setup``.
+Then credentials and setup are checked, and failures close the socket the way the service does:
+
+====================================================================  =====  ======================================
+situation                                                              code   reason
+====================================================================  =====  ======================================
+no API key (Gemini API)                                                1008   Method doesn't allow unregistered …
+bad key, or an ``auth_tokens/…`` token on the non-Constrained path     1007   API key not valid. Please pass a …
+unknown/expired ephemeral token; no new sessions after newSession…     1007   (see ``gemini_sim.tokens``)
+ephemeral token used up                                                1011   Token has been used too many times
+Vertex without ``Authorization: Bearer``                               1008   Request is missing required …
+unknown model, or not a Live model / not on this API                   1008   models/X is not found for API …
+TEXT response modality on a native-audio model                         1007   Cannot extract voices from a non-…
+unknown voice, malformed JSON, first frame not ``setup``, more than    1007   Request contains an invalid argument.
+one field per message, empty text part, activityStart/End while
+automatic activity detection is on, clientContent on 3.x models
+without historyConfig (3.1: also after the first reply)
+unknown/expired resumption handle, or resuming with another model      1007   Request contains an invalid argument.
+connection lifetime reached (after ``goAway``)                         1011   Deadline expired before operation …
+====================================================================  =====  ======================================
+
+Server messages are camelCase JSON in binary frames: ``setupComplete {sessionId}`` first, then per reply
+``[inputTranscription]`` → ``modelTurn`` (24 kHz PCM chunks, each with its ``outputTranscription`` piece, or text
+parts for TEXT) → ``generationComplete`` → ``turnComplete`` + ``usageMetadata`` → ``sessionResumptionUpdate``
+(when ``sessionResumption`` was set up; also one right after ``setupComplete``). A barge-in sends
+``interrupted`` then ``turnComplete`` (and ``toolCallCancellation`` for pending function calls).
+
+Voice activity detection runs on the input PCM energy, in audio time (so tests may send audio as fast as they
+like): speech (mean |sample| ≥ ``vad_threshold`` for ``prefixPaddingMs``, default 20 ms, 60 ms with LOW start
+sensitivity) then ``silenceDurationMs`` of silence ends the turn; ``audioStreamEnd`` ends it at once. Speech
+while the model is answering interrupts it unless ``activityHandling`` is ``NO_INTERRUPTION`` (then the turn waits
+for the reply to finish). With ``automaticActivityDetection.disabled``, ``activityStart``/``activityEnd`` bound
+the turn and ``activityStart`` interrupts. The input transcription describes what was heard, e.g.
+``(1.2 seconds of speech)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import copy
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import audio, catalogue, model, wire
+from .rest import BAD_KEY, UNREGISTERED
+
+if TYPE_CHECKING:
+    from .server import Fault, Simulator, WebSocket
+
+_PATH = re.compile(
+    r"^/ws/(?:google\.ai\.generativelanguage\.(v1|v1alpha|v1beta)\.GenerativeService\."
+    r"(BidiGenerateContent|BidiGenerateContentConstrained)"
+    r"|google\.cloud\.aiplatform\.(v1|v1beta1)\.LlmBidiService/BidiGenerateContent)$"
+)
+INVALID = "Request contains an invalid argument."
+NO_VOICES = "Cannot extract voices from a non-audio request."
+DEADLINE = "Deadline expired before operation could complete."
+VERTEX_UNAUTHENTICATED = "Request is missing required authentication credential. Expected OAuth 2 access token."
+AUDIO_TOKENS_PER_S = 25
+VAD_WINDOW_MS = 40
+VIDEO_TOKENS_PER_FRAME = 258
+_CLIENT_KEYS = ("setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate")
+_ACTIVITY_HANDLING = (None, "ACTIVITY_HANDLING_UNSPECIFIED", "START_OF_ACTIVITY_INTERRUPTS", "NO_INTERRUPTION")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which Live endpoint a connection came in on."""
+
+    api: str  # catalogue.GEMINI or catalogue.VERTEX
+    version: str
+    constrained: bool = False
+
+
+def route(path: str) -> Route | None:
+    """Match a handshake path (query ignored, leading slashes normalised); None means 404."""
+    bare = "/" + path.split("?", 1)[0].lstrip("/")
+    m = _PATH.match(bare)
+    if m is None:
+        return None
+    if m.group(1):
+        return Route(catalogue.GEMINI, m.group(1), m.group(2).endswith("Constrained"))
+    return Route(catalogue.VERTEX, m.group(3))
+
+
+class Close(Exception):
+    """End the session with this close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Snapshot:
+    """Conversation state behind one resumption handle."""
+
+    history: list[dict[str, Any]]
+    model: str
+    session_id: str
+    expires_at: float | None = None  # set when the issuing session ends
+
+
+@dataclass
+class Turn:
+    """A user turn waiting for a reply."""
+
+    parts: list[dict[str, Any]] | None = None  # appended to history when the reply starts (None: already there)
+    heard: float | None = None  # seconds of speech, for audio turns
+
+
+@dataclass
+class Vad:
+    """Voice-activity state, measured in audio time."""
+
+    in_speech: bool = False
+    voiced_ms: float = 0.0
+    silence_ms: float = 0.0
+    speech_ms: float = 0.0
+
+
+@dataclass
+class Config:
+    """The parts of a validated setup the session acts on."""
+
+    model: catalogue.Model
+    model_name: str
+    modalities: list[str]
+    voice: str
+    system_instruction: str
+    functions: list[dict[str, Any]]
+    auto_vad: bool
+    interrupts: bool
+    start_ms: float
+    silence_ms: float
+    input_transcription: bool
+    output_transcription: bool
+    resumption: bool
+    transparent: bool
+    history_config: bool
+    handle: str | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return model.part_text(content.get("parts") or [])
+    return ""
+
+
+def _functions(tools: Any) -> list[dict[str, Any]]:
+    if isinstance(tools, dict):
+        tools = tools.get("tools", [tools])
+    out: list[dict[str, Any]] = []
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict):
+            out.extend(f for f in tool.get("functionDeclarations") or [] if isinstance(f, dict) and f.get("name"))
+    return out
+
+
+class LiveSession:
+    """One Live connection."""
+
+    def __init__(
+        self, sim: Simulator, ws: WebSocket, route: Route, *, query: dict[str, str], headers: dict[str, str]
+    ) -> None:
+        self.sim = sim
+        self.ws = ws
+        self.route = route
+        self.query = query
+        self.headers = headers
+        self.id = sim.next_session_id()
+        self.history: list[dict[str, Any]] = []
+        self.cfg: Config | None = None
+        self.vad = Vad()
+        self.activity = False  # inside activityStart/activityEnd (manual detection)
+        self.queue: collections.deque[Turn] = collections.deque()
+        self.gen_task: asyncio.Task[None] | None = None
+        self.timer_task: asyncio.Task[None] | None = None
+        self.main_task: asyncio.Task[Any] | None = None
+        self.close_request: tuple[int, str] | None = None
+        self.pending_calls: dict[str, dict[str, Any] | None] = {}
+        self.tool_done = asyncio.Event()
+        self.spoken: list[str] = []
+        self.handles: list[str] = []
+        self.messages_in = 0
+        self.frames_total = 0
+        self.frames_unacknowledged = 0
+        self.audio_in_s = 0.0
+        self.turn_audio_s = 0.0
+        self.replies = 0
+        self.stall_until = 0.0
+        self.ended = False
+
+    # -- plumbing ---------------------------------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one server message (camelCase JSON, binary frame)."""
+        self.ws.send(wire.dumps(message))
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Close from any task: the reading task does the closing handshake."""
+        if self.close_request is None and not self.ended:
+            self.close_request = (code, reason)
+            if self.main_task is not None:
+                self.main_task.cancel()
+
+    def abort(self) -> None:
+        """Cut the connection without a close frame."""
+        self.ws.abort()
+        if self.main_task is not None and not self.ended:
+            self.main_task.cancel()
+
+    def trigger(self, fault: Fault) -> None:
+        """Apply a fault to this session now."""
+        self.sim.recorder.add({"type": "fault", "session": self.id, "kind": fault.kind, "when": fault.when})
+        if fault.kind == "close":
+            self.request_close(fault.code, fault.reason)
+        elif fault.kind == "drop":
+            self.abort()
+        elif fault.kind == "stall":
+            self.stall_until = time.monotonic() + fault.seconds
+
+    async def fault_point(self, when: str) -> None:
+        """Fire a queued fault for this point, if any (a stall sleeps right here)."""
+        fault = self.sim.take_fault(when)
+        if fault is None:
+            return
+        self.trigger(fault)
+        if fault.kind == "stall":
+            await self.stalled()
+        elif fault.kind in ("close", "drop"):
+            await asyncio.sleep(3600)  # this task is cancelled as the session ends
+
+    async def stalled(self) -> None:
+        """Sleep out an injected stall."""
+        remaining = self.stall_until - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    async def recv_message(self) -> dict[str, Any] | None:
+        """Next client message as a dict (recorded as sent); None when the client is gone."""
+        raw = await self.ws.recv()
+        if raw is None:
+            return None
+        self.messages_in += 1
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self.sim.recorder.add({"type": "frame", "session": self.id, "raw": str(raw)[:2000]})
+            raise Close(1007, INVALID) from None
+        self.sim.recorder.add({"type": "frame", "session": self.id, "message": message})
+        if not isinstance(message, dict):
+            raise Close(1007, INVALID)
+        return message
+
+    # -- lifecycle --------------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve the connection until either side ends it."""
+        self.main_task = asyncio.current_task()
+        self.sim.recorder.add(
+            {
+                "type": "connect",
+                "session": self.id,
+                "path": self.ws_path(),
+                "query": self.query,
+                "headers": self.headers,
+            }
+        )
+        code, reason = 1000, ""
+        try:
+            await self.serve()
+        except Close as exc:
+            code, reason = exc.code, exc.reason
+        except asyncio.CancelledError:
+            if self.close_request is None:  # aborted (drop fault, simulator stopping)
+                await asyncio.shield(self.shutdown_tasks())
+                self.finish(None, "")
+                if self.ws.closed:
+                    return
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            code, reason = self.close_request
+        except Exception:  # a bug here must look like the service's internal error, not hang the client
+            import logging
+
+            logging.getLogger("gemini_sim").exception("gemini_sim: live session failed")
+            code, reason = 1011, "Internal error occurred."
+        await self.shutdown_tasks()
+        if not self.ws.closed:
+            reason = reason.encode()[:123].decode("utf-8", "ignore")
+            await self.ws.close(code, reason)
+            self.finish(code, reason)
+        else:
+            self.finish(None, "")
+
+    def ws_path(self) -> str:
+        """The route, for records."""
+        return f"{self.route.api}:{self.route.version}{':constrained' if self.route.constrained else ''}"
+
+    def finish(self, code: int | None, reason: str) -> None:
+        """Bookkeeping once the connection is over: handles start their 2 h (TTL) clock."""
+        self.ended = True
+        expiry = time.time() + self.sim.options.resumption_ttl
+        for handle in self.handles:
+            snap = self.sim.handles.get(handle)
+            if snap is not None:
+                snap.expires_at = expiry
+        self.sim.recorder.add({"type": "close", "session": self.id, "code": code, "reason": reason})
+
+    async def shutdown_tasks(self) -> None:
+        """Stop the reply and timer tasks."""
+        for task in (self.gen_task, self.timer_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def serve(self) -> None:
+        """Setup, then the message loop."""
+        first = await self.recv_message()
+        if first is None:
+            return
+        message = wire.camelize(first)
+        if list(message) != ["setup"] or not isinstance(message["setup"], dict):
+            raise Close(1007, INVALID)
+        setup = message["setup"]
+        token = self.authenticate(resuming=bool((setup.get("sessionResumption") or {}).get("handle")))
+        if token is not None:
+            setup = token.constrain(setup)
+            self.sim.recorder.add({"type": "effective_setup", "session": self.id, "setup": setup})
+        self.cfg = self.configure(setup)
+        await self.fault_point("setup")
+        self.send({"setupComplete": {"sessionId": self.id}})
+        self.timer_task = asyncio.create_task(self.lifetime())
+        if self.cfg.resumption:
+            self.issue_handle()
+        first_message = True
+        while True:
+            message = await self.recv_message()
+            if message is None:
+                return
+            if first_message:
+                first_message = False
+                await self.fault_point("message")
+            if self.stall_until:
+                await self.stalled()
+            self.dispatch(wire.camelize(message))
+
+    def authenticate(self, *, resuming: bool) -> Any:
+        """Check credentials for this route; return the ephemeral token when there is one."""
+        auth = self.headers.get("authorization", "")
+        scheme, _, credential = auth.partition(" ")
+        key = self.headers.get("x-goog-api-key") or self.query.get("key")
+        if self.route.api == catalogue.VERTEX:
+            if not ((scheme.lower() == "bearer" and credential.strip()) or key):
+                raise Close(1008, VERTEX_UNAUTHENTICATED)
+            return None
+        if self.route.constrained:
+            name = self.query.get("access_token") or (credential.strip() if scheme.lower() == "token" else "") or key
+            if not name:
+                raise Close(1008, UNREGISTERED)
+            token, failure = self.sim.tokens.check_and_use(name, resuming=resuming)
+            if failure is not None:
+                raise Close(*failure)
+            return token
+        if not key:
+            raise Close(1008, UNREGISTERED)
+        allowed = self.sim.options.api_keys
+        if key.startswith("auth_tokens/") or (allowed is not None and key not in allowed):
+            raise Close(1007, BAD_KEY)
+        return None
+
+    def configure(self, setup: dict[str, Any]) -> Config:
+        """Validate a (camelCase) setup like the service and restore resumed state."""
+        name = setup.get("model")
+        if not isinstance(name, str) or not name.strip():
+            raise Close(1007, INVALID)
+        found = catalogue.find(name, self.route.api)
+        if found is None or not found.live:
+            shown = name if "/" in name else f"models/{name}"
+            raise Close(
+                1008, f"{shown} is not found for API version {self.route.version}, or is not supported for "
+                "bidiGenerateContent."
+            )  # fmt: skip
+        gen = setup.get("generationConfig") or {}
+        if not isinstance(gen, dict):
+            raise Close(1007, INVALID)
+        modalities = [str(m).upper() for m in gen.get("responseModalities") or ["AUDIO"]]
+        if any(m not in ("AUDIO", "TEXT") for m in modalities):
+            raise Close(1007, INVALID)
+        if "TEXT" in modalities and found.audio_only:
+            raise Close(1007, NO_VOICES)
+        if len(set(modalities)) > 1:
+            raise Close(1007, INVALID)
+        speech = gen.get("speechConfig") or {}
+        if not isinstance(speech, dict) or speech.get("multiSpeakerVoiceConfig"):
+            raise Close(1007, INVALID)
+        voice = catalogue.DEFAULT_VOICE
+        requested = wire.get_path(speech, "voiceConfig.prebuiltVoiceConfig.voiceName")
+        if requested is not None:
+            match = [v for v in catalogue.VOICES if v.lower() == str(requested).lower()]
+            if not match:
+                raise Close(1007, INVALID)
+            voice = match[0]
+        rtc = setup.get("realtimeInputConfig") or {}
+        aad = rtc.get("automaticActivityDetection") or {}
+        handling = rtc.get("activityHandling")
+        if handling not in _ACTIVITY_HANDLING or not isinstance(aad, dict):
+            raise Close(1007, INVALID)
+        low_start = aad.get("startOfSpeechSensitivity") == "START_SENSITIVITY_LOW"
+        start_ms = aad.get("prefixPaddingMs") or (60 if low_start else 20)
+        silence_ms = aad.get("silenceDurationMs") or self.sim.options.silence_ms
+        resumption = setup.get("sessionResumption")
+        if resumption is not None and not isinstance(resumption, dict):
+            raise Close(1007, INVALID)
+        handle = (resumption or {}).get("handle") or None
+        cfg = Config(
+            model=found,
+            model_name=found.name,
+            modalities=modalities,
+            voice=voice,
+            system_instruction=_text_of(setup.get("systemInstruction")),
+            functions=_functions(setup.get("tools")),
+            auto_vad=not aad.get("disabled", False),
+            interrupts=handling != "NO_INTERRUPTION",
+            start_ms=float(start_ms),
+            silence_ms=float(silence_ms),
+            input_transcription="inputAudioTranscription" in setup,
+            output_transcription="outputAudioTranscription" in setup,
+            resumption=resumption is not None,
+            transparent=bool((resumption or {}).get("transparent")),
+            history_config=bool(wire.get_path(setup, "historyConfig.initialHistoryInClientContent")),
+            handle=handle,
+            raw=setup,
+        )
+        if handle is not None:
+            snap = self.sim.handles.get(handle)
+            if snap is None or (snap.expires_at is not None and time.time() > snap.expires_at):
+                raise Close(1007, INVALID)
+            if snap.model != found.name:
+                raise Close(1007, INVALID)
+            self.history = copy.deepcopy(snap.history)
+            self.replies = sum(1 for t in self.history if t.get("role") == "model")
+        return cfg
+
+    async def lifetime(self) -> None:
+        """goAway ``go_away_before`` seconds before the connection lifetime ends, then close."""
+        opts = self.sim.options
+        life = max(0.0, opts.connection_lifetime)
+        before = min(max(0.0, opts.go_away_before), life)
+        await asyncio.sleep(life - before)
+        self.send({"goAway": {"timeLeft": wire.duration(before)}})
+        await asyncio.sleep(before)
+        self.request_close(1011, DEADLINE)
+
+    def issue_handle(self) -> None:
+        """Send a sessionResumptionUpdate with a new handle for the current state."""
+        handle = secrets.token_urlsafe(32)
+        self.sim.handles[handle] = Snapshot(
+            copy.deepcopy(self.history), self.cfg.model_name if self.cfg else "", self.id
+        )
+        self.handles.append(handle)
+        update: dict[str, Any] = {"newHandle": handle, "resumable": True}
+        if self.cfg is not None and self.cfg.transparent:
+            update["lastConsumedClientMessageIndex"] = str(max(0, self.messages_in - 1))
+        self.send({"sessionResumptionUpdate": update})
+        if len(self.sim.handles) % 256 == 0:
+            self.purge_handles()
+
+    def purge_handles(self) -> None:
+        """Forget expired handles."""
+        now = time.time()
+        for key in [k for k, s in self.sim.handles.items() if s.expires_at is not None and s.expires_at < now]:
+            self.sim.handles.pop(key, None)
+
+    # -- client messages --------------------------------------------------------------------------------------------
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Act on one client message (after setup)."""
+        if len(message) != 1:
+            raise Close(1007, INVALID)
+        [(kind, body)] = message.items()
+        if kind not in _CLIENT_KEYS or kind == "setup" or not isinstance(body, dict):
+            raise Close(1007, INVALID)
+        if kind == "clientContent":
+            self.client_content(body)
+        elif kind == "realtimeInput":
+            self.realtime_input(body)
+        elif kind == "toolResponse":
+            self.tool_response(body)
+        else:
+            self.context_update(body)
+
+    def client_content(self, body: dict[str, Any]) -> None:
+        """Ordered turns: history, and a reply when the turn is complete and the user spoke last."""
+        cfg = self.cfg
+        assert cfg is not None
+        if cfg.model.history_config_required and not cfg.history_config:
+            raise Close(1007, INVALID)
+        if cfg.model.client_content_only_initially and self.replies:
+            raise Close(1007, INVALID)
+        turns = body.get("turns") or []
+        if isinstance(turns, dict):
+            turns = [turns]
+        if not isinstance(turns, list):
+            raise Close(1007, INVALID)
+        for turn in turns:
+            parts = turn.get("parts") if isinstance(turn, dict) else None
+            if not isinstance(parts, list) or turn.get("role", "user") not in ("user", "model"):
+                raise Close(1007, INVALID)
+            for part in parts:
+                if not isinstance(part, dict) or not part:
+                    raise Close(1007, INVALID)
+                if "text" in part and (not isinstance(part["text"], str) or not part["text"].strip()):
+                    raise Close(1007, INVALID)
+            self.history.append({"role": turn.get("role", "user"), "parts": parts})
+        if body.get("turnComplete") and self.history and self.history[-1]["role"] == "user":
+            self.start_turn(Turn(), force_interrupt=True)
+
+    def realtime_input(self, body: dict[str, Any]) -> None:
+        """Streaming input: audio (VAD), video (counted), text, activity markers, end of audio stream."""
+        cfg = self.cfg
+        assert cfg is not None
+        if not body:
+            raise Close(1007, INVALID)
+        blobs: list[dict[str, Any]] = []
+        for key in ("audio", "video"):
+            if key in body:
+                blobs.append(body[key])
+        chunks = body.get("mediaChunks")
+        if chunks is not None:
+            if not isinstance(chunks, list):
+                raise Close(1007, INVALID)
+            blobs.extend(chunks)
+        for blob in blobs:
+            if not isinstance(blob, dict):
+                raise Close(1007, INVALID)
+            mime = str(blob.get("mimeType") or "")
+            try:
+                data = wire.b64decode(blob.get("data", ""))
+            except wire.InvalidArgument:
+                raise Close(1007, INVALID) from None
+            if mime.startswith("audio/"):
+                self.hear(data, mime)
+            elif mime.startswith("image/") or mime.startswith("video/"):
+                self.frames_total += 1
+                self.frames_unacknowledged += 1
+            else:
+                raise Close(1007, INVALID)
+        if "activityStart" in body:
+            if cfg.auto_vad:
+                raise Close(1007, INVALID)
+            self.activity = True
+            self.turn_audio_s = 0.0
+            if self.generating and cfg.interrupts:
+                self.interrupt()
+        if "activityEnd" in body:
+            if cfg.auto_vad:
+                raise Close(1007, INVALID)
+            if self.activity:
+                self.activity = False
+                self.end_audio_turn(self.turn_audio_s)
+        if "audioStreamEnd" in body and cfg.auto_vad and self.vad.in_speech:
+            self.end_speech()
+        if "text" in body:
+            text = body["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise Close(1007, INVALID)
+            self.start_turn(Turn(parts=[{"text": text}]))
+
+    def hear(self, pcm: bytes, mime: str) -> None:
+        """Feed input audio to voice activity detection (or to the manual activity turn)."""
+        cfg = self.cfg
+        assert cfg is not None
+        if not mime.startswith("audio/pcm") and not mime.startswith("audio/l16"):
+            return  # other encodings are accepted but not decoded
+        rate = audio.input_rate(mime)
+        seconds = audio.duration(pcm, rate)
+        self.audio_in_s += seconds
+        if not cfg.auto_vad:
+            if self.activity:
+                self.turn_audio_s += seconds
+            return
+        window = 2 * rate * VAD_WINDOW_MS // 1000  # long chunks are judged window by window
+        for start in range(0, len(pcm), window):
+            piece = pcm[start : start + window]
+            self.detect(piece, 1000.0 * audio.duration(piece, rate))
+
+    def detect(self, pcm: bytes, ms: float) -> None:
+        """Voice activity detection on one window of audio."""
+        cfg = self.cfg
+        assert cfg is not None
+        vad = self.vad
+        voiced = audio.level(pcm) >= self.sim.options.vad_threshold
+        if not vad.in_speech:
+            if not voiced:
+                vad.voiced_ms = 0.0
+                return
+            vad.voiced_ms += ms
+            if vad.voiced_ms >= cfg.start_ms:
+                vad.in_speech = True
+                vad.speech_ms = vad.voiced_ms
+                vad.silence_ms = 0.0
+                if self.generating and cfg.interrupts:
+                    self.interrupt()
+            return
+        vad.speech_ms += ms
+        vad.silence_ms = 0.0 if voiced else vad.silence_ms + ms
+        if vad.silence_ms >= cfg.silence_ms:
+            self.end_speech()
+
+    def end_speech(self) -> None:
+        """VAD decided the user stopped speaking."""
+        vad = self.vad
+        heard = max(0.0, vad.speech_ms - vad.silence_ms) / 1000
+        self.vad = Vad()
+        self.end_audio_turn(heard)
+
+    def end_audio_turn(self, seconds: float) -> None:
+        """A spoken turn is over: transcribe (describe) it and reply."""
+        text = f"({seconds:.1f} seconds of speech)"
+        if self.cfg is not None and self.cfg.input_transcription:
+            self.send({"serverContent": {"inputTranscription": {"text": text, "finished": True}}})
+        self.start_turn(Turn(parts=[{"text": text}], heard=seconds))
+
+    def tool_response(self, body: dict[str, Any]) -> None:
+        """Function results: resume the reply waiting for them."""
+        responses = body.get("functionResponses") or []
+        if isinstance(responses, dict):
+            responses = [responses]
+        if not isinstance(responses, list):
+            raise Close(1007, INVALID)
+        fault = self.sim.take_fault("tool_response")
+        if fault is not None:
+            self.trigger(fault)
+        for r in responses:
+            if not isinstance(r, dict):
+                raise Close(1007, INVALID)
+            call_id = r.get("id")
+            if self.route.api == catalogue.GEMINI and not call_id:
+                raise Close(1007, INVALID)
+            if call_id in self.pending_calls:
+                self.pending_calls[call_id] = r
+        if self.pending_calls and all(v is not None for v in self.pending_calls.values()):
+            self.tool_done.set()
+
+    def context_update(self, body: dict[str, Any]) -> None:
+        """Mid-session system instruction / tools."""
+        assert self.cfg is not None
+        if "systemInstruction" in body:
+            self.cfg.system_instruction = _text_of(body["systemInstruction"])
+        if "tools" in body:
+            self.cfg.functions = _functions(body["tools"])
+
+    # -- replies ----------------------------------------------------------------------------------------------------
+    @property
+    def generating(self) -> bool:
+        """Whether a reply is under way."""
+        return self.gen_task is not None and not self.gen_task.done()
+
+    def start_turn(self, turn: Turn, *, force_interrupt: bool = False) -> None:
+        """Reply to a user turn: barge in on a reply under way, or queue behind it (NO_INTERRUPTION)."""
+        assert self.cfg is not None
+        if self.generating:
+            if self.cfg.interrupts or force_interrupt:
+                self.interrupt()
+            else:
+                self.queue.append(turn)
+                return
+        self.queue.append(turn)
+        self.gen_task = asyncio.create_task(self.reply_loop())
+
+    def interrupt(self) -> None:
+        """Barge-in: stop the reply, cancel pending function calls, send interrupted then turnComplete."""
+        task = self.gen_task
+        if task is None or task.done():
+            return
+        task.cancel()
+        self.gen_task = None
+        if self.pending_calls:
+            self.send({"toolCallCancellation": {"ids": list(self.pending_calls)}})
+            self.pending_calls = {}
+        if self.spoken:
+            self.history.append({"role": "model", "parts": [{"text": " ".join(self.spoken)}]})
+            self.spoken = []
+        self.send({"serverContent": {"interrupted": True}})
+        self.send({"serverContent": {"turnComplete": True}})
+
+    async def reply_loop(self) -> None:
+        """Answer queued turns one after another."""
+        while self.queue:
+            turn = self.queue.popleft()
+            if turn.parts is not None:
+                self.history.append({"role": "user", "parts": turn.parts})
+            await self.reply(turn)
+
+    async def reply(self, turn: Turn) -> None:
+        """One model turn: function calls if asked for, then speech (or text), then completion and usage."""
+        cfg = self.cfg
+        assert cfg is not None
+        opts = self.sim.options
+        await self.fault_point("turn")
+        if opts.latency > 0 and opts.realtime_factor > 0:
+            await asyncio.sleep(opts.latency / opts.realtime_factor)
+        note = ""
+        if self.frames_unacknowledged:
+            note = f"I can see the {self.frames_total} video frames you have shared so far."
+            self.frames_unacknowledged = 0
+        prompt_tokens = model.history_tokens(self.history) + model.estimate_tokens(cfg.system_instruction)
+        answer = model.respond(
+            self.history,
+            model=cfg.model_name,
+            system_instruction=cfg.system_instruction,
+            functions=cfg.functions,
+            note=note,
+            heard=turn.heard,
+        )
+        if answer.calls:
+            calls = [
+                {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
+                for name, args in answer.calls
+            ]
+            self.pending_calls = {c["id"]: None for c in calls}
+            self.tool_done.clear()
+            self.send({"toolCall": {"functionCalls": calls}})
+            self.history.append({"role": "model", "parts": [{"functionCall": c} for c in calls]})
+            await self.tool_done.wait()
+            results = [r for r in self.pending_calls.values() if r is not None]
+            self.pending_calls = {}
+            self.history.append({"role": "user", "parts": [{"functionResponse": r} for r in results]})
+            answer = model.respond(self.history, model=cfg.model_name, system_instruction=cfg.system_instruction)
+        out_tokens = await self.speak(answer.text)
+        self.history.append({"role": "model", "parts": [{"text": answer.text}]})
+        self.spoken = []
+        self.replies += 1
+        self.send({"serverContent": {"generationComplete": True}})
+        audio_in = round(self.audio_in_s * AUDIO_TOKENS_PER_S)
+        video_in = self.frames_total * VIDEO_TOKENS_PER_FRAME
+        prompt_details = [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+        if audio_in:
+            prompt_details.append({"modality": "AUDIO", "tokenCount": audio_in})
+        if video_in:
+            prompt_details.append({"modality": "VIDEO", "tokenCount": video_in})
+        prompt_total = prompt_tokens + audio_in + video_in
+        out_modality = "AUDIO" if "AUDIO" in cfg.modalities else "TEXT"
+        self.send(
+            {
+                "serverContent": {"turnComplete": True},
+                "usageMetadata": {
+                    "promptTokenCount": prompt_total,
+                    "responseTokenCount": out_tokens,
+                    "totalTokenCount": prompt_total + out_tokens,
+                    "promptTokensDetails": prompt_details,
+                    "responseTokensDetails": [{"modality": out_modality, "tokenCount": out_tokens}],
+                },
+            }
+        )
+        if cfg.resumption:
+            self.issue_handle()
+
+    async def speak(self, text: str) -> int:
+        """Stream the reply: audio chunks with transcript pieces (AUDIO) or text chunks (TEXT); return tokens."""
+        cfg = self.cfg
+        assert cfg is not None
+        opts = self.sim.options
+        words = text.split()
+        self.spoken = []
+        if "AUDIO" not in cfg.modalities:
+            step = 8
+            for i in range(0, len(words), step):
+                piece = " ".join(words[i : i + step]) + (" " if i + step < len(words) else "")
+                self.send({"serverContent": {"modelTurn": {"parts": [{"text": piece}]}}})
+                self.spoken.extend(words[i : i + step])
+                await self.ws.drain()
+            return model.estimate_tokens(text)
+        pcm = audio.synthesize(text, cfg.voice)
+        rate = audio.OUTPUT_RATE
+        chunk_bytes = max(2, int(rate * opts.audio_chunk_ms / 1000) * 2)
+        n = max(1, -(-len(pcm) // chunk_bytes))
+        chunk_s = chunk_bytes / 2 / rate
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(n):
+            factor = self.sim.options.realtime_factor
+            if factor > 0:
+                delay = start + i * chunk_s / factor - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            piece_words = words[i * len(words) // n : (i + 1) * len(words) // n]
+            content: dict[str, Any] = {
+                "modelTurn": {
+                    "parts": [
+                        {
+                            "inlineData": {
+                                "mimeType": audio.OUTPUT_MIME,
+                                "data": wire.b64encode(pcm[i * chunk_bytes : (i + 1) * chunk_bytes]),
+                            }
+                        }
+                    ]
+                }
+            }
+            if cfg.output_transcription and piece_words:
+                content["outputTranscription"] = {"text": " ".join(piece_words) + (" " if i < n - 1 else "")}
+            self.send({"serverContent": content})
+            self.spoken.extend(piece_words)
+            await self.ws.drain()
+            if factor <= 0:
+                await asyncio.sleep(0)  # let barge-in and other sessions in
+            if i == 0:
+                await self.fault_point("audio")
+        factor = self.sim.options.realtime_factor
+        if factor > 0:  # the model is "speaking" until its last chunk has played
+            delay = start + n * chunk_s / factor - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        return round(audio.duration(pcm, rate) * AUDIO_TOKENS_PER_S)

@@ -1,0 +1,92 @@
+"""Health checks behind ``GET /live/health``: the database, the channel layer and which Gemini is configured.
+
+Nothing here calls Gemini (a health probe every few seconds must not spend quota) and nothing secret is
+reported: failures are named by their exception class only, since driver messages can carry hosts and users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+from apsara import gemini
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _database_ping() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        # Health runs in a worker thread outside the request cycle: give the connection back.
+        connection.close()
+
+
+async def database_check() -> dict[str, Any]:
+    """Run ``SELECT 1`` on the default database."""
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(sync_to_async(_database_ping, thread_sensitive=False)(), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return {"status": "error", "error": "timeout"}
+    except Exception as exc:
+        return {"status": "error", "error": type(exc).__name__}
+    return {"status": "ok", "vendor": connection.vendor, "latencyMs": _elapsed_ms(started)}
+
+
+async def channel_layer_check() -> dict[str, Any]:
+    """Send a message to a fresh channel of this process and receive it back."""
+    layer = get_channel_layer()
+    if layer is None:
+        return {"status": "error", "error": "not configured"}
+    backend = type(layer).__name__
+    started = time.perf_counter()
+    nonce = secrets.token_hex(8)
+    try:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "health.ping", "nonce": nonce})
+        received = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return {"status": "error", "backend": backend, "error": "timeout"}
+    except Exception as exc:
+        return {"status": "error", "backend": backend, "error": type(exc).__name__}
+    if received.get("nonce") != nonce:
+        return {"status": "error", "backend": backend, "error": "round trip returned another message"}
+    return {"status": "ok", "backend": backend, "latencyMs": _elapsed_ms(started)}
+
+
+def gemini_check() -> dict[str, Any]:
+    """Describe the configured Gemini (mode and models; never a key)."""
+    mode = gemini.current_mode()
+    report: dict[str, Any] = {"mode": str(mode), "liveModel": settings.GEMINI_LIVE_MODEL}
+    if mode is gemini.Mode.VERTEX:
+        report["location"] = settings.GOOGLE_CLOUD_LOCATION
+    if mode is gemini.Mode.SIMULATOR:
+        # Only started on first use: a health probe should not start it.
+        report["simulatorStarted"] = gemini.simulator_started()
+    return report
+
+
+async def health_report() -> dict[str, Any]:
+    """Run every check concurrently and summarise: ``status`` is ``ok`` only if all dependencies are."""
+    database, channel_layer = await asyncio.gather(database_check(), channel_layer_check())
+    healthy = database["status"] == "ok" and channel_layer["status"] == "ok"
+    return {
+        "status": "ok" if healthy else "error",
+        "database": database,
+        "channelLayer": channel_layer,
+        "gemini": gemini_check(),
+    }

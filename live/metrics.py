@@ -1,0 +1,133 @@
+"""Prometheus metrics of the live bridge, served at ``/metrics`` (see ``live.views.metrics``).
+
+The bridge calls only the functions below; metric objects stay private to this module. Label values must come
+from fixed sets in the code (protocol message kinds, error codes), never from client input, so the number of
+series stays bounded.
+
+Each server process (every daphne worker) keeps its own counters and serves them at its own ``/metrics``: scrape
+every process (one target each), or put them behind something that aggregates. A load balancer in front of several
+processes would return a different process's numbers on each scrape.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+# A registry of its own, so tests and re-imports never collide with whatever else uses the default one.
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+DIRECTIONS = ("in", "out")  # in: browser → server → Gemini; out: Gemini → server → browser
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+_sessions_created = Counter(
+    "apsara_live_sessions_created", "Live sessions created (session_created sent to a browser).", registry=REGISTRY
+)
+_sessions_active = Gauge("apsara_live_sessions_active", "Live sessions open in this process.", registry=REGISTRY)
+_messages = Counter(
+    "apsara_live_messages",
+    "Live messages by direction (in: from the browser, out: to the browser) and kind.",
+    ["direction", "kind"],
+    registry=REGISTRY,
+)
+_audio_seconds = Counter(
+    "apsara_live_audio_seconds",
+    "Seconds of audio carried, by direction (in: user speech, out: model speech).",
+    ["direction"],
+    registry=REGISTRY,
+)
+_upstream_errors = Counter(
+    "apsara_live_upstream_errors", "Errors from Gemini, by session_error code.", ["code"], registry=REGISTRY
+)
+_reconnects = Counter(
+    "apsara_live_reconnects", "Gemini connections resumed (goAway, drops, configure_vad).", registry=REGISTRY
+)
+_time_to_session_created = Histogram(
+    "apsara_live_time_to_session_created_seconds",
+    "From create_session received to session_created sent (includes the Gemini connect).",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+_time_to_first_audio = Histogram(
+    "apsara_live_time_to_first_audio_seconds",
+    "From the end of a user turn to the first model audio sent to the browser.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+# Called per audio frame: cache the labelled children so the hot path is one dict lookup and one locked add.
+@cache
+def _message_child(direction: str, kind: str) -> Counter:
+    return _messages.labels(direction=direction, kind=kind)
+
+
+@cache
+def _audio_child(direction: str) -> Counter:
+    return _audio_seconds.labels(direction=direction)
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+
+
+def session_created() -> None:
+    """Count a live session created."""
+    _sessions_created.inc()
+
+
+def session_active(delta: int) -> None:
+    """Add ``delta`` (+1 when a session starts, -1 when it ends) to the active-session gauge."""
+    _sessions_active.inc(delta)
+
+
+def message(direction: str, kind: str) -> None:
+    """Count one message; ``kind`` must be from a fixed set (e.g. a protocol message type, ``audio``)."""
+    _check_direction(direction)
+    _message_child(direction, kind).inc()
+
+
+def audio_seconds(direction: str, seconds: float) -> None:
+    """Add ``seconds`` of audio carried in ``direction``."""
+    _check_direction(direction)
+    _audio_child(direction).inc(seconds)
+
+
+def upstream_error(code: str) -> None:
+    """Count an upstream (Gemini) error by its session_error code."""
+    _upstream_errors.labels(code=code).inc()
+
+
+def reconnect() -> None:
+    """Count a Gemini reconnection (resumption)."""
+    _reconnects.inc()
+
+
+def observe_time_to_session_created(seconds: float) -> None:
+    """Record how long a create_session took until session_created."""
+    _time_to_session_created.observe(seconds)
+
+
+def observe_time_to_first_audio(seconds: float) -> None:
+    """Record how long the model took to answer a user turn with audio."""
+    _time_to_first_audio.observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """Return this process's metrics in the Prometheus text format, with its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,65 @@
+"""PCM16 ⇄ WAV packing."""
+
+import io
+import math
+import struct
+import wave
+
+import pytest
+
+from conversations.audio import AudioError, pcm16_duration, pcm16_to_wav, wav_pcm16, wav_read
+
+
+def sine_pcm16(seconds: float, *, sample_rate: int, freq: float = 440.0) -> bytes:
+    count = int(seconds * sample_rate)
+    return b"".join(
+        struct.pack("<h", int(12000 * math.sin(2 * math.pi * freq * i / sample_rate))) for i in range(count)
+    )
+
+
+def test_pcm16_to_wav_is_a_valid_wav_with_the_right_duration() -> None:
+    """1.5 s of 24 kHz PCM16 becomes a 24 kHz mono 16-bit WAV lasting 1.5 s."""
+    pcm = sine_pcm16(1.5, sample_rate=24_000)
+    audio = pcm16_to_wav(pcm, sample_rate=24_000)
+    assert audio.duration == pytest.approx(1.5)
+    assert audio.mime_type == "audio/wav"
+    with wave.open(io.BytesIO(audio.data)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 24_000)
+        assert wav.getnframes() == 36_000
+        assert wav.readframes(wav.getnframes()) == pcm
+    assert len(audio.data) == 44 + len(pcm)  # canonical RIFF header, no padding
+
+
+def test_wav_round_trip_returns_the_samples() -> None:
+    """Reading back the WAV gives the original samples, rate and duration."""
+    pcm = sine_pcm16(0.25, sample_rate=16_000)
+    audio = wav_read(pcm16_to_wav(pcm, sample_rate=16_000).data)
+    assert audio.duration == pytest.approx(0.25)
+    assert audio.sample_rate == 16_000
+    assert wav_pcm16(audio.data) == (pcm, 16_000)
+
+
+def test_pcm16_duration() -> None:
+    """32 000 bytes of 16 kHz mono PCM16 last one second; stereo halves it."""
+    assert pcm16_duration(32_000, sample_rate=16_000) == 1.0
+    assert pcm16_duration(32_000, sample_rate=16_000, channels=2) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("pcm", "sample_rate", "message"),
+    [
+        (b"", 16_000, "no audio samples"),
+        (b"\x00\x01\x02", 16_000, "whole samples"),
+        (b"\x00\x00", 0, "invalid audio format"),
+    ],
+)
+def test_pcm16_to_wav_rejects_bad_audio(pcm: bytes, sample_rate: int, message: str) -> None:
+    """Empty audio, half samples and a zero rate are refused with a clear reason."""
+    with pytest.raises(AudioError, match=message):
+        pcm16_to_wav(pcm, sample_rate=sample_rate)
+
+
+def test_wav_read_rejects_what_is_not_wav() -> None:
+    """Random bytes are not a WAV file."""
+    with pytest.raises(AudioError, match="not a WAV file"):
+        wav_read(b"definitely not RIFF data")

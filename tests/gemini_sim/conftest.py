@@ -1,0 +1,68 @@
+"""Fixtures: simulator instances (fast pacing) and google-genai clients that trust them per client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google import genai
+from google.genai import types
+
+from gemini_sim import SimHandle, start_background
+
+FAST = {"realtime_factor": 0, "latency": 0, "stream_delay": 0, "audio_chunk_ms": 200}
+
+
+@pytest.fixture(scope="module")
+def sim_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sim-state")
+
+
+@pytest.fixture(scope="module")
+def sim(sim_state: Path) -> Iterator[SimHandle]:
+    """A fast simulator shared by a test module."""
+    handle = start_background(sim_state, **FAST)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def make_sim(tmp_path: Path) -> Iterator:
+    """Start simulators with per-test options (stopped after the test)."""
+    started: list[SimHandle] = []
+
+    def make(**options) -> SimHandle:
+        handle = start_background(tmp_path / "state", **{**FAST, **options})
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+def http_options(sim: SimHandle, **extra) -> types.HttpOptions:
+    """Trust the simulator's CA for this client only (the way apsara.gemini does)."""
+    ctx = sim.ssl_context
+    return types.HttpOptions(
+        base_url=sim.base_url, client_args={"verify": ctx}, async_client_args={"verify": ctx, "ssl": ctx}, **extra
+    )
+
+
+def client_for(sim: SimHandle, api_key: str = "test-key", **extra) -> genai.Client:
+    """A Gemini Developer API client pointed at the simulator."""
+    return genai.Client(api_key=api_key, http_options=http_options(sim, **extra))
+
+
+def vertex_client_for(sim: SimHandle, token: str = "ya29.test-token") -> genai.Client:
+    """A Vertex client (OAuth Bearer) pointed at the simulator."""
+    from google.oauth2.credentials import Credentials
+
+    return genai.Client(
+        vertexai=True,
+        project="sim-project",
+        location="us-central1",
+        credentials=Credentials(token=token),
+        http_options=http_options(sim),
+    )

@@ -1,0 +1,65 @@
+"""live.services: ending a live session from outside its socket (admin, commands)."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from conversations.models import LiveSession
+from live.services import EndRequest, live_session_end_request, live_session_group
+from tests.factories import LiveSessionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the group message goes out on commit
+
+
+def listen(session: LiveSession) -> str:
+    """Join the session's group the way the holding consumer does; return the channel."""
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(live_session_group(session.public_id), channel)
+    return channel
+
+
+def receive(channel: str, timeout: float = 2.0) -> dict:
+    import asyncio
+
+    async def _receive() -> dict:
+        return await asyncio.wait_for(get_channel_layer().receive(channel), timeout)
+
+    return async_to_sync(_receive)()
+
+
+@pytest.mark.parametrize("status", [LiveSession.Status.ACTIVE, LiveSession.Status.CONNECTING])
+def test_end_request_tells_the_holding_consumer_and_ends_the_row(status: str) -> None:
+    """A held session gets live.end on its group, and the row is ended with its handle dropped."""
+    session = LiveSessionFactory(status=status, channel_name="specific.abc!def", resumption_handle="h-1")
+    channel = listen(session)
+    assert live_session_end_request(live_session=session) is EndRequest.REQUESTED
+    assert receive(channel) == {"type": "live.end", "session_id": session.public_id, "reason": "ended by staff"}
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.ENDED
+    assert session.ended_at is not None
+    assert (session.channel_name, session.resumption_handle, session.resumption_handle_issued_at) == ("", "", None)
+    assert (session.last_error_code, session.last_error) == ("ENDED_BY_STAFF", "ended by staff")
+
+
+def test_end_request_ends_a_detached_session_nobody_holds() -> None:
+    """A detached session (browser gone, no consumer) is ended in the database and can no longer be resumed."""
+    session = LiveSessionFactory(status=LiveSession.Status.DETACHED, resumption_handle="h-2")
+    assert live_session_end_request(live_session=session) is EndRequest.REQUESTED
+    assert session.status == LiveSession.Status.ENDED  # the caller's instance is refreshed
+    assert session.resumption_handle == ""
+    assert LiveSession.objects.active().filter(pk=session.pk).count() == 0
+
+
+@pytest.mark.parametrize("status", [LiveSession.Status.ENDED, LiveSession.Status.FAILED])
+def test_end_request_leaves_finished_sessions_alone(status: str) -> None:
+    """An ended or failed session is reported as such, untouched, and no message is sent."""
+    session = LiveSessionFactory(status=status, last_error_code="UPSTREAM_UNAVAILABLE")
+    channel = listen(session)
+    assert live_session_end_request(live_session=session) is EndRequest.ALREADY_ENDED
+    session.refresh_from_db()
+    assert (session.status, session.last_error_code) == (status, "UPSTREAM_UNAVAILABLE")
+    with pytest.raises(TimeoutError):
+        receive(channel, timeout=0.3)
