@@ -1,12 +1,11 @@
-"""Pages and JSON API routes."""
+"""Page routes (server-rendered). The JSON API lives in conversations/api_urls.py, mounted at /api/."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
 from conversations import views
 
-# Pages (server-rendered). The JSON API routes are kept in their own list below.
-page_urlpatterns: list[URLPattern] = [
+urlpatterns: list[URLPattern] = [
     path("signup/", views.signup, name="signup"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -17,7 +16,3 @@ page_urlpatterns: list[URLPattern] = [
     path("c/<str:conversation_id>/rename/", views.conversation_rename, name="conversation-rename"),
     path("c/<str:conversation_id>/delete/", views.conversation_delete, name="conversation-delete"),
 ]
-
-api_urlpatterns: list[URLPattern] = []
-
-urlpatterns = page_urlpatterns + api_urlpatterns
