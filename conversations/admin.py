@@ -201,7 +201,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(LiveSession)
 class LiveSessionAdmin(admin.ModelAdmin):
-    """Live sessions as the bridge records them: read-only for staff."""
+    """Live sessions as the bridge records them: read-only fields; staff can end them."""
 
     list_display = (
         "public_id",
@@ -229,7 +229,8 @@ class LiveSessionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        # No session is ever edited, but the changelist keeps change permission so the "end" action shows.
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description="Conversation", ordering="conversation__public_id")
     def conversation_id_display(self, session: LiveSession) -> str:
