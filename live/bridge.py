@@ -84,11 +84,6 @@ class Outlet(Protocol):
     async def group_discard(self, group: str) -> None: ...
 
 
-def user_group(user_id: int) -> str:
-    """Name the channel-layer group of one user's open sockets (message_saved goes there)."""
-    return f"user_{user_id}"
-
-
 def _live_model(name: str) -> gemini.LiveModel:
     # A model missing from the catalogue is tried with the newest models' behaviour; Gemini says if it is unknown.
     return gemini.live_model(name) or gemini.LiveModel(name, name, True, True, True)
@@ -1108,29 +1103,7 @@ class LiveRun:
     async def _announce_saved(self, message: Message) -> None:
         """Tell every open socket of this user (any process) that a message was stored."""
         layer = get_channel_layer()
-        if layer is None:
-            return
-        await layer.group_send(
-            user_group(self.user.pk),
-            {
-                "type": "message.saved",
-                "sessionId": self.public_id,
-                "conversationId": self.conversation.public_id,
-                "message": saved_message_summary(message),
-            },
-        )
-
-
-def saved_message_summary(message: Message) -> dict[str, Any]:
-    """The ``message`` of a ``message_saved`` event."""
-    return {
-        "id": message.public_id,
-        "role": message.role,
-        "messageType": message.message_type,
-        "text": message.text or message.input_transcription or message.output_transcription,
-        "interrupted": message.interrupted,
-        "audioDuration": message.audio_duration,
-        "hasAudio": bool(message.audio),
-        "toolData": message.tool_data or None,
-        "createdAt": message.created_at.isoformat(),
-    }
+        if layer is not None:
+            await layer.group_send(
+                services.user_group(self.user.pk), services.message_saved_event(message, session_id=self.public_id)
+            )

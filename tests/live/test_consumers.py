@@ -362,3 +362,23 @@ async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect
         {"initialHistoryInClientContent": True},
         {"initial_history_in_client_content": True},
     )
+
+
+async def test_a_message_saved_outside_live_reaches_open_sockets(connect, live_user):
+    from conversations.services import message_create
+    from live.services import message_saved_announce
+
+    ws = await connect()
+    conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
+
+    @database_sync_to_async
+    def save_typed_reply() -> Message:
+        message = message_create(conversation=conversation, role="model", text="A typed reply")
+        message_saved_announce(message=message)
+        return message
+
+    message = await save_typed_reply()
+    saved = await ws.expect("message_saved")
+    assert saved["sessionId"] is None and saved["conversationId"] == conversation.public_id
+    assert saved["message"]["id"] == message.public_id and saved["message"]["messageType"] == "rest"
+    assert saved["message"]["hasAudio"] is False
