@@ -498,8 +498,7 @@ class LiveRun:
         self._switch_timers: list[asyncio.Task[None]] = []
         self._stop_reason: StopReason | None = None
         self._active_counted = False
-        self._first_audio_pending = True
-        self._last_user_input = time.monotonic()
+        self._awaiting_reply_since: float | None = None  # when the user last said or typed something unanswered
         self._counters = {"messages_in": 0, "messages_out": 0, "audio_seconds_in": 0.0, "audio_seconds_out": 0.0}
         self._reconnects = 0
         self._drops_warned = 0.0
@@ -549,7 +548,8 @@ class LiveRun:
         seconds = len(pcm) / 2 / INPUT_SAMPLE_RATE
         self._counters["audio_seconds_in"] += seconds
         metrics.audio_seconds("in", seconds)
-        self.recorder.user_audio(pcm)
+        if self.recorder.user_audio(pcm):
+            self._awaiting_reply_since = time.monotonic()  # the reply is timed from the end of speech
         self.enqueue(_Item("audio", pcm))
 
     def activity(self, *, start: bool) -> None:
@@ -560,7 +560,7 @@ class LiveRun:
                 "Push-to-talk needs voice activity detection off: send configure_vad {enabled: false} first.",
             )
         if not start:
-            self._last_user_input = time.monotonic()
+            self._awaiting_reply_since = time.monotonic()
             self._spawn(self.recorder.user_activity_end())
         self.enqueue(_Item("activity_start" if start else "activity_end"))
 
@@ -934,9 +934,9 @@ class LiveRun:
         seconds = len(pcm) / 2 / OUTPUT_SAMPLE_RATE
         self._counters["audio_seconds_out"] += seconds
         metrics.audio_seconds("out", seconds)
-        if self._first_audio_pending:
-            self._first_audio_pending = False
-            metrics.observe_time_to_first_audio(time.monotonic() - max(self._last_user_input, self._started))
+        if self._awaiting_reply_since is not None:
+            metrics.observe_time_to_first_audio(time.monotonic() - self._awaiting_reply_since)
+            self._awaiting_reply_since = None
         await self.recorder.model_audio(pcm)
         if not self.plan.forwards_audio:
             return
@@ -1073,7 +1073,7 @@ class LiveRun:
         if kind == "audio":
             await session.send_realtime_input(audio=types.Blob(data=item.data, mime_type=INPUT_AUDIO_MIME))
         elif kind == "text":
-            self._last_user_input = time.monotonic()
+            self._awaiting_reply_since = time.monotonic()
             if self.plan.model.text_via_realtime_input:
                 await session.send_realtime_input(text=item.data)
             else:
