@@ -94,6 +94,10 @@ def _seconds(duration: str | None, default: float) -> float:
     return float(match.group(1)) if match else default
 
 
+CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
+MAX_TOOL_CALLS = 8  # running at once per session
+
+
 class _Fatal(Exception):
     def __init__(self, failure: UpstreamFailure) -> None:
         super().__init__(failure.message)
@@ -460,7 +464,10 @@ class LiveRun:
         self.resumed = resumed
         self._handle = handle
         self._started = started
-        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.LIVE_INBOUND_QUEUE_ITEMS)
+        # Audio may fill the queue up to its bound; text, push-to-talk and tool results have room of their own on
+        # top, so a flood of audio never costs a typed message or a turn boundary.
+        self._audio_bound = settings.LIVE_INBOUND_QUEUE_ITEMS
+        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=self._audio_bound + CONTROL_HEADROOM)
         self.rate_guard = AudioRateGuard(
             factor=settings.LIVE_AUDIO_RATE_FACTOR,
             burst_seconds=settings.LIVE_AUDIO_BURST_SECONDS,
@@ -525,23 +532,30 @@ class LiveRun:
             await self._finishing
 
     def enqueue(self, item: _Item) -> None:
-        """Queue something for Gemini; a full queue drops it and tells the browser (BACKPRESSURE)."""
-        try:
+        """Queue something for Gemini; when full, audio is dropped and the browser told (BACKPRESSURE)."""
+        media = item.kind in ("audio", "video")
+        full = self.inbound.qsize() >= self._audio_bound if media else self.inbound.full()
+        if not full:
             self.inbound.put_nowait(item)
             self._counters["messages_in"] += 1
-        except asyncio.QueueFull:
-            now = time.monotonic()
-            if now - self._drops_warned > 2.0:
-                self._drops_warned = now
-                self._spawn(
-                    self.bridge.send(
-                        session_error(
-                            self.public_id,
-                            ErrorCode.BACKPRESSURE,
-                            "Gemini is not keeping up (or is reconnecting); input is being dropped. Slow down.",
-                        )
+            return
+        if not media:
+            raise ProtocolError(
+                ErrorCode.BACKPRESSURE,
+                "Gemini is not keeping up (or is reconnecting); this message was not delivered. Try again shortly.",
+            )
+        now = time.monotonic()
+        if now - self._drops_warned > 2.0:
+            self._drops_warned = now
+            self._spawn(
+                self.bridge.send(
+                    session_error(
+                        self.public_id,
+                        ErrorCode.BACKPRESSURE,
+                        "Gemini is not keeping up (or is reconnecting); audio and video are being dropped. Slow down.",
                     )
                 )
+            )
 
     def user_audio(self, pcm: bytes) -> None:
         """Record and forward one frame of microphone audio."""
@@ -997,13 +1011,9 @@ class LiveRun:
 
     def _start_tool(self, call: types.FunctionCall) -> None:
         call_id = call.id or f"call-{len(self._tool_tasks)}"
-        if len(self._tool_tasks) >= 8:
-            self.enqueue(
-                _Item(
-                    "tool_response",
-                    types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"}),
-                )
-            )
+        if len(self._tool_tasks) >= MAX_TOOL_CALLS:
+            refusal = types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"})
+            self._spawn(self.inbound.put(_Item("tool_response", refusal)))
             return
         self._tool_tasks[call_id] = asyncio.create_task(self._run_tool(call_id, call))
 

@@ -249,3 +249,20 @@ async def test_compression_resolution_and_voice_reach_gemini_setup(sim, connect)
     assert "speakingRate" not in flat
     notices = ws.of_type("session_created")[0]["notices"]
     assert any("speakingRate" in n for n in notices)
+
+
+async def test_input_gemini_cannot_take_is_dropped_with_backpressure_not_buffered_forever(sim, connect, settings):
+    settings.LIVE_INBOUND_QUEUE_ITEMS = 20
+    settings.LIVE_AUDIO_BURST_SECONDS = 1000.0
+    ws = await connect()
+    await ws.create(model=MODEL)
+    sim.inject_fault("stall", when="now", seconds=8)
+    # 800 frames of 16 KB while Gemini reads nothing: more than the socket buffers between us and it can hold.
+    await ws.send_audio(silence(400.0), ms=500)
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == "BACKPRESSURE"
+    assert "dropped" in error["error"]["message"]
+    await assert_usable(ws)
+    # Once Gemini reads again, the session carries on.
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    await ws.until_turn_complete(within=20)
