@@ -703,8 +703,9 @@ class LiveRun:
                 )
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
-        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active")
+        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active", seen=True)
         await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
+        self._spawn(self._heartbeat())
         metrics.session_active(1)
         self._active_counted = True
         self._ready.set()
@@ -992,6 +993,16 @@ class LiveRun:
     async def _switch_at(self, delay: float) -> None:
         await asyncio.sleep(delay)
         self._request_switch("goaway")
+
+    async def _heartbeat(self) -> None:
+        """Tell the database this process still holds the session (see services._detach_stale_sessions)."""
+        update = database_sync_to_async(services.live_session_update)
+        while True:
+            await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
+            try:
+                await update(session_id=self.pk, seen=True)
+            except Exception:
+                logger.exception("live: heartbeat of %s failed", self.public_id)
 
     def _save_handle(self, handle: str) -> None:
         self._pending_handle = handle

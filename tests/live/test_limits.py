@@ -266,3 +266,43 @@ async def test_input_gemini_cannot_take_is_dropped_with_backpressure_not_buffere
     # Once Gemini reads again, the session carries on.
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     await ws.until_turn_complete(within=20)
+
+
+async def test_sessions_of_a_dead_process_stop_counting_and_can_be_resumed(sim, connect, live_user, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    settings.LIVE_MAX_SESSIONS_PER_USER = 1
+    settings.LIVE_HEARTBEAT_SECONDS = 5
+    long_ago = timezone.now() - dt.timedelta(minutes=5)
+    orphan = await database_sync_to_async(LiveSessionFactory)(
+        user=live_user, status=LiveSession.Status.ACTIVE, last_seen_at=long_ago, started_at=long_ago
+    )
+    ws = await connect()
+    created = await ws.create(model=MODEL)  # the orphan no longer counts
+    await orphan.arefresh_from_db()
+    assert orphan.status == LiveSession.Status.DETACHED and orphan.last_error_code == "SERVER_GONE"
+    row = await database_sync_to_async(LiveSession.objects.get)(public_id=created["sessionId"])
+    assert row.last_seen_at is not None
+    # A live holder (fresh heartbeat) still counts.
+    other = await connect()
+    await other.send({"type": "create_session", "data": {"model": MODEL}})
+    assert (await other.expect("session_error"))["error"]["code"] == "SESSION_LIMIT_REACHED"
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    await other.send({"type": "resume_session", "data": {"sessionId": orphan.public_id}})
+    resumed = await other.expect("session_resumed")
+    assert resumed["contextReloaded"] is True  # its handle died with it: the conversation is reloaded instead
+
+
+async def test_an_open_session_keeps_sending_heartbeats(sim, connect, settings):
+    import asyncio
+
+    settings.LIVE_HEARTBEAT_SECONDS = 0.2
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    get = database_sync_to_async(LiveSession.objects.get)
+    first = (await get(public_id=created["sessionId"])).last_seen_at
+    await asyncio.sleep(0.7)
+    assert (await get(public_id=created["sessionId"])).last_seen_at > first
