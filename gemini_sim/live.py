@@ -822,9 +822,12 @@ class LiveSession:
                     ]
                 }
             }
-            if cfg.output_transcription and piece_words:
-                content["outputTranscription"] = {"text": " ".join(piece_words) + (" " if i < n - 1 else "")}
+            said = {"text": " ".join(piece_words) + (" " if i < n - 1 else "")} if cfg.output_transcription else None
+            if said and piece_words and cfg.model.combined_parts:
+                content["outputTranscription"] = said
             self.send({"serverContent": content})
+            if said and piece_words and not cfg.model.combined_parts:
+                self.send({"serverContent": {"outputTranscription": said}})
             self.spoken.extend(piece_words)
             await self.ws.drain()
             if factor <= 0:

@@ -537,3 +537,18 @@ async def test_history_in_batches_then_recall_on_3_8(sim):
             await collect(session, wait=0.3)
         reply = await say(session, "What is my favourite colour?")
     assert "green" in reply.text
+
+
+@pytest.mark.parametrize(("model", "combined"), [(NATIVE, False), ("gemini-3.8-live", True)])
+async def test_transcript_rides_with_audio_on_3_x_only(sim, model, combined):
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"history_config": types.HistoryConfig(initial_history_in_client_content=True)})
+    async with client.aio.live.connect(model=model, config=cfg) as session:
+        turn = await say(session, "tell me a story")
+    both = [
+        m
+        for m in turn.messages
+        if m.server_content and m.server_content.model_turn and m.server_content.output_transcription
+    ]
+    assert bool(both) is combined
+    assert turn.text.startswith("Once upon a time")
