@@ -189,6 +189,7 @@ class LiveSession:
         self.queue: collections.deque[Turn] = collections.deque()
         self.gen_task: asyncio.Task[None] | None = None
         self.timer_task: asyncio.Task[None] | None = None
+        self.expiry_task: asyncio.Task[None] | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.close_request: tuple[int, str] | None = None
         self.pending_calls: dict[str, dict[str, Any] | None] = {}
@@ -322,7 +323,7 @@ class LiveSession:
 
     async def shutdown_tasks(self) -> None:
         """Stop the reply and timer tasks."""
-        for task in (self.gen_task, self.timer_task):
+        for task in (self.gen_task, self.timer_task, self.expiry_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -345,6 +346,8 @@ class LiveSession:
         await self.fault_point("setup")
         self.send({"setupComplete": {"sessionId": self.id}})
         self.timer_task = asyncio.create_task(self.lifetime())
+        if token is not None:
+            self.expiry_task = asyncio.create_task(self.token_expiry(token.expire_time))
         if self.cfg.resumption:
             self.issue_handle()
         first_message = True
@@ -455,6 +458,11 @@ class LiveSession:
             self.history = copy.deepcopy(snap.history)
             self.replies = sum(1 for t in self.history if t.get("role") == "model")
         return cfg
+
+    async def token_expiry(self, expire_time: float) -> None:
+        """An ephemeral token's session ends when the token expires."""
+        await asyncio.sleep(max(0.0, expire_time - time.time()))
+        self.request_close(1007, "The ephemeral token has expired.")
 
     async def lifetime(self) -> None:
         """goAway ``go_away_before`` seconds before the connection lifetime ends, then close."""

@@ -94,6 +94,7 @@ class Recorder:
         self.options = options
         self._items: collections.deque[dict[str, Any]] = collections.deque(maxlen=options.record_limit)
         self._lock = threading.Lock()
+        self._file: Any = None
 
     def add(self, entry: dict[str, Any]) -> None:
         """Record one entry (cheap when recording is off)."""
@@ -103,9 +104,14 @@ class Recorder:
         with self._lock:
             if self.options.record:
                 self._items.append(entry)
-            if self.options.record_path:
-                with open(self.options.record_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry, default=str) + "\n")
+            path = self.options.record_path
+            if path:
+                if self._file is None or self._file.name != path:
+                    if self._file is not None:
+                        self._file.close()
+                    self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open while recording
+                self._file.write(json.dumps(entry, default=str) + "\n")
+                self._file.flush()
 
     def items(self) -> list[dict[str, Any]]:
         """A copy of the in-memory records, oldest first."""

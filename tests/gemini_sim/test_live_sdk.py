@@ -408,6 +408,17 @@ async def test_ephemeral_token_expiry(sim):
     assert "expired" in str(err)
 
 
+async def test_open_session_ends_when_its_token_expires(sim):
+    maker = _token_client(sim)
+    token = maker.auth_tokens.create(config=types.CreateAuthTokenConfig(expire_time=_in(0.5)))
+    eph = client_for(sim, api_key=token.name, api_version="v1alpha")
+    async with eph.aio.live.connect(model=NATIVE) as session:
+        with pytest.raises(errors.APIError) as exc:
+            await collect(session, wait=5)
+    assert exc.value.code == 1007
+    assert "The ephemeral token has expired." in str(exc.value)
+
+
 async def test_resuming_with_a_token_needs_no_new_use_or_new_session_window(sim):
     maker = _token_client(sim)
     token = maker.auth_tokens.create(
