@@ -19,6 +19,8 @@ automatic activity detection is on, clientContent on 3.x models
 without historyConfig (3.1: also after the first reply)
 unknown/expired resumption handle, or resuming with another model      1007   Request contains an invalid argument.
 connection lifetime reached (after ``goAway``)                         1011   Deadline expired before operation …
+the session's ephemeral token expires                                  1007   The ephemeral token has expired.
+injected faults (``Simulator.add_fault``)                              any    as injected; ``drop`` gives 1006
 ====================================================================  =====  ======================================
 
 Server messages are camelCase JSON in binary frames: ``setupComplete {sessionId}`` first, then per reply
