@@ -229,7 +229,9 @@ class LiveSessionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        # Staff may act on sessions from the list (live.admin adds "End selected live sessions"); the record
+        # itself, written by the bridge, is never edited by hand.
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description="Conversation", ordering="conversation__public_id")
     def conversation_id_display(self, session: LiveSession) -> str:

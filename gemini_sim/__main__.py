@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="silence ending a spoken turn when setup gives no silenceDurationMs (default %(default)s)",
     )
+    p.add_argument(
+        "--echo",
+        action="store_true",
+        help="benchmarks: answer each input audio chunk at once with the same bytes as model audio (no VAD, no turns)",
+    )
     p.add_argument("--fault", action="append", type=parse_fault, default=[], metavar="SPEC",
                    help="inject a fault (repeatable; see below)")  # fmt: skip
     return p
@@ -156,8 +161,13 @@ async def serve(args: argparse.Namespace) -> None:
         resumption_ttl=args.resumption_ttl,
         vad_threshold=args.vad_threshold,
         silence_ms=args.silence_ms,
+<<<<<<< HEAD
         record=args.keep_records > 0,
         record_limit=max(1, args.keep_records),
+=======
+        echo=args.echo,
+        record=False,
+>>>>>>> main
         record_path=args.record,
     )
     extra = (args.host,) if args.host not in ("0.0.0.0", "::") else ()  # noqa: S104

@@ -48,6 +48,7 @@ import json
 import logging
 import re
 import secrets
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ VERTEX_UNAUTHENTICATED = "Request is missing required authentication credential.
 AUDIO_TOKENS_PER_S = 25
 VAD_WINDOW_MS = 40
 VIDEO_TOKENS_PER_FRAME = 258
+ECHO_TAG = b"APSBENCH"  # bench/frames.py: frames whose timestamps echo mode fills in
 _CLIENT_KEYS = ("setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate")
 _ACTIVITY_HANDLING = (None, "ACTIVITY_HANDLING_UNSPECIFIED", "START_OF_ACTIVITY_INTERRUPTS", "NO_INTERRUPTION")
 
@@ -207,6 +209,7 @@ class LiveSession:
         self.replies = 0
         self.stall_until = 0.0
         self.ended = False
+        self.received_ns = 0  # when the latest client message arrived (CLOCK_MONOTONIC ns), for echo mode
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -258,6 +261,7 @@ class LiveSession:
         raw = await self.ws.recv()
         if raw is None:
             return None
+        self.received_ns = time.monotonic_ns()
         self.messages_in += 1
         try:
             message = json.loads(raw)
@@ -590,12 +594,26 @@ class LiveSession:
                 raise Close(1007, INVALID)
             self.start_turn(Turn(parts=[{"text": text}]))
 
+    def echo(self, pcm: bytes) -> None:
+        """Echo mode (benchmarks): answer input audio at once with the same bytes as model audio, no VAD or turns.
+
+        A frame tagged as ``bench/frames.py`` describes (``APSBENCH`` first) gets this server's receive and send
+        times (CLOCK_MONOTONIC ns) at bytes 24-40, so a load generator can split round trips into one-way latencies.
+        """
+        if pcm[:8] == ECHO_TAG and len(pcm) >= 40:
+            pcm = pcm[:24] + struct.pack("<QQ", self.received_ns, time.monotonic_ns()) + pcm[40:]
+        inline = {"mimeType": audio.OUTPUT_MIME, "data": wire.b64encode(pcm)}
+        self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": inline}]}}})
+
     def hear(self, pcm: bytes, mime: str) -> None:
         """Feed input audio to voice activity detection (or to the manual activity turn)."""
         cfg = self.cfg
         assert cfg is not None
         if not mime.startswith("audio/pcm") and not mime.startswith("audio/l16"):
             return  # other encodings are accepted but not decoded
+        if self.sim.options.echo:
+            self.echo(pcm)
+            return
         rate = audio.input_rate(mime)
         seconds = audio.duration(pcm, rate)
         self.audio_in_s += seconds

@@ -50,6 +50,7 @@ class Options:
     record: bool = True  # keep client frames/requests in memory for ``records()`` (bounded)
     record_limit: int = 20000
     record_path: str | None = None  # also append them as JSON lines to this file
+    echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see LiveSession.echo)
 
     def update(self, **changes: Any) -> None:
         """Change options by name (unknown names are an error)."""
