@@ -161,13 +161,9 @@ async def serve(args: argparse.Namespace) -> None:
         resumption_ttl=args.resumption_ttl,
         vad_threshold=args.vad_threshold,
         silence_ms=args.silence_ms,
-<<<<<<< HEAD
+        echo=args.echo,
         record=args.keep_records > 0,
         record_limit=max(1, args.keep_records),
-=======
-        echo=args.echo,
-        record=False,
->>>>>>> main
         record_path=args.record,
     )
     extra = (args.host,) if args.host not in ("0.0.0.0", "::") else ()  # noqa: S104
