@@ -26,6 +26,8 @@ class Model:
     output_token_limit: int = 8192
     # 3.x puts audio and its transcript in one serverContent; 2.5 sends one part per message.
     combined_parts: bool = False
+    # 3.8 Extended Thinking reports interactionStatus IN_PROGRESS while it works and IDLE when done.
+    interaction_status: bool = False
 
 
 MODELS: dict[str, Model] = {
@@ -42,6 +44,7 @@ MODELS: dict[str, Model] = {
             False,
             output_token_limit=65536,
             combined_parts=True,
+            interaction_status=True,
         ),
         Model(
             "gemini-3.1-flash-live-preview",

@@ -728,7 +728,13 @@ class LiveSession:
             self.history.append({"role": "model", "parts": [{"text": " ".join(self.spoken)}]})
             self.spoken = []
         self.send({"serverContent": {"interrupted": True}})
-        self.send({"serverContent": {"turnComplete": True}})
+        self.send({"serverContent": self.done({"turnComplete": True})})
+
+    def done(self, content: dict[str, Any]) -> dict[str, Any]:
+        """Mark the end of an interaction (IDLE) on models that report interactionStatus."""
+        if self.cfg is not None and self.cfg.model.interaction_status:
+            content["interactionStatus"] = "IDLE"
+        return content
 
     async def reply_loop(self) -> None:
         """Answer queued turns one after another."""
@@ -748,6 +754,8 @@ class LiveSession:
         assert cfg is not None
         opts = self.sim.options
         await self.fault_point("turn")
+        if cfg.model.interaction_status:
+            self.send({"serverContent": {"interactionStatus": "IN_PROGRESS"}})
         if opts.latency > 0 and opts.realtime_factor > 0:
             await asyncio.sleep(opts.latency / opts.realtime_factor)
         note = ""
@@ -794,7 +802,7 @@ class LiveSession:
         out_modality = "AUDIO" if "AUDIO" in cfg.modalities else "TEXT"
         self.send(
             {
-                "serverContent": {"turnComplete": True},
+                "serverContent": self.done({"turnComplete": True}),
                 "usageMetadata": {
                     "promptTokenCount": prompt_total,
                     "responseTokenCount": out_tokens,

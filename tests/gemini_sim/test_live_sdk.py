@@ -563,3 +563,14 @@ async def test_transcript_rides_with_audio_on_3_x_only(sim, model, combined):
     ]
     assert bool(both) is combined
     assert turn.text.startswith("Once upon a time")
+
+
+async def test_extended_thinking_reports_interaction_status(sim):
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"history_config": types.HistoryConfig(initial_history_in_client_content=True)})
+    async with client.aio.live.connect(model="gemini-3.8-live-extended-thinking", config=cfg) as session:
+        turn = await say(session, "Hello")  # the SDK's receive() ends at IDLE
+    statuses = [m.server_content.interaction_status for m in turn.messages if m.server_content]
+    assert statuses[0] == types.InteractionStatus.IN_PROGRESS
+    assert statuses[-1] == types.InteractionStatus.IDLE
+    assert turn.turn_complete and turn.text.startswith("Hello")
