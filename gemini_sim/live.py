@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import copy
 import json
 import logging
 import re
@@ -461,7 +460,7 @@ class LiveSession:
                 raise Close(1007, INVALID)
             if snap.model != found.name:
                 raise Close(1007, INVALID)
-            self.history = copy.deepcopy(snap.history)
+            self.history = list(snap.history)  # turns are never mutated once appended
             self.replies = sum(1 for t in self.history if t.get("role") == "model")
         return cfg
 
@@ -483,9 +482,7 @@ class LiveSession:
     def issue_handle(self) -> None:
         """Send a sessionResumptionUpdate with a new handle for the current state."""
         handle = secrets.token_urlsafe(32)
-        self.sim.handles[handle] = Snapshot(
-            copy.deepcopy(self.history), self.cfg.model_name if self.cfg else "", self.id
-        )
+        self.sim.handles[handle] = Snapshot(list(self.history), self.cfg.model_name if self.cfg else "", self.id)
         self.handles.append(handle)
         update: dict[str, Any] = {"newHandle": handle, "resumable": True}
         if self.cfg is not None and self.cfg.transparent:

@@ -48,7 +48,7 @@ class Options:
     vad_threshold: float = 500.0  # mean |sample| above which 16-bit input audio counts as speech
     silence_ms: int = 800  # default silenceDurationMs ending a spoken turn
     record: bool = True  # keep client frames/requests in memory for ``records()`` (bounded)
-    record_limit: int = 20000
+    record_limit: int = 5000
     record_path: str | None = None  # also append them as JSON lines to this file
     echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see LiveSession.echo)
 
