@@ -155,22 +155,27 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return model.part_text(content.get("parts") or [])
-    return ""
+def _section(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """A sub-message of the setup: absent is empty, anything but an object is an invalid argument."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Close(1007, INVALID)
+    return value
 
 
-def _functions(tools: Any) -> list[dict[str, Any]]:
-    if isinstance(tools, dict):
-        tools = tools.get("tools", [tools])
-    out: list[dict[str, Any]] = []
-    for tool in tools if isinstance(tools, list) else []:
-        if isinstance(tool, dict):
-            out.extend(f for f in tool.get("functionDeclarations") or [] if isinstance(f, dict) and f.get("name"))
-    return out
+def _millis(value: Any) -> float:
+    """An int32 milliseconds field (proto-JSON allows numbers as strings); 0 when absent."""
+    if value is None:
+        return 0.0
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise Close(1007, INVALID) from None
+    if ms < 0:
+        raise Close(1007, INVALID)
+    return ms
 
 
 class LiveSession:
@@ -343,11 +348,15 @@ class LiveSession:
         if list(message) != ["setup"] or not isinstance(message["setup"], dict):
             raise Close(1007, INVALID)
         setup = message["setup"]
-        token = self.authenticate(resuming=bool((setup.get("sessionResumption") or {}).get("handle")))
+        resumption = setup.get("sessionResumption")
+        token = self.authenticate(resuming=isinstance(resumption, dict) and bool(resumption.get("handle")))
         if token is not None:
             setup = token.constrain(setup)
             self.sim.recorder.add({"type": "effective_setup", "session": self.id, "setup": setup})
-        self.cfg = self.configure(setup)
+        try:
+            self.cfg = self.configure(setup)
+        except wire.InvalidArgument:
+            raise Close(1007, INVALID) from None
         await self.fault_point("setup")
         self.send({"setupComplete": {"sessionId": self.id}})
         self.timer_task = asyncio.create_task(self.lifetime())
@@ -365,7 +374,10 @@ class LiveSession:
                 await self.fault_point("message")
             if self.stall_until:
                 await self.stalled()
-            self.dispatch(wire.camelize(message))
+            try:
+                self.dispatch(wire.camelize(message))
+            except wire.InvalidArgument:
+                raise Close(1007, INVALID) from None
 
     def authenticate(self, *, resuming: bool) -> Any:
         """Check credentials for this route; return the ephemeral token when there is one."""
@@ -403,18 +415,19 @@ class LiveSession:
                 1008, f"{shown} is not found for API version {self.route.version}, or is not supported for "
                 "bidiGenerateContent."
             )  # fmt: skip
-        gen = setup.get("generationConfig") or {}
-        if not isinstance(gen, dict):
+        gen = _section(setup, "generationConfig")
+        modalities = gen.get("responseModalities") or ["AUDIO"]
+        if not isinstance(modalities, list):
             raise Close(1007, INVALID)
-        modalities = [str(m).upper() for m in gen.get("responseModalities") or ["AUDIO"]]
+        modalities = [str(m).upper() for m in modalities]
         if any(m not in ("AUDIO", "TEXT") for m in modalities):
             raise Close(1007, INVALID)
         if "TEXT" in modalities and found.audio_only:
             raise Close(1007, NO_VOICES)
         if len(set(modalities)) > 1:
             raise Close(1007, INVALID)
-        speech = gen.get("speechConfig") or {}
-        if not isinstance(speech, dict) or speech.get("multiSpeakerVoiceConfig"):
+        speech = _section(gen, "speechConfig")
+        if speech.get("multiSpeakerVoiceConfig"):
             raise Close(1007, INVALID)
         voice = catalogue.DEFAULT_VOICE
         requested = wire.get_path(speech, "voiceConfig.prebuiltVoiceConfig.voiceName")
@@ -423,25 +436,26 @@ class LiveSession:
             if not match:
                 raise Close(1007, INVALID)
             voice = match[0]
-        rtc = setup.get("realtimeInputConfig") or {}
-        aad = rtc.get("automaticActivityDetection") or {}
+        rtc = _section(setup, "realtimeInputConfig")
+        aad = _section(rtc, "automaticActivityDetection")
         handling = rtc.get("activityHandling")
-        if handling not in _ACTIVITY_HANDLING or not isinstance(aad, dict):
+        if handling not in _ACTIVITY_HANDLING:
             raise Close(1007, INVALID)
         low_start = aad.get("startOfSpeechSensitivity") == "START_SENSITIVITY_LOW"
-        start_ms = aad.get("prefixPaddingMs") or (60 if low_start else 20)
-        silence_ms = aad.get("silenceDurationMs") or self.sim.options.silence_ms
+        start_ms = _millis(aad.get("prefixPaddingMs")) or (60 if low_start else 20)
+        silence_ms = _millis(aad.get("silenceDurationMs")) or self.sim.options.silence_ms
         resumption = setup.get("sessionResumption")
         if resumption is not None and not isinstance(resumption, dict):
             raise Close(1007, INVALID)
+        _section(setup, "historyConfig")
         handle = (resumption or {}).get("handle") or None
         cfg = Config(
             model=found,
             model_name=found.name,
             modalities=modalities,
             voice=voice,
-            system_instruction=_text_of(setup.get("systemInstruction")),
-            functions=_functions(setup.get("tools")),
+            system_instruction=model.instruction_text(setup.get("systemInstruction")),
+            functions=model.declared_functions(setup.get("tools")),
             auto_vad=not aad.get("disabled", False),
             interrupts=handling != "NO_INTERRUPTION",
             start_ms=float(start_ms),
@@ -674,7 +688,7 @@ class LiveSession:
             if not isinstance(r, dict):
                 raise Close(1007, INVALID)
             call_id = r.get("id")
-            if self.route.api == catalogue.GEMINI and not call_id:
+            if (self.route.api == catalogue.GEMINI and not call_id) or not isinstance(call_id, str | None):
                 raise Close(1007, INVALID)
             if not call_id:  # Vertex tolerates a missing id: match the pending call by name
                 name = r.get("name")
@@ -689,9 +703,9 @@ class LiveSession:
         """Mid-session system instruction / tools."""
         assert self.cfg is not None
         if "systemInstruction" in body:
-            self.cfg.system_instruction = _text_of(body["systemInstruction"])
+            self.cfg.system_instruction = model.instruction_text(body["systemInstruction"])
         if "tools" in body:
-            self.cfg.functions = _functions(body["tools"])
+            self.cfg.functions = model.declared_functions(body["tools"])
 
     # -- replies ----------------------------------------------------------------------------------------------------
     @property

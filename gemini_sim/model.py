@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import wire
+
 _GENERIC = {"get", "set", "fetch", "find", "lookup", "look", "search", "query", "current", "make", "do", "run", "the"}
 _STOP = {
     "about", "after", "their", "there", "these", "those", "which", "where", "would", "should", "could", "given",
@@ -32,9 +34,63 @@ class Reply:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
-def part_text(parts: list[dict[str, Any]]) -> str:
-    """Join the text parts of a turn."""
+def part_text(parts: Any) -> str:
+    """Join the text parts of a turn (anything malformed counts as no text)."""
+    if not isinstance(parts, list):
+        return ""
     return " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)).strip()
+
+
+def instruction_text(content: Any) -> str:
+    """The text of a system instruction (a Content, or a bare string as some clients send)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, dict) or not isinstance(content.get("parts", []), list):
+        raise wire.InvalidArgument("systemInstruction must be a Content")
+    return part_text(content.get("parts", []))
+
+
+def declared_functions(tools: Any) -> list[dict[str, Any]]:
+    """The function declarations in a ``tools`` list (or contextUpdate's ``{"tools": [...]}``)."""
+    if tools is None:
+        return []
+    if isinstance(tools, dict):
+        tools = tools.get("tools", [tools])
+    if not isinstance(tools, list):
+        raise wire.InvalidArgument("tools must be a list")
+    out: list[dict[str, Any]] = []
+    for tool in tools:
+        if not isinstance(tool, dict):
+            raise wire.InvalidArgument("a tool must be an object")
+        declarations = tool.get("functionDeclarations") or []
+        if not isinstance(declarations, list) or not all(isinstance(f, dict) for f in declarations):
+            raise wire.InvalidArgument("functionDeclarations must be a list of objects")
+        for fn in declarations:
+            if not isinstance(fn.get("name"), str) or not fn["name"]:
+                raise wire.InvalidArgument("a function declaration needs a name")
+            _check_schema(fn.get("parameters"))
+            out.append(fn)
+    return out
+
+
+def _check_schema(schema: Any) -> None:
+    """A function's parameter Schema: objects all the way down (properties, items), enums as lists."""
+    if schema is None:
+        return
+    if not isinstance(schema, dict):
+        raise wire.InvalidArgument("a Schema must be an object")
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise wire.InvalidArgument("Schema.properties must be an object")
+        for sub in props.values():
+            if not isinstance(sub, dict):
+                raise wire.InvalidArgument("a property Schema must be an object")
+            _check_schema(sub)
+    if schema.get("items") is not None:
+        _check_schema(schema["items"])
+    if schema.get("enum") is not None and not isinstance(schema["enum"], list):
+        raise wire.InvalidArgument("Schema.enum must be a list")
 
 
 def _facts(history: list[dict[str, Any]]) -> tuple[str | None, list[str], dict[str, str]]:
