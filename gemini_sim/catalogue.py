@@ -28,12 +28,25 @@ class Model:
     combined_parts: bool = False
     # 3.8 Extended Thinking reports interactionStatus IN_PROGRESS while it works and IDLE when done.
     interaction_status: bool = False
+    # 3.8: functions are NON_BLOCKING unless declared BLOCKING (the model keeps talking while they run).
+    async_tools_default: bool = False
 
 
 MODELS: dict[str, Model] = {
     m.name: m
     for m in (
-        Model("gemini-3.8-live", "Gemini 3.8 Live", True, True, BOTH, True, False, 131072, 65536, True),
+        Model(
+            "gemini-3.8-live",
+            "Gemini 3.8 Live",
+            True,
+            True,
+            BOTH,
+            True,
+            False,
+            output_token_limit=65536,
+            combined_parts=True,
+            async_tools_default=True,
+        ),
         Model(
             "gemini-3.8-live-extended-thinking",
             "Gemini 3.8 Live Extended Thinking",
@@ -45,6 +58,7 @@ MODELS: dict[str, Model] = {
             output_token_limit=65536,
             combined_parts=True,
             interaction_status=True,
+            async_tools_default=True,
         ),
         Model(
             "gemini-3.1-flash-live-preview",

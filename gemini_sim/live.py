@@ -202,6 +202,7 @@ class LiveSession:
         self.close_request: tuple[int, str] | None = None
         self.pending_calls: dict[str, dict[str, Any] | None] = {}
         self.call_names: dict[str, str] = {}
+        self.background_calls: dict[str, str] = {}  # NON_BLOCKING calls still running: id -> name
         self.tool_done = asyncio.Event()
         self.spoken: list[str] = []
         self.handles: list[str] = []
@@ -696,8 +697,34 @@ class LiveSession:
                 call_id = waiting[0] if waiting else None
             if call_id in self.pending_calls:
                 self.pending_calls[call_id] = r
+            elif call_id in self.background_calls:
+                self.background_result(call_id, r)
         if self.pending_calls and all(v is not None for v in self.pending_calls.values()):
             self.tool_done.set()
+
+    def non_blocking(self, name: str) -> bool:
+        """Whether a function runs in the background (NON_BLOCKING), from its declaration or the model's default."""
+        assert self.cfg is not None
+        decl = next((f for f in self.cfg.functions if f.get("name") == name), {})
+        behavior = decl.get("behavior")
+        if behavior in ("NON_BLOCKING", "BLOCKING"):
+            return behavior == "NON_BLOCKING"
+        return self.cfg.model.async_tools_default
+
+    def background_result(self, call_id: str, response: dict[str, Any]) -> None:
+        """A NON_BLOCKING function's result: answer as its ``scheduling`` says (default WHEN_IDLE)."""
+        scheduling = response.get("scheduling") or "WHEN_IDLE"
+        if scheduling not in ("SCHEDULING_UNSPECIFIED", "SILENT", "WHEN_IDLE", "INTERRUPT"):
+            raise Close(1007, INVALID)
+        if not response.get("willContinue"):
+            self.background_calls.pop(call_id, None)
+        parts = [{"functionResponse": response}]
+        if scheduling == "SILENT":
+            self.history.append({"role": "user", "parts": parts})
+        elif scheduling == "INTERRUPT":
+            self.start_turn(Turn(parts=parts), force_interrupt=True)
+        else:
+            self.start_turn(Turn(parts=parts), wait=True)
 
     def context_update(self, body: dict[str, Any]) -> None:
         """Mid-session system instruction / tools."""
@@ -713,11 +740,11 @@ class LiveSession:
         """Whether a reply is under way."""
         return self.gen_task is not None and not self.gen_task.done()
 
-    def start_turn(self, turn: Turn, *, force_interrupt: bool = False) -> None:
-        """Reply to a user turn: barge in on a reply under way, or queue behind it (NO_INTERRUPTION)."""
+    def start_turn(self, turn: Turn, *, force_interrupt: bool = False, wait: bool = False) -> None:
+        """Reply to a user turn: barge in on a reply under way, or queue behind it (NO_INTERRUPTION, ``wait``)."""
         assert self.cfg is not None
         if self.generating:
-            if self.cfg.interrupts or force_interrupt:
+            if (self.cfg.interrupts or force_interrupt) and not wait:
                 self.interrupt()
             else:
                 self.queue.append(turn)
@@ -782,8 +809,17 @@ class LiveSession:
             note=note,
             heard=turn.heard,
         )
-        if answer.calls:
+        if answer.calls and self.non_blocking(answer.calls[0][0]):
             calls: list[dict[str, Any]] = [
+                {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
+                for name, args in answer.calls
+            ]
+            self.background_calls.update({c["id"]: c["name"] for c in calls})
+            self.send({"toolCall": {"functionCalls": calls}})
+            self.history.append({"role": "model", "parts": [{"functionCall": c} for c in calls]})
+            answer = model.Reply(text="Let me check that for you.")
+        if answer.calls:
+            calls = [
                 {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
                 for name, args in answer.calls
             ]
