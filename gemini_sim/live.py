@@ -36,6 +36,12 @@ while the model is answering interrupts it unless ``activityHandling`` is ``NO_I
 for the reply to finish). With ``automaticActivityDetection.disabled``, ``activityStart``/``activityEnd`` bound
 the turn and ``activityStart`` interrupts. The input transcription describes what was heard, e.g.
 ``(1.2 seconds of speech)``.
+
+Tools: when a request names a declared function, the model sends ``toolCall`` (ids ``function-call-…``) and waits
+for the ``toolResponse``, then answers with the result. NON_BLOCKING functions (declared so, or by default on 3.8)
+don't wait: the model says "Let me check that for you." and ends its turn; the result is answered as its
+``scheduling`` says (WHEN_IDLE, the default: after the current reply; INTERRUPT: at once; SILENT: no reply).
+3.8 Extended Thinking also reports ``interactionStatus`` IN_PROGRESS/IDLE.
 """
 
 from __future__ import annotations
