@@ -10,9 +10,18 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 from google.genai import errors as genai_errors
+from google.genai import types
 
 from conversations import services
-from conversations.generation import generation_error, sse_event
+from conversations.generation import (
+    GenerationFailed,
+    _check_blocked,
+    _chunk_text,
+    generation_error,
+    generation_prepare,
+    generation_stream,
+    sse_event,
+)
 from conversations.models import Conversation, Message
 from tests.asgi import AsgiStream, session_cookie_for
 
@@ -180,8 +189,6 @@ async def test_client_going_away_mid_stream_keeps_what_arrived(user, gemini_sim)
 
 async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) -> None:
     """A response closed between two chunks (the server gave up sending) still saves the text sent so far."""
-    from conversations.generation import generation_prepare, generation_stream
-
     gemini_sim.set_options(stream_delay=0.2)
     prepared = await sync_to_async(generation_prepare)(user=user, prompt="Tell me a story about the sea, please.")
     stream = generation_stream(prepared)
@@ -194,9 +201,8 @@ async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) 
 
 async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path, monkeypatch) -> None:
     """Gemini vanishing mid-reply: the partial reply is saved (interrupted) and an error event says why."""
-    from gemini_sim import start_background
-
     import apsara.gemini
+    from gemini_sim import start_background
 
     # A simulator of its own, to be stopped mid-reply (the shared one serves the other tests).
     sim = start_background(tmp_path / "sim", host="127.0.0.1", port=0, realtime_factor=0, stream_delay=1.0)
@@ -249,3 +255,34 @@ def test_generation_error_codes(exc: BaseException, code: str) -> None:
     assert failure.message
     if code == "INTERNAL_ERROR":
         assert "bug" not in failure.message  # server internals are not shown to the client
+
+
+def _response(**candidate: Any) -> types.GenerateContentResponse:
+    return types.GenerateContentResponse.model_validate({"candidates": [candidate]} if candidate else {})
+
+
+def test_chunk_text_leaves_out_thoughts() -> None:
+    """Only visible text is streamed: thought parts are not shown to the person."""
+    chunk = _response(content={"role": "model", "parts": [{"text": "hidden", "thought": True}, {"text": "shown"}]})
+    assert _chunk_text(chunk) == "shown"
+    assert _chunk_text(_response()) == ""
+
+
+@pytest.mark.parametrize(
+    ("payload", "blocked"),
+    [
+        ({"candidates": [{"finishReason": "SAFETY"}]}, True),
+        ({"promptFeedback": {"blockReason": "SAFETY"}}, True),
+        ({"candidates": [{"finishReason": "STOP"}]}, False),
+        ({"candidates": [{"finishReason": "MAX_TOKENS"}]}, False),
+    ],
+)
+def test_blocked_replies_are_reported(payload: dict[str, Any], blocked: bool) -> None:
+    """A reply Gemini stops for safety (or a refused prompt) becomes GEMINI_BLOCKED; normal ends do not."""
+    chunk = types.GenerateContentResponse.model_validate(payload)
+    if blocked:
+        with pytest.raises(GenerationFailed) as info:
+            _check_blocked(chunk)
+        assert info.value.code == "GEMINI_BLOCKED"
+    else:
+        _check_blocked(chunk)
