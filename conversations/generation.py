@@ -77,6 +77,9 @@ def generation_error(exc: BaseException) -> GenerationFailed:
     return GenerationFailed("INTERNAL_ERROR", "The reply failed on the server.")
 
 
+KEEPALIVE = b": keep-alive\n\n"
+
+
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
     """Frame one server-sent event (one JSON `data` line; JSON never contains a raw newline)."""
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
@@ -175,6 +178,30 @@ async def gemini_text_stream(
         await client.aio.aclose()
 
 
+async def with_keepalive(texts: AsyncIterator[str], *, interval: float) -> AsyncGenerator[str | None, None]:
+    """Yield what `texts` yields, and None each time `interval` seconds pass without anything (e.g. while thinking)."""
+    pending: asyncio.Future[str] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(texts))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            finished, pending = pending, None
+            try:
+                text = finished.result()
+            except StopAsyncIteration:
+                return
+            yield text
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
 def _save_model_message(generation: Generation, text: str, usage: dict[str, Any], interrupted: bool) -> dict:
     message = services.message_create(
         conversation=generation.conversation,
@@ -201,7 +228,11 @@ async def generation_stream(generation: Generation) -> AsyncIterator[bytes]:
     )
     try:
         async with contextlib.aclosing(texts):
-            async for text in texts:
+            async for text in with_keepalive(texts, interval=settings.GENERATE_KEEPALIVE_SECONDS):
+                if text is None:
+                    # An SSE comment: keeps proxies from closing a stream that waits for a slow first token.
+                    yield KEEPALIVE
+                    continue
                 parts.append(text)
                 yield sse_event("chunk", {"text": text})
     except (asyncio.CancelledError, GeneratorExit):

@@ -166,6 +166,7 @@ GEMINI_SIM_STATE_DIR = Path(env("GEMINI_SIM_STATE_DIR", default=str(BASE_DIR / "
 LIVE_MAX_SESSIONS_PER_USER = env.int("LIVE_MAX_SESSIONS_PER_USER", default=3)
 LIVE_MAX_FRAME_BYTES = env.int("LIVE_MAX_FRAME_BYTES", default=512 * 1024)
 GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
+GENERATE_KEEPALIVE_SECONDS = env.float("GENERATE_KEEPALIVE_SECONDS", default=15.0)  # SSE comment while Gemini thinks
 
 # API
 # ------------------------------------------------------------------------------

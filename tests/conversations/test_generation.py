@@ -91,6 +91,35 @@ async def test_generate_streams_chunks_before_the_reply_ends(user, gemini_sim) -
     assert saved == [("user", "Hello there, how are you today?"), ("model", reply)]
 
 
+async def test_keepalive_comments_while_gemini_is_slow(user, gemini_sim, settings) -> None:
+    """While waiting on Gemini, the stream carries SSE comments so proxies keep it open; the reply is unchanged."""
+    settings.GENERATE_KEEPALIVE_SECONDS = 0.05
+    gemini_sim.set_options(stream_delay=0.4)
+    stream = await generate(user, {"prompt": "Hello there, how are you today?"})
+    events = await collect(stream)
+    assert [name for name, _ in events][-1] == "done"
+    assert stream.comments and set(stream.comments) == {": keep-alive"}
+    reply = "".join(data["text"] for name, data in events if name == "chunk")
+    assert events[-1][1]["message"]["content"]["text"] == reply
+
+
+async def test_with_keepalive_yields_none_while_waiting() -> None:
+    """Keep-alive ticks come only while the source is silent, and every item comes through in order."""
+    import asyncio
+
+    from conversations.generation import with_keepalive
+
+    async def slow() -> AsyncIterator[str]:
+        yield "a"
+        await asyncio.sleep(0.25)
+        yield "b"
+
+    out = [item async for item in with_keepalive(slow(), interval=0.05)]
+    assert [item for item in out if item is not None] == ["a", "b"]
+    assert out[0] == "a" and out[-1] == "b"
+    assert out.count(None) >= 2
+
+
 async def test_generate_sends_history_and_options_to_gemini(user, gemini_sim) -> None:
     """Gemini gets the conversation's REST and live history (transcriptions for audio), the prompt and options."""
     conversation = await _conversation_with_history(user)
