@@ -30,6 +30,16 @@ def conversation_title_from_prompt(prompt: str) -> str:
 
 
 @transaction.atomic
+def user_create(*, username: str, password: str, email: str = "") -> User:
+    """Create an active user with a hashed password (sign-up page)."""
+    user = User(username=username, email=email)
+    user.set_password(password)
+    user.full_clean()
+    user.save()
+    return user
+
+
+@transaction.atomic
 def conversation_create(
     *, owner: User, title: str = "", kind: Conversation.Kind | str = Conversation.Kind.REST
 ) -> Conversation:

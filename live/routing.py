@@ -1,5 +1,10 @@
 """WebSocket routes."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from live.consumers import LiveConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("live", LiveConsumer.as_asgi()),
+    path("live/", LiveConsumer.as_asgi()),
+]

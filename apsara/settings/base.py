@@ -165,6 +165,17 @@ GEMINI_SIM_STATE_DIR = Path(env("GEMINI_SIM_STATE_DIR", default=str(BASE_DIR / "
 # ------------------------------------------------------------------------------
 LIVE_MAX_SESSIONS_PER_USER = env.int("LIVE_MAX_SESSIONS_PER_USER", default=3)
 LIVE_MAX_FRAME_BYTES = env.int("LIVE_MAX_FRAME_BYTES", default=512 * 1024)
+LIVE_INBOUND_QUEUE_ITEMS = env.int("LIVE_INBOUND_QUEUE_ITEMS", default=500)  # browser→Gemini buffer (~20 s of 40 ms)
+LIVE_AUDIO_RATE_FACTOR = env.float("LIVE_AUDIO_RATE_FACTOR", default=3.0)  # accepted audio speed vs real time
+LIVE_AUDIO_BURST_SECONDS = env.float("LIVE_AUDIO_BURST_SECONDS", default=10.0)  # ... plus this much at once
+LIVE_AUDIO_FLOOD_CLOSE_SECONDS = env.float("LIVE_AUDIO_FLOOD_CLOSE_SECONDS", default=10.0)  # dropped, then closed
+LIVE_UPSTREAM_MAX_RETRIES = env.int("LIVE_UPSTREAM_MAX_RETRIES", default=4)
+LIVE_UPSTREAM_BACKOFF_SECONDS = env.float("LIVE_UPSTREAM_BACKOFF_SECONDS", default=0.5)  # doubles per attempt
+LIVE_CONNECT_TIMEOUT_SECONDS = env.float("LIVE_CONNECT_TIMEOUT_SECONDS", default=15.0)
+LIVE_RESUMPTION_TTL_SECONDS = env.int("LIVE_RESUMPTION_TTL_SECONDS", default=2 * 60 * 60)  # Gemini keeps handles 2 h
+LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
+LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
+LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence
 GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
 GENERATE_KEEPALIVE_SECONDS = env.float("GENERATE_KEEPALIVE_SECONDS", default=15.0)  # SSE comment while Gemini thinks
 

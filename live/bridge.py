@@ -1,0 +1,1135 @@
+"""The live bridge: one browser socket ⇄ one Gemini Live session (spanning as many Gemini connections as it needs).
+
+``LiveBridge`` is what the consumer talks to: it parses and answers browser messages and owns at most one
+``LiveRun`` (a live session) at a time. A ``LiveRun`` holds the Gemini connection and three kinds of task:
+
+- the lifecycle task: connect (retrying with exponential backoff where that can help), load context, then relay
+  until something ends the session; on ``goAway`` it resumes with the latest handle before the deadline, on a
+  ``configure_vad`` it resumes with the new settings, on a dropped connection it resumes and tells the browser;
+- the sender: drains the bounded inbound queue into Gemini, waiting while a reconnection is under way (the queue
+  is the bounded buffer) and replaying what Gemini had not consumed when its connection ended;
+- helpers: tool calls, persisting resumption handles, and the recorder's writer.
+
+Audio never crosses the channel layer; the only awaits on the audio path are the socket sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal, Protocol
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+from google.genai import types
+
+from apsara import gemini
+from conversations.audio import AudioError as ConversationsAudioError
+from conversations.audio import wav_pcm16, wav_read
+from conversations.models import Conversation, LiveSession, Message, User
+from live import metrics, services, tools
+from live.config import SessionPlan, plan_session, validate_vad
+from live.context import load_history
+from live.protocol import (
+    CLOSE_TOO_FAST,
+    INPUT_AUDIO_MIME,
+    INPUT_SAMPLE_RATE,
+    OUTPUT_SAMPLE_RATE,
+    PROTOCOL_VERSION,
+    SUPPORTED_VIDEO_MIMES,
+    AudioError,
+    ClientMessage,
+    ErrorCode,
+    ProtocolError,
+    SessionConfig,
+    VadConfig,
+    decode_base64,
+    error_for,
+    now_iso,
+    parse_client_message,
+    session_error,
+)
+from live.recorder import Recorder
+from live.upstream import UpstreamFailure, classify
+
+logger = logging.getLogger(__name__)
+
+StopReason = Literal["client", "admin", "disconnect", "backpressure", "error", "upstream"]
+
+
+class Outlet(Protocol):
+    """What the bridge needs from the socket it serves (the consumer implements it)."""
+
+    channel_name: str
+
+    async def send_json(self, message: Mapping[str, Any]) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close_socket(self, code: int) -> None: ...
+
+    async def group_add(self, group: str) -> None: ...
+
+    async def group_discard(self, group: str) -> None: ...
+
+
+def user_group(user_id: int) -> str:
+    """Name the channel-layer group of one user's open sockets (message_saved goes there)."""
+    return f"user_{user_id}"
+
+
+def _live_model(name: str) -> gemini.LiveModel:
+    # A model missing from the catalogue is tried with the newest models' behaviour; Gemini says if it is unknown.
+    return gemini.live_model(name) or gemini.LiveModel(name, name, True, True, True)
+
+
+def _seconds(duration: str | None, default: float) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", duration or "")
+    return float(match.group(1)) if match else default
+
+
+class _Fatal(Exception):
+    def __init__(self, failure: UpstreamFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass
+class _Item:
+    """One thing to send to Gemini, in order."""
+
+    kind: Literal["audio", "text", "video", "activity_start", "activity_end", "audio_stream_end", "tool_response"]
+    data: Any = None
+    mime: str = ""
+    turn_complete: bool = True
+
+
+class AudioRateGuard:
+    """Notice a client sending audio far faster than real time (a flood, not a person talking)."""
+
+    def __init__(self, *, factor: float, burst_seconds: float, close_after_seconds: float) -> None:
+        self.factor = factor
+        self.burst = burst_seconds
+        self.close_after = close_after_seconds
+        self._start: float | None = None
+        self.accepted = 0.0
+        self.dropped = 0.0
+
+    def check(self, seconds: float, now: float) -> Literal["ok", "drop", "close"]:
+        """Admit ``seconds`` of audio arriving at ``now``, or say to drop it (or to close: it keeps flooding)."""
+        if self._start is None:
+            self._start = now
+        allowed = (now - self._start) * self.factor + self.burst
+        if self.accepted + seconds <= allowed:
+            self.accepted += seconds
+            return "ok"
+        self.dropped += seconds
+        return "close" if self.dropped > self.close_after else "drop"
+
+
+class LiveBridge:
+    """Serve one browser socket: parse, validate and answer its messages; run its live session."""
+
+    def __init__(self, *, user: User, outlet: Outlet) -> None:
+        self.user = user
+        self.outlet = outlet
+        self.run: LiveRun | None = None
+        self._throttled: dict[str, float] = {}
+        self._closing = False
+
+    # -- entry points used by the consumer -------------------------------------------------------------------------
+
+    async def handle_text(self, text: str) -> None:
+        """Handle one JSON text frame; every failure is answered on the socket, never raised."""
+        try:
+            if len(text) > settings.LIVE_MAX_FRAME_BYTES:
+                raise ProtocolError(
+                    ErrorCode.FRAME_TOO_LARGE,
+                    f"Messages are limited to {settings.LIVE_MAX_FRAME_BYTES} bytes; send audio in smaller chunks.",
+                )
+            message = parse_client_message(text)
+            metrics.message("in", message["type"])
+            await self._dispatch(message)
+        except ProtocolError as exc:
+            await self.send(error_for(self._session_id(), exc))
+        except Exception:
+            logger.exception("live: handling a client message failed")
+            await self.send(
+                session_error(self._session_id(), ErrorCode.INTERNAL_ERROR, "The server failed; the error is logged.")
+            )
+
+    async def handle_bytes(self, data: bytes) -> None:
+        """Handle one binary frame: PCM16LE 16 kHz mono audio from the microphone."""
+        try:
+            if len(data) > settings.LIVE_MAX_FRAME_BYTES:
+                raise ProtocolError(
+                    ErrorCode.FRAME_TOO_LARGE,
+                    f"Frames are limited to {settings.LIVE_MAX_FRAME_BYTES} bytes; send 20-100 ms of audio each.",
+                )
+            run = self.run
+            if run is None:
+                await self._throttled_error(
+                    "no-session",
+                    ProtocolError(
+                        ErrorCode.NO_ACTIVE_SESSION,
+                        "No live session is open on this connection; send create_session before audio.",
+                    ),
+                )
+                return
+            if len(data) % 2:
+                raise AudioError(
+                    ErrorCode.AUDIO_DECODE_FAILED, "Binary frames must be PCM16LE: an even number of bytes."
+                )
+            metrics.message("in", "audio")
+            await self._audio_in(run, data)
+        except ProtocolError as exc:
+            await self.send(error_for(self._session_id(), exc))
+        except Exception:
+            logger.exception("live: handling a binary frame failed")
+            await self.send(
+                session_error(self._session_id(), ErrorCode.INTERNAL_ERROR, "The server failed; the error is logged.")
+            )
+
+    async def shutdown(self) -> None:
+        """The socket is gone: stop the session (resumable), flush what was recorded, stop every task."""
+        self._closing = True
+        run = self.run
+        if run is not None:
+            await run.stop("disconnect")
+
+    async def end_from_control(self, session_id: str) -> None:
+        """End the live session because staff asked (a channel-layer message to its group)."""
+        run = self.run
+        if run is not None and run.public_id == session_id:
+            await run.stop("admin")
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        """Send a JSON message to the browser unless the socket is gone."""
+        if not self._closing:
+            await self.outlet.send_json(message)
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Send model audio to the browser as a binary frame."""
+        if not self._closing:
+            await self.outlet.send_bytes(pcm)
+
+    # -- dispatch --------------------------------------------------------------------------------------------------
+
+    def _session_id(self) -> str | None:
+        return self.run.public_id if self.run is not None else None
+
+    async def _throttled_error(self, key: str, error: ProtocolError, every: float = 1.0) -> None:
+        """Answer repeated errors of one kind (e.g. per audio frame) at most once per ``every`` seconds."""
+        now = time.monotonic()
+        if now - self._throttled.get(key, -1e9) >= every:
+            self._throttled[key] = now
+            await self.send(error_for(self._session_id(), error))
+
+    def _require_run(self, session_id: str | None) -> LiveRun:
+        run = self.run
+        if run is None:
+            raise ProtocolError(
+                ErrorCode.NO_ACTIVE_SESSION, "No live session is open on this connection; send create_session first."
+            )
+        if session_id is not None and session_id != run.public_id:
+            raise ProtocolError(
+                ErrorCode.SESSION_NOT_FOUND, f"Session {session_id[:60]!r} is not open on this connection."
+            )
+        return run
+
+    async def _dispatch(self, message: ClientMessage) -> None:
+        kind = message["type"]
+        if kind == "ping":
+            await self.send({"type": "pong", "protocolVersion": PROTOCOL_VERSION, "timestamp": now_iso()})
+        elif kind == "create_session":
+            await self._create(message.get("data") or {})  # type: ignore[arg-type]
+        elif kind == "resume_session":
+            await self._resume(message["data"])  # type: ignore[typeddict-item]
+        else:
+            run = self._require_run(message.get("sessionId"))  # type: ignore[union-attr]
+            if kind == "end_session":
+                await run.stop("client")
+            elif kind == "send_message":
+                await self._send_message(run, message["data"])  # type: ignore[typeddict-item]
+            elif kind == "activity_start":
+                run.activity(start=True)
+            elif kind == "activity_end":
+                run.activity(start=False)
+            elif kind == "configure_vad":
+                run.configure_vad(validate_vad(message["data"]))  # type: ignore[typeddict-item]
+
+    async def _create(self, data: Mapping[str, Any]) -> None:
+        if self.run is not None:
+            raise ProtocolError(
+                ErrorCode.SESSION_ALREADY_ACTIVE,
+                f"Session {self.run.public_id} is already open on this connection; end it first.",
+            )
+        started = time.monotonic()
+        model = _live_model(data.get("model") or settings.GEMINI_LIVE_MODEL)
+        config: SessionConfig = data.get("config") or {}
+        plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
+        load_context = bool(data.get("loadConversationContext", False))
+        conversation = await database_sync_to_async(services.live_conversation_get_or_create)(
+            user=self.user, conversation_id=data.get("conversationId")
+        )
+        row = await database_sync_to_async(services.live_session_create)(
+            user=self.user,
+            conversation=conversation,
+            model=model.name,
+            config={"request": dict(config), "loadConversationContext": load_context},
+            channel_name=self.outlet.channel_name,
+        )
+        self.run = LiveRun(
+            bridge=self,
+            row=row,
+            conversation=conversation,
+            plan=plan,
+            load_context=load_context,
+            handle=None,
+            resumed=False,
+            started=started,
+        )
+        self.run.start()
+
+    async def _resume(self, data: Mapping[str, Any]) -> None:
+        if self.run is not None:
+            raise ProtocolError(
+                ErrorCode.SESSION_ALREADY_ACTIVE,
+                f"Session {self.run.public_id} is already open on this connection; end it first.",
+            )
+        started = time.monotonic()
+        row = await database_sync_to_async(services.live_session_claim)(
+            user=self.user, session_id=data["sessionId"], channel_name=self.outlet.channel_name
+        )
+        stored = row.config or {}
+        request: dict[str, Any] = dict(stored.get("request") or {})
+        if "binaryAudio" in data:
+            request["binaryAudio"] = data["binaryAudio"]
+        try:
+            plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
+        except ProtocolError:
+            await database_sync_to_async(services.live_session_update)(session_id=row.pk, status="ended")
+            raise
+        handle = row.resumption_handle or None
+        issued = row.resumption_handle_issued_at
+        if handle and issued and timezone.now() - issued > timedelta(seconds=settings.LIVE_RESUMPTION_TTL_SECONDS):
+            handle = None  # expired: start afresh and reload the conversation instead
+        assert row.conversation is not None
+        self.run = LiveRun(
+            bridge=self,
+            row=row,
+            conversation=row.conversation,
+            plan=plan,
+            load_context=handle is None,
+            handle=handle,
+            resumed=True,
+            started=started,
+        )
+        self.run.start()
+
+    async def _send_message(self, run: LiveRun, data: Mapping[str, Any]) -> None:
+        handled = False
+        if "audioChunk" in data:
+            mime = (data.get("mimeType") or INPUT_AUDIO_MIME).replace(" ", "").lower()
+            pcm = _decode_audio(data["audioChunk"], mime)
+            await self._audio_in(run, pcm)
+            # Streaming audio leaves turnComplete out (or false); true ends the user's turn.
+            if data.get("turnComplete") is True and "text" not in data:
+                run.enqueue(_Item("audio_stream_end") if run.plan.vad_enabled else _Item("activity_end"))
+            handled = True
+        for key in ("screenData", "videoFrame"):
+            if key in data:
+                image = decode_base64(data[key], what=key)
+                mime = data.get("imageMimeType") or _sniff_image(image)
+                if mime not in SUPPORTED_VIDEO_MIMES:
+                    raise ProtocolError(
+                        ErrorCode.INVALID_MESSAGE,
+                        f"{key} must be a JPEG, PNG or WebP image ({', '.join(SUPPORTED_VIDEO_MIMES)}).",
+                    )
+                run.enqueue(_Item("video", image, mime))
+                handled = True
+        if "text" in data:
+            text = data["text"].strip()
+            if not text:
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, "send_message text is empty.")
+            run.enqueue(_Item("text", text, turn_complete=bool(data.get("turnComplete", True))))
+            await run.recorder.typed_text(text)
+            handled = True
+        if not handled:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, "send_message needs text, audioChunk, screenData or videoFrame."
+            )
+
+    async def _audio_in(self, run: LiveRun, pcm: bytes) -> None:
+        verdict = run.rate_guard.check(len(pcm) / 2 / INPUT_SAMPLE_RATE, time.monotonic())
+        if verdict == "ok":
+            run.user_audio(pcm)
+            return
+        if verdict == "drop":
+            await self._throttled_error(
+                "rate",
+                ProtocolError(
+                    ErrorCode.BACKPRESSURE,
+                    "Audio is arriving far faster than real time; frames are being dropped. "
+                    "Send microphone audio as it is captured.",
+                ),
+                every=2.0,
+            )
+            return
+        await self.send(
+            session_error(
+                run.public_id,
+                ErrorCode.BACKPRESSURE,
+                "Audio kept arriving far faster than real time; the session is closed.",
+            )
+        )
+        await run.stop("backpressure")
+        self._closing = True
+        await self.outlet.close_socket(CLOSE_TOO_FAST)
+
+
+def _decode_audio(value: str, mime: str) -> bytes:
+    """Decode a base64 audioChunk to PCM16LE 16 kHz mono, or raise an AudioError saying what is supported."""
+    data = decode_base64(value, what="audioChunk", audio=True)
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return _wav_pcm(data)
+    if data[:4] in (b"OggS", b"fLaC", b"\x1aE\xdf\xa3") or data[:3] == b"ID3" or data[:2] in (b"\xff\xfb", b"\xff\xf3"):
+        raise AudioError(
+            ErrorCode.UNSUPPORTED_AUDIO_FORMAT, "Compressed audio (Ogg, FLAC, WebM, MP3) is not accepted; send PCM16."
+        )
+    if not mime.startswith("audio/pcm") or ("rate=" in mime and "rate=16000" not in mime):
+        raise AudioError(ErrorCode.UNSUPPORTED_AUDIO_FORMAT, f"Audio of type {mime[:60]!r} is not accepted.")
+    if len(data) % 2:
+        raise AudioError(ErrorCode.AUDIO_DECODE_FAILED, "audioChunk is not PCM16LE (an odd number of bytes).")
+    return data
+
+
+def _wav_pcm(data: bytes) -> bytes:
+    try:
+        info = wav_read(data)
+        pcm, rate = wav_pcm16(data)
+    except ConversationsAudioError:
+        raise AudioError(ErrorCode.AUDIO_DECODE_FAILED, "audioChunk is a damaged WAV file.") from None
+    if info.channels != 1 or rate != INPUT_SAMPLE_RATE:
+        raise AudioError(
+            ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+            f"WAV audio must be mono 16-bit 16 kHz (got {info.channels} channel(s), {rate} Hz).",
+        )
+    return pcm
+
+
+def _sniff_image(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+class LiveRun:
+    """One live session on one socket: the Gemini connection(s), the relay tasks and the recorder."""
+
+    def __init__(
+        self,
+        *,
+        bridge: LiveBridge,
+        row: LiveSession,
+        conversation: Conversation,
+        plan: SessionPlan,
+        load_context: bool,
+        handle: str | None,
+        resumed: bool,
+        started: float,
+    ) -> None:
+        self.bridge = bridge
+        self.user = bridge.user
+        self.pk = row.pk
+        self.public_id = row.public_id
+        self.conversation = conversation
+        self.plan = plan
+        self.load_context = load_context
+        self.resumed = resumed
+        self._handle = handle
+        self._started = started
+        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.LIVE_INBOUND_QUEUE_ITEMS)
+        self.rate_guard = AudioRateGuard(
+            factor=settings.LIVE_AUDIO_RATE_FACTOR,
+            burst_seconds=settings.LIVE_AUDIO_BURST_SECONDS,
+            close_after_seconds=settings.LIVE_AUDIO_FLOOD_CLOSE_SECONDS,
+        )
+        self.recorder = Recorder(
+            conversation=conversation,
+            live_config={
+                "model": plan.model.name,
+                "sessionId": row.public_id,
+                "responseModalities": list(plan.browser_modalities),
+            },
+            on_saved=self._announce_saved,
+            pad_ms=settings.LIVE_RECORD_PAD_MS,
+            silence_rms=settings.LIVE_SILENCE_RMS,
+        )
+        self._client: Any = None
+        self._session: Any = None  # google.genai.live.AsyncSession
+        self._stack: AsyncExitStack | None = None
+        self._ready = asyncio.Event()  # set while a Gemini connection is open for sending
+        self._switch = asyncio.Event()
+        self._switch_reason: str | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._finishing: asyncio.Future[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._helpers: set[asyncio.Task[Any]] = set()
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resend: collections.deque[_Item] = collections.deque()
+        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=2000)
+        self._client_index = 0
+        self._pending_handle: str | None = None
+        self._handle_saver: asyncio.Task[None] | None = None
+        self._model_busy = False
+        self._go_away_pending = False
+        self._switch_timers: list[asyncio.Task[None]] = []
+        self._stop_reason: StopReason | None = None
+        self._active_counted = False
+        self._first_audio_pending = True
+        self._last_user_input = time.monotonic()
+        self._counters = {"messages_in": 0, "messages_out": 0, "audio_seconds_in": 0.0, "audio_seconds_out": 0.0}
+        self._reconnects = 0
+        self._drops_warned = 0.0
+
+    # -- control ---------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the lifecycle task."""
+        self.recorder.start()
+        self._main = asyncio.create_task(self._lifecycle(), name=f"live-run-{self.public_id}")
+
+    async def stop(self, reason: StopReason) -> None:
+        """End the session (idempotent) and wait until everything is flushed."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        main = self._main
+        if main is None or asyncio.current_task() is main:
+            return
+        if not main.done():
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+        if self._finishing is not None:
+            await self._finishing
+
+    def enqueue(self, item: _Item) -> None:
+        """Queue something for Gemini; a full queue drops it and tells the browser (BACKPRESSURE)."""
+        try:
+            self.inbound.put_nowait(item)
+            self._counters["messages_in"] += 1
+        except asyncio.QueueFull:
+            now = time.monotonic()
+            if now - self._drops_warned > 2.0:
+                self._drops_warned = now
+                self._spawn(
+                    self.bridge.send(
+                        session_error(
+                            self.public_id,
+                            ErrorCode.BACKPRESSURE,
+                            "Gemini is not keeping up (or is reconnecting); input is being dropped. Slow down.",
+                        )
+                    )
+                )
+
+    def user_audio(self, pcm: bytes) -> None:
+        """Record and forward one frame of microphone audio."""
+        seconds = len(pcm) / 2 / INPUT_SAMPLE_RATE
+        self._counters["audio_seconds_in"] += seconds
+        metrics.audio_seconds("in", seconds)
+        self.recorder.user_audio(pcm)
+        self.enqueue(_Item("audio", pcm))
+
+    def activity(self, *, start: bool) -> None:
+        """Push-to-talk: the user pressed (start) or released the talk button."""
+        if self.plan.vad_enabled:
+            raise ProtocolError(
+                ErrorCode.INVALID_STATE,
+                "Push-to-talk needs voice activity detection off: send configure_vad {enabled: false} first.",
+            )
+        if not start:
+            self._last_user_input = time.monotonic()
+            self._spawn(self.recorder.user_activity_end())
+        self.enqueue(_Item("activity_start" if start else "activity_end"))
+
+    def configure_vad(self, vad: VadConfig) -> None:
+        """Apply new VAD settings by resuming the Gemini session with them (transparent to the browser)."""
+        self.plan.vad = vad
+        self._request_switch("reconfigure")
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def _lifecycle(self) -> None:
+        failure: UpstreamFailure | None = None
+        try:
+            await self._open(initial=True)
+            self._sender = asyncio.create_task(self._send_loop(), name=f"live-send-{self.public_id}")
+            while True:
+                reason, exc = await self._pump()
+                await self._reconnect(reason, exc)
+        except _Fatal as fatal:
+            failure = fatal.failure
+            if self._stop_reason is None:
+                self._stop_reason = "error"
+        except asyncio.CancelledError:
+            pass  # stop(): the reason is set
+        except Exception as exc:  # a bug: end cleanly, keep what was recorded, tell the browser
+            logger.exception("live: session %s crashed", self.public_id)
+            failure = UpstreamFailure(
+                ErrorCode.INTERNAL_ERROR, "The server failed; the error is logged.", False, detail=repr(exc)
+            )
+            self._stop_reason = self._stop_reason or "error"
+        finally:
+            # Flushing must finish even if this task is cancelled again meanwhile; stop() awaits it.
+            self._finishing = asyncio.ensure_future(self._finish(failure))
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._finishing)
+
+    async def _open(self, *, initial: bool) -> None:
+        """Connect to Gemini (resuming with the handle if there is one), retrying where that can help."""
+        attempts = settings.LIVE_UPSTREAM_MAX_RETRIES
+        delay = settings.LIVE_UPSTREAM_BACKOFF_SECONDS
+        with_history = False
+        for attempt in range(attempts + 1):
+            handle = self._handle
+            fresh = handle is None
+            # A new session asks for history if the browser did; a resumed or restarted one needs it whenever
+            # it cannot resume Gemini's state (no handle, or the handle was refused).
+            with_history = fresh and (self.load_context if initial and not self.resumed else True)
+            try:
+                await self._connect(handle=handle, with_history=with_history)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure = classify(exc)
+                await self._close_upstream()
+                if not fresh and failure.code in (ErrorCode.INVALID_CONFIG, ErrorCode.UPSTREAM_ERROR):
+                    # The handle was refused (expired or unknown): start afresh with the conversation reloaded.
+                    logger.info("live: %s resumption refused (%s); starting afresh", self.public_id, failure.detail)
+                    self._handle = None
+                    continue
+                metrics.upstream_error(failure.code)
+                if not failure.retryable or attempt == attempts:
+                    raise _Fatal(failure) from exc
+                await asyncio.sleep(delay * 2**attempt)
+        if initial:
+            await self._announce_open(context_reloaded=with_history)
+        if with_history:
+            try:
+                await self._load_context(announce=initial and not self.resumed)
+            except Exception as exc:
+                raise _Fatal(classify(exc)) from exc
+
+    async def _connect(self, *, handle: str | None, with_history: bool) -> None:
+        if self._client is None:
+            self._client = gemini.get_client()
+        config = self.plan.connect_config(
+            handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
+        )
+        stack = AsyncExitStack()
+        self._stack = stack
+        self._session = await asyncio.wait_for(
+            stack.enter_async_context(self._client.aio.live.connect(model=self.plan.model.name, config=config)),
+            timeout=settings.LIVE_CONNECT_TIMEOUT_SECONDS,
+        )
+        self._client_index = 0
+        self._unconsumed.clear()
+
+    async def _close_upstream(self) -> None:
+        self._ready.clear()
+        stack, self._stack, self._session = self._stack, None, None
+        if stack is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(stack.aclose(), timeout=5)
+
+    async def _load_context(self, *, announce: bool) -> None:
+        """Send the conversation's recent messages as turns; on a mid-session restart, without asking for a reply."""
+        if not announce:
+            await self.recorder.drain()  # the history must include what this session already recorded
+        history = await database_sync_to_async(load_history)(self.conversation)
+        batches = history.batches()
+        for turns, last in batches:
+            await self._session.send_client_content(turns=turns, turn_complete=last and announce)
+            self._client_index += 1
+        if announce:
+            if history.turns:
+                await self.bridge.send(
+                    {
+                        "type": "context_loaded",
+                        "sessionId": self.public_id,
+                        "conversationId": self.conversation.public_id,
+                        "messagesLoaded": history.messages_loaded,
+                        "turnsLoaded": len(history.turns),
+                        "batches": len(batches),
+                        "timestamp": now_iso(),
+                    }
+                )
+            else:
+                await self.bridge.send(
+                    {
+                        "type": "context_load_skipped",
+                        "sessionId": self.public_id,
+                        "conversationId": self.conversation.public_id,
+                        "reason": "The conversation has no messages yet.",
+                        "timestamp": now_iso(),
+                    }
+                )
+
+    async def _announce_open(self, *, context_reloaded: bool) -> None:
+        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active")
+        await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
+        metrics.session_active(1)
+        self._active_counted = True
+        self._ready.set()
+        if self.resumed:
+            await self.bridge.send(
+                {
+                    "type": "session_resumed",
+                    "sessionId": self.public_id,
+                    "conversationId": self.conversation.public_id,
+                    "model": self.plan.model.name,
+                    "contextReloaded": context_reloaded,
+                    "config": self.plan.effective(),
+                    "timestamp": now_iso(),
+                }
+            )
+            return
+        metrics.session_created()
+        metrics.observe_time_to_session_created(time.monotonic() - self._started)
+        # session_created goes out before context_loaded (seed order).
+        await self.bridge.send(
+            {
+                "type": "session_created",
+                "sessionId": self.public_id,
+                "model": self.plan.model.name,
+                "provider": "google",
+                "conversationId": self.conversation.public_id,
+                "protocolVersion": PROTOCOL_VERSION,
+                "config": self.plan.effective(),
+                "notices": list(self.plan.notices),
+                "timestamp": now_iso(),
+            }
+        )
+
+    async def _pump(self) -> tuple[str, BaseException | None]:
+        """Relay Gemini's messages until the connection must change; say why."""
+        session = self._session
+        receiver = asyncio.create_task(self._receive_loop(session), name=f"live-recv-{self.public_id}")
+        switch = asyncio.create_task(self._switch.wait())
+        try:
+            done, _ = await asyncio.wait({receiver, switch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (receiver, switch):
+                task.cancel()
+            await asyncio.gather(receiver, switch, return_exceptions=True)
+        if switch in done:
+            self._switch.clear()
+            reason, self._switch_reason = self._switch_reason or "reconfigure", None
+            return reason, None
+        exc = receiver.exception() if not receiver.cancelled() else None
+        return "error", exc
+
+    async def _reconnect(self, reason: str, exc: BaseException | None) -> None:
+        """Move the session to a new Gemini connection (resuming with the latest handle)."""
+        failure = classify(exc) if exc is not None else None
+        if failure is not None:
+            metrics.upstream_error(failure.code)
+            if not failure.retryable:
+                raise _Fatal(failure)
+            logger.info("live: %s lost Gemini (%s); resuming", self.public_id, failure.detail)
+            await self.bridge.send(
+                {
+                    "type": "session_reconnecting",
+                    "sessionId": self.public_id,
+                    "reason": str(failure.code),
+                    "timestamp": now_iso(),
+                }
+            )
+        self._go_away_pending = False
+        for timer in self._switch_timers:
+            timer.cancel()
+        self._switch_timers.clear()
+        if self._model_busy:
+            # Whatever the model was saying is cut off by the switch: keep it, flagged, and tell the browser the
+            # turn is over (as after a barge-in) so it does not wait for the rest.
+            self.recorder.interrupted()
+            await self.recorder.turn_complete()
+            self._model_busy = False
+            await self.bridge.send(
+                {
+                    "type": "session_message",
+                    "sessionId": self.public_id,
+                    "data": {"serverContent": {"interrupted": True, "turnComplete": True}},
+                    "timestamp": now_iso(),
+                }
+            )
+        await self._close_upstream()
+        # Whatever Gemini had not consumed is sent again on the new connection, before newer input.
+        self._resend.extendleft(reversed([item for _, item in self._unconsumed]))
+        had_handle = self._handle is not None
+        await self._open(initial=False)
+        self._reconnects += 1
+        metrics.reconnect()
+        self._ready.set()
+        if reason == "reconfigure":
+            await self.bridge.send(
+                {
+                    "type": "vad_configured",
+                    "sessionId": self.public_id,
+                    "vad": dict(self.plan.vad),
+                    "timestamp": now_iso(),
+                }
+            )
+        if failure is not None:
+            await self.bridge.send(
+                {
+                    "type": "session_resumed",
+                    "sessionId": self.public_id,
+                    "conversationId": self.conversation.public_id,
+                    "model": self.plan.model.name,
+                    "contextReloaded": not had_handle or self._handle is None,
+                    "timestamp": now_iso(),
+                }
+            )
+
+    def _request_switch(self, reason: str) -> None:
+        self._switch_reason = reason
+        self._switch.set()
+
+    async def _finish(self, failure: UpstreamFailure | None) -> None:
+        """Stop every task, close Gemini, flush the recorder, record the ending, tell the browser."""
+        reason: StopReason = self._stop_reason or "upstream"
+        tasks = [t for t in (self._sender, self._handle_saver) if t is not None] + self._switch_timers
+        tasks += list(self._tool_tasks.values()) + list(self._helpers)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._close_upstream()
+        if self._model_busy:
+            self.recorder.interrupted()
+        try:
+            await self.recorder.close()
+        except Exception:
+            logger.exception("live: flushing the recording of %s failed", self.public_id)
+        if self._active_counted:
+            metrics.session_active(-1)
+        status = {
+            "disconnect": LiveSession.Status.DETACHED,
+            "error": LiveSession.Status.FAILED,
+        }.get(reason, LiveSession.Status.ENDED)
+        try:
+            await database_sync_to_async(services.live_session_update)(
+                session_id=self.pk,
+                status=status,
+                handle=self._handle if reason == "disconnect" else None,
+                error_code=str(failure.code) if failure else ("BACKPRESSURE" if reason == "backpressure" else None),
+                error=(failure.detail or failure.message) if failure else None,
+                counters=self._counters,
+                reconnects=self._reconnects,
+            )
+        except Exception:
+            logger.exception("live: recording the end of %s failed", self.public_id)
+        with contextlib.suppress(Exception):
+            await self.bridge.outlet.group_discard(services.live_session_group(self.public_id))
+        if self.bridge.run is self:
+            self.bridge.run = None
+        if failure is not None:
+            await self.bridge.send(
+                session_error(self.public_id, failure.code, failure.message, retry_after_ms=failure.retry_after_ms)
+            )
+        if reason != "disconnect":
+            ended_reason = {"error": "error"}.get(reason, reason)
+            await self.bridge.send(
+                {"type": "session_ended", "sessionId": self.public_id, "reason": ended_reason, "timestamp": now_iso()}
+            )
+
+    # -- Gemini → browser ------------------------------------------------------------------------------------------
+
+    async def _receive_loop(self, session: Any) -> None:
+        while True:
+            async for message in session.receive():
+                await self._on_server_message(message)
+
+    async def _on_server_message(self, msg: types.LiveServerMessage) -> None:
+        data: dict[str, Any] = {}
+        content = msg.server_content
+        if content is not None:
+            payload = await self._on_server_content(content)
+            if payload:
+                data["serverContent"] = payload
+        if msg.usage_metadata is not None:
+            usage = msg.usage_metadata.model_dump(mode="json", by_alias=True, exclude_none=True)
+            self.recorder.usage(usage)
+            data["usageMetadata"] = usage
+        if content is not None and content.turn_complete:
+            await self.recorder.turn_complete()
+            self._model_busy = False
+            if self._go_away_pending:
+                self._go_away_pending = False
+                self._switch_after_handle()
+        if msg.tool_call is not None:
+            for call in msg.tool_call.function_calls or []:
+                self._start_tool(call)
+            data["toolCall"] = msg.tool_call.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if msg.tool_call_cancellation is not None:
+            for call_id in msg.tool_call_cancellation.ids or []:
+                task = self._tool_tasks.get(call_id)
+                if task is not None:
+                    task.cancel()
+            data["toolCallCancellation"] = msg.tool_call_cancellation.model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+        if msg.session_resumption_update is not None:
+            self._on_resumption_update(msg.session_resumption_update)
+        if msg.go_away is not None:
+            self._on_go_away(_seconds(msg.go_away.time_left, 10.0))
+        if data:
+            self._counters["messages_out"] += 1
+            metrics.message("out", "session_message")
+            await self.bridge.send(
+                {"type": "session_message", "sessionId": self.public_id, "data": data, "timestamp": now_iso()}
+            )
+
+    async def _on_server_content(self, content: types.LiveServerContent) -> dict[str, Any]:
+        payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"model_turn"})
+        parts_out: list[dict[str, Any]] = []
+        for part in (content.model_turn.parts or []) if content.model_turn else []:
+            blob = part.inline_data
+            if blob is not None and blob.data:
+                await self._model_audio(blob.data, blob.mime_type or "", parts_out)
+            elif part.text and not part.thought:
+                self._model_busy = True
+                self.recorder.model_text(part.text)
+                if not self.plan.text_via_transcription:
+                    parts_out.append({"text": part.text})
+        if content.input_transcription is not None and content.input_transcription.text:
+            self.recorder.input_transcription(content.input_transcription.text)
+        if content.output_transcription is not None and content.output_transcription.text:
+            self._model_busy = True
+            self.recorder.output_transcription(content.output_transcription.text)
+            if self.plan.text_via_transcription:
+                parts_out.append({"text": content.output_transcription.text})
+        if content.interrupted:
+            self.recorder.interrupted()
+            self._model_busy = False
+        if parts_out:
+            payload["modelTurn"] = {"role": "model", "parts": parts_out}
+        return payload
+
+    async def _model_audio(self, pcm: bytes, mime: str, parts_out: list[dict[str, Any]]) -> None:
+        self._model_busy = True
+        seconds = len(pcm) / 2 / OUTPUT_SAMPLE_RATE
+        self._counters["audio_seconds_out"] += seconds
+        metrics.audio_seconds("out", seconds)
+        if self._first_audio_pending:
+            self._first_audio_pending = False
+            metrics.observe_time_to_first_audio(time.monotonic() - max(self._last_user_input, self._started))
+        await self.recorder.model_audio(pcm)
+        if not self.plan.forwards_audio:
+            return
+        metrics.message("out", "audio")
+        if self.plan.binary_audio:
+            await self.bridge.send_audio(pcm)
+        else:
+            parts_out.append(
+                {"inlineData": {"mimeType": mime or "audio/pcm;rate=24000", "data": base64.b64encode(pcm).decode()}}
+            )
+
+    def _on_resumption_update(self, update: types.LiveServerSessionResumptionUpdate) -> None:
+        index = update.last_consumed_client_message_index
+        if index is not None:
+            while self._unconsumed and self._unconsumed[0][0] <= index:
+                self._unconsumed.popleft()
+        elif update.resumable and update.new_handle:
+            self._unconsumed.clear()  # no index reported: the handle covers everything sent so far
+        if update.resumable and update.new_handle:
+            self._handle = update.new_handle
+            self._save_handle(update.new_handle)
+            if self._switch_reason == "goaway-handle":
+                self._request_switch("goaway")
+
+    def _on_go_away(self, time_left: float) -> None:
+        """Gemini will close this connection in ``time_left`` seconds: move before then, between turns if we can."""
+        margin = min(5.0, time_left / 2)
+        self._switch_timers.append(self._spawn(self._switch_at(max(0.0, time_left - margin))))
+        if self._model_busy:
+            self._go_away_pending = True  # switch when the turn completes (and its handle arrives)
+        else:
+            self._request_switch("goaway")
+
+    def _switch_after_handle(self) -> None:
+        # The handle that includes the turn just completed follows turnComplete; wait briefly for it.
+        self._switch_reason = "goaway-handle"
+        self._switch_timers.append(self._spawn(self._switch_at(1.0)))
+
+    async def _switch_at(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._request_switch("goaway")
+
+    def _save_handle(self, handle: str) -> None:
+        self._pending_handle = handle
+        if self._handle_saver is None or self._handle_saver.done():
+            self._handle_saver = asyncio.create_task(self._handle_save_loop())
+
+    async def _handle_save_loop(self) -> None:
+        # One writer, latest handle wins: a burst of updates costs one or two writes, never a growing backlog.
+        while self._pending_handle is not None:
+            handle, self._pending_handle = self._pending_handle, None
+            try:
+                await database_sync_to_async(services.live_session_update)(session_id=self.pk, handle=handle)
+            except Exception:
+                logger.exception("live: storing the resumption handle of %s failed", self.public_id)
+
+    # -- tools -----------------------------------------------------------------------------------------------------
+
+    def _start_tool(self, call: types.FunctionCall) -> None:
+        call_id = call.id or f"call-{len(self._tool_tasks)}"
+        if len(self._tool_tasks) >= 8:
+            self.enqueue(
+                _Item(
+                    "tool_response",
+                    types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"}),
+                )
+            )
+            return
+        self._tool_tasks[call_id] = asyncio.create_task(self._run_tool(call_id, call))
+
+    async def _run_tool(self, call_id: str, call: types.FunctionCall) -> None:
+        name = call.name or ""
+        args = dict(call.args or {})
+        called_at = await self.recorder.tool_call(call_id=call.id, name=name, args=args)
+        try:
+            try:
+                response = await asyncio.wait_for(
+                    tools.tool_execute(user=self.user, name=name, args=args),
+                    timeout=settings.LIVE_TOOL_TIMEOUT_SECONDS,
+                )
+            except TimeoutError:
+                response = {"error": f"{name} took too long"}
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self.recorder.tool_result(
+                    call_id=call.id, name=name, args=args, response=None, called_at=called_at, cancelled=True
+                )
+            )
+            raise
+        finally:
+            self._tool_tasks.pop(call_id, None)
+        function_response = types.FunctionResponse(id=call.id, name=name, response=response)
+        await self.inbound.put(_Item("tool_response", function_response))
+        await self.recorder.tool_result(call_id=call.id, name=name, args=args, response=response, called_at=called_at)
+        await self.bridge.send(
+            {
+                "type": "session_message",
+                "sessionId": self.public_id,
+                "data": {"toolResponse": {"functionResponses": [{"id": call.id, "name": name, "response": response}]}},
+                "timestamp": now_iso(),
+            }
+        )
+
+    # -- browser → Gemini ------------------------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            item = self._resend.popleft() if self._resend else await self.inbound.get()
+            while True:
+                await self._ready.wait()
+                session = self._session
+                try:
+                    await self._send_item(session, item)
+                except (ValueError, TypeError) as exc:  # the SDK refused it before sending: drop it, say why
+                    await self.bridge.send(
+                        session_error(self.public_id, ErrorCode.INVALID_MESSAGE, f"Gemini cannot take this: {exc}")
+                    )
+                    break
+                except Exception:
+                    # The connection is going away; the lifecycle task resumes it and this item goes again, after
+                    # whatever the old connection had not consumed (all of which was sent before it).
+                    if self._session is session:
+                        self._ready.clear()
+                        self._unconsumed.append((self._client_index + 1_000_000, item))
+                    else:
+                        self._resend.append(item)
+                    break
+                self._client_index += 1
+                self._unconsumed.append((self._client_index, item))
+                break
+
+    async def _send_item(self, session: Any, item: _Item) -> None:
+        kind = item.kind
+        if kind == "audio":
+            await session.send_realtime_input(audio=types.Blob(data=item.data, mime_type=INPUT_AUDIO_MIME))
+        elif kind == "text":
+            self._last_user_input = time.monotonic()
+            if self.plan.model.text_via_realtime_input:
+                await session.send_realtime_input(text=item.data)
+            else:
+                await session.send_client_content(
+                    turns=types.Content(role="user", parts=[types.Part(text=item.data)]),
+                    turn_complete=item.turn_complete,
+                )
+        elif kind == "video":
+            await session.send_realtime_input(video=types.Blob(data=item.data, mime_type=item.mime))
+        elif kind == "activity_start":
+            await session.send_realtime_input(activity_start=types.ActivityStart())
+        elif kind == "activity_end":
+            await session.send_realtime_input(activity_end=types.ActivityEnd())
+        elif kind == "audio_stream_end":
+            await session.send_realtime_input(audio_stream_end=True)
+        elif kind == "tool_response":
+            await session.send_tool_response(function_responses=[item.data])
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+        return task
+
+    async def _announce_saved(self, message: Message) -> None:
+        """Tell every open socket of this user (any process) that a message was stored."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        await layer.group_send(
+            user_group(self.user.pk),
+            {
+                "type": "message.saved",
+                "sessionId": self.public_id,
+                "conversationId": self.conversation.public_id,
+                "message": saved_message_summary(message),
+            },
+        )
+
+
+def saved_message_summary(message: Message) -> dict[str, Any]:
+    """The ``message`` of a ``message_saved`` event."""
+    return {
+        "id": message.public_id,
+        "role": message.role,
+        "messageType": message.message_type,
+        "text": message.text or message.input_transcription or message.output_transcription,
+        "interrupted": message.interrupted,
+        "audioDuration": message.audio_duration,
+        "hasAudio": bool(message.audio),
+        "toolData": message.tool_data or None,
+        "createdAt": message.created_at.isoformat(),
+    }

@@ -1,0 +1,486 @@
+"""The browser ⇄ server protocol of ``/live``: one typed definition per message, validation, error codes.
+
+``docs/live-protocol.md`` is the prose version of this module; keep the two in step (PROTOCOL_VERSION).
+Client messages are validated strictly (a string is not a number, a number is not a bool); unknown keys are
+ignored so older or newer browsers keep working, and a client-sent ``userId`` is never read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, NotRequired
+
+import pydantic
+from typing_extensions import TypedDict
+
+PROTOCOL_VERSION = "1.0"
+
+INPUT_SAMPLE_RATE = 16_000
+OUTPUT_SAMPLE_RATE = 24_000
+INPUT_AUDIO_MIME = "audio/pcm;rate=16000"
+OUTPUT_AUDIO_MIME = "audio/pcm;rate=24000"
+SUPPORTED_INPUT_AUDIO_FORMATS = [INPUT_AUDIO_MIME, "audio/wav (PCM16 mono 16 kHz)"]
+SUPPORTED_VIDEO_MIMES = ("image/jpeg", "image/png", "image/webp")
+
+
+class ErrorCode(enum.StrEnum):
+    """Codes of ``session_error`` and ``audio_error``; stable, documented in docs/live-protocol.md."""
+
+    # Bad input (the socket stays open and usable).
+    INVALID_JSON = "INVALID_JSON"
+    UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
+    NO_ACTIVE_SESSION = "NO_ACTIVE_SESSION"
+    SESSION_ALREADY_ACTIVE = "SESSION_ALREADY_ACTIVE"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_IN_USE = "SESSION_IN_USE"
+    CONVERSATION_NOT_FOUND = "CONVERSATION_NOT_FOUND"
+    SESSION_LIMIT_REACHED = "SESSION_LIMIT_REACHED"
+    INVALID_CONFIG = "INVALID_CONFIG"
+    INVALID_STATE = "INVALID_STATE"
+    RESUME_FAILED = "RESUME_FAILED"
+    # Audio input.
+    AUDIO_DECODE_FAILED = "AUDIO_DECODE_FAILED"
+    UNSUPPORTED_AUDIO_FORMAT = "UNSUPPORTED_AUDIO_FORMAT"
+    # Flow control.
+    BACKPRESSURE = "BACKPRESSURE"
+    # Upstream (Gemini).
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+    UPSTREAM_AUTH_FAILED = "UPSTREAM_AUTH_FAILED"
+    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be acted on; answered with ``session_error`` on the same socket."""
+
+    def __init__(self, code: ErrorCode, message: str, *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+
+
+class AudioError(ProtocolError):
+    """Audio the server cannot use; answered with ``audio_error`` (lists the supported formats)."""
+
+
+# Close codes the server uses (4000-4999 are application codes).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_FAST = 4408  # audio far faster than real time, after a BACKPRESSURE warning
+CLOSE_NORMAL = 1000
+
+_STRICT = pydantic.ConfigDict(strict=True)
+_SERVER = pydantic.ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Client → server
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class VoiceConfig(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    voiceName: str
+    languageCode: str
+    speakingRate: float  # accepted for seed compatibility; Gemini Live has no such knob (a notice says so)
+    pitch: float
+    volumeGainDb: float
+
+
+class SpeechConfig(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    voiceConfig: VoiceConfig
+    languageCode: str
+
+
+class CompressionConfig(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    enabled: bool
+    maxTokens: int
+    compressionRatio: float
+
+
+class VadConfig(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    enabled: bool
+    sensitivity: float  # 0.0 - 1.0
+    silenceThreshold: int  # milliseconds
+
+
+class ToolRef(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    name: str
+    description: str
+
+
+class SessionConfig(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    responseModalities: list[Literal["TEXT", "AUDIO"]]
+    mediaResolution: Literal["LOW", "MEDIUM", "HIGH"]
+    speechConfig: SpeechConfig
+    contextWindowCompression: CompressionConfig
+    tools: list[str | ToolRef]
+    systemInstruction: str
+    vad: VadConfig
+    binaryAudio: bool  # model audio as binary frames instead of base64 in session_message
+
+
+class CreateSessionData(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    model: str
+    conversationId: str | None
+    loadConversationContext: bool
+    config: SessionConfig
+    userId: Any  # seed compatibility: accepted and ignored, the user is the authenticated one
+
+
+class CreateSession(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["create_session"]
+    data: NotRequired[CreateSessionData]
+
+
+class SendMessageData(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    text: str
+    audioChunk: str  # base64 PCM16LE 16 kHz mono (or a WAV of that)
+    mimeType: str  # of audioChunk; default audio/pcm;rate=16000
+    screenData: str  # base64 JPEG/PNG/WebP
+    videoFrame: str  # base64 JPEG/PNG/WebP
+    imageMimeType: str  # of screenData/videoFrame; default image/jpeg
+    turnComplete: bool
+    tools: Any  # seed compatibility: tools are chosen at create_session; ignored here
+
+
+class SendMessage(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["send_message"]
+    sessionId: NotRequired[str]
+    data: SendMessageData
+
+
+class ActivityStart(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["activity_start"]
+    sessionId: NotRequired[str]
+
+
+class ActivityEnd(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["activity_end"]
+    sessionId: NotRequired[str]
+
+
+class ConfigureVad(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["configure_vad"]
+    sessionId: NotRequired[str]
+    data: VadConfig
+
+
+class ResumeSessionData(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    sessionId: str
+    resumeHandle: NotRequired[str | None]  # seed compatibility; the server's stored handle is what is used
+    binaryAudio: NotRequired[bool]
+
+
+class ResumeSession(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["resume_session"]
+    sessionId: NotRequired[str]
+    data: ResumeSessionData
+
+
+class EndSession(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["end_session"]
+    sessionId: NotRequired[str]
+
+
+class Ping(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    type: Literal["ping"]
+
+
+ClientMessage = (
+    CreateSession | SendMessage | ActivityStart | ActivityEnd | ConfigureVad | ResumeSession | EndSession | Ping
+)
+
+_CLIENT_ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
+    "create_session": pydantic.TypeAdapter(CreateSession),
+    "send_message": pydantic.TypeAdapter(SendMessage),
+    "activity_start": pydantic.TypeAdapter(ActivityStart),
+    "activity_end": pydantic.TypeAdapter(ActivityEnd),
+    "configure_vad": pydantic.TypeAdapter(ConfigureVad),
+    "resume_session": pydantic.TypeAdapter(ResumeSession),
+    "end_session": pydantic.TypeAdapter(EndSession),
+    "ping": pydantic.TypeAdapter(Ping),
+}
+CLIENT_MESSAGE_TYPES = tuple(_CLIENT_ADAPTERS)
+
+
+def _describe(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith(("function-", "str", "typed-dict")))
+        parts.append(f"{where or 'message'}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse and validate one JSON text frame from the browser, or raise ProtocolError."""
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ProtocolError(ErrorCode.INVALID_JSON, "The message is not valid JSON.") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "A message must be a JSON object with a 'type'.")
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "A message must have a string 'type'.")
+    adapter = _CLIENT_ADAPTERS.get(kind)
+    if adapter is None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_MESSAGE_TYPE,
+            f"Unknown message type {kind[:40]!r}; expected one of: {', '.join(CLIENT_MESSAGE_TYPES)}.",
+        )
+    try:
+        message: ClientMessage = adapter.validate_python(raw)
+    except pydantic.ValidationError as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Invalid {kind}: {_describe(exc)}.") from None
+    return message
+
+
+def decode_base64(value: str, *, what: str, audio: bool = False) -> bytes:
+    """Decode standard or URL-safe base64, or raise a ProtocolError/AudioError naming the field."""
+    error_class = AudioError if audio else ProtocolError
+    code = ErrorCode.AUDIO_DECODE_FAILED if audio else ErrorCode.INVALID_MESSAGE
+    cleaned = value.strip().replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        data = base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        raise error_class(code, f"{what} is not valid base64.") from None
+    if not data:
+        raise error_class(code, f"{what} is empty.")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Server → client
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def now_iso() -> str:
+    """Return the current time as an ISO 8601 UTC timestamp with milliseconds, like the seed."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EffectiveConfig(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    responseModalities: list[str]  # what the browser gets
+    upstreamModalities: list[str]  # what Gemini was asked for
+    textViaTranscription: bool  # TEXT served from output transcription of an audio-only model
+    binaryAudio: bool
+    inputAudioFormat: str
+    outputAudioFormat: str
+    voiceName: str | None
+    tools: list[str]
+    vad: VadConfig
+
+
+class SessionCreated(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["session_created"]
+    sessionId: str
+    model: str
+    provider: Literal["google"]
+    conversationId: str
+    protocolVersion: str
+    config: EffectiveConfig
+    notices: list[str]
+    timestamp: str
+
+
+class ContextLoaded(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["context_loaded"]
+    sessionId: str
+    conversationId: str
+    messagesLoaded: int
+    turnsLoaded: int
+    batches: int
+    timestamp: str
+
+
+class ContextLoadSkipped(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["context_load_skipped"]
+    sessionId: str
+    conversationId: str
+    reason: str
+    timestamp: str
+
+
+class SessionMessage(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["session_message"]
+    sessionId: str
+    data: dict[str, Any]  # Gemini's server message, camelCase (serverContent | toolCall | toolCallCancellation …)
+    timestamp: str
+
+
+class SavedMessage(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    id: str
+    role: Literal["user", "model", "tool"]
+    messageType: Literal["rest", "live"]
+    text: str
+    interrupted: bool
+    audioDuration: float | None
+    hasAudio: bool
+    toolData: dict[str, Any] | None
+    createdAt: str
+
+
+class MessageSaved(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["message_saved"]
+    sessionId: str | None
+    conversationId: str
+    message: SavedMessage
+    timestamp: str
+
+
+class SessionReconnecting(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["session_reconnecting"]
+    sessionId: str
+    reason: str
+    timestamp: str
+
+
+class SessionResumed(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["session_resumed"]
+    sessionId: str
+    conversationId: str
+    model: str
+    contextReloaded: bool
+    config: NotRequired[EffectiveConfig]
+    timestamp: str
+
+
+class SessionEnded(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["session_ended"]
+    sessionId: str
+    reason: Literal["client", "admin", "upstream", "error", "backpressure"]
+    timestamp: str
+
+
+class ErrorBody(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    code: str
+    message: str
+    retryAfter: NotRequired[int]  # milliseconds
+
+
+class SessionError(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["session_error"]
+    sessionId: str | None
+    error: ErrorBody
+    timestamp: str
+
+
+class AudioErrorBody(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    code: str
+    message: str
+    supportedFormats: list[str]
+
+
+class AudioErrorMessage(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["audio_error"]
+    sessionId: str | None
+    error: AudioErrorBody
+    timestamp: str
+
+
+class VadConfigured(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["vad_configured"]
+    sessionId: str
+    vad: VadConfig
+    timestamp: str
+
+
+class Pong(TypedDict):
+    __pydantic_config__ = _SERVER  # type: ignore[misc]
+    type: Literal["pong"]
+    protocolVersion: str
+    timestamp: str
+
+
+SERVER_MESSAGES: dict[str, Any] = {
+    "session_created": SessionCreated,
+    "context_loaded": ContextLoaded,
+    "context_load_skipped": ContextLoadSkipped,
+    "session_message": SessionMessage,
+    "message_saved": MessageSaved,
+    "session_reconnecting": SessionReconnecting,
+    "session_resumed": SessionResumed,
+    "vad_configured": VadConfigured,
+    "session_ended": SessionEnded,
+    "session_error": SessionError,
+    "audio_error": AudioErrorMessage,
+    "pong": Pong,
+}
+_SERVER_ADAPTERS = {kind: pydantic.TypeAdapter(definition) for kind, definition in SERVER_MESSAGES.items()}
+
+
+def validate_server_message(message: Mapping[str, Any]) -> None:
+    """Check a message the server sends against its definition (used by tests: nothing undocumented goes out)."""
+    kind = message.get("type")
+    if kind not in _SERVER_ADAPTERS:
+        raise ValueError(f"undocumented server message type {kind!r}")
+    _SERVER_ADAPTERS[kind].validate_python(dict(message))
+
+
+def session_error(
+    session_id: str | None, code: ErrorCode | str, message: str, *, retry_after_ms: int | None = None
+) -> SessionError:
+    """Build a ``session_error``."""
+    body: ErrorBody = {"code": str(code), "message": message}
+    if retry_after_ms is not None:
+        body["retryAfter"] = retry_after_ms
+    return {"type": "session_error", "sessionId": session_id, "error": body, "timestamp": now_iso()}
+
+
+def audio_error(session_id: str | None, code: ErrorCode | str, message: str) -> AudioErrorMessage:
+    """Build an ``audio_error``."""
+    return {
+        "type": "audio_error",
+        "sessionId": session_id,
+        "error": {"code": str(code), "message": message, "supportedFormats": list(SUPPORTED_INPUT_AUDIO_FORMATS)},
+        "timestamp": now_iso(),
+    }
+
+
+def error_for(session_id: str | None, error: ProtocolError) -> SessionError | AudioErrorMessage:
+    """Build the message answering a ProtocolError (audio errors get ``audio_error``)."""
+    if isinstance(error, AudioError):
+        return audio_error(session_id, error.code, error.message)
+    return session_error(session_id, error.code, error.message, retry_after_ms=error.retry_after_ms)

@@ -1,0 +1,340 @@
+"""Record a live session: user and model turns (PCM → WAV), transcripts, typed text and tool calls → Messages.
+
+The bridge feeds events from the audio hot path with cheap synchronous calls; turns are cut at their boundaries and
+handed to a per-session writer task through a bounded queue, which saves them through ``live.services`` in a
+worker thread (``database_sync_to_async``). ``close()`` flushes every finished and partial turn however the
+session ends.
+
+User turns: the mic streams continuously, silence included. A user turn starts at the first voiced frame (with
+``pad`` of audio before it) and is cut when the model starts answering; trailing silence beyond ``pad`` after the
+last voiced frame is dropped, so a turn is what was said, not the minutes spent listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from conversations.audio import pcm16_to_wav
+from conversations.models import Conversation, Message
+from conversations.services import message_create
+from live.protocol import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
+
+SAVE_ATTEMPTS = 3
+
+
+def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Message:
+    """Store one recorded turn as a live message (its audio as WAV)."""
+    audio = pcm16_to_wav(pcm, sample_rate=sample_rate) if pcm else None
+    return message_create(message_type=Message.MessageType.LIVE, audio=audio, **fields)
+
+
+def pcm_rms(pcm: bytes) -> float:
+    """Root mean square of PCM16LE samples (every 4th sample: plenty for a speech gate, cheap per frame)."""
+    usable = len(pcm) - len(pcm) % 2
+    if usable < 2:
+        return 0.0
+    samples = memoryview(pcm)[:usable].cast("h")[::4]
+    return math.sqrt(sum(s * s for s in samples) / len(samples))
+
+
+@dataclass
+class _UserTurn:
+    started_at: datetime
+    pcm: bytearray = field(default_factory=bytearray)
+    voiced_until: int = 0  # byte offset just after the last voiced frame
+    transcript: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ModelTurn:
+    started_at: datetime
+    pcm: bytearray = field(default_factory=bytearray)
+    transcript: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+class Recorder:
+    """Per-session turn assembler and writer."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Conversation,
+        live_config: dict[str, Any],
+        on_saved: Callable[[Message], Awaitable[None]],
+        pad_ms: int = 300,
+        silence_rms: float = 200.0,
+        max_turn_seconds: float = 300.0,
+        queue_size: int = 64,
+    ) -> None:
+        self.conversation = conversation
+        self.live_config = live_config
+        self._on_saved = on_saved
+        self._pad_bytes = int(INPUT_SAMPLE_RATE * 2 * pad_ms / 1000) & ~1
+        self._silence_rms = silence_rms
+        self._max_user_bytes = int(INPUT_SAMPLE_RATE * 2 * max_turn_seconds)
+        self._max_model_bytes = int(OUTPUT_SAMPLE_RATE * 2 * max_turn_seconds)
+        self._preroll: collections.deque[bytes] = collections.deque()
+        self._preroll_bytes = 0
+        self._user: _UserTurn | None = None  # being spoken
+        self._pending_user: _UserTurn | None = None  # cut, waiting for its transcript until the model turn ends
+        self._held: list[_UserTurn] = []  # earlier cut turns not yet saved (several cuts before a model turn)
+        self._model: _ModelTurn | None = None
+        self._jobs: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=queue_size)
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.saved = 0
+        self.failed = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer task."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name="live-recorder-writer")
+
+    async def close(self) -> None:
+        """Flush every finished and partial turn, then wait for the writer to save them all."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._model is not None:
+                # The session ended before the model finished speaking: keep what was heard, flagged.
+                self._model.interrupted = True
+            await self._finish_model_turn()
+            self._cut_user_turn()
+            await self._flush_user_turn()
+        finally:
+            if self._writer is None:
+                self.start()
+            await self._jobs.put(None)
+            assert self._writer is not None
+            await asyncio.shield(self._writer)
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is saved."""
+        if self._writer is not None:
+            await self._jobs.join()
+
+    # -- hot path: audio and transcripts -------------------------------------------------------------------------
+
+    def user_audio(self, pcm: bytes) -> None:
+        """Take one frame of the user's 16 kHz PCM."""
+        voiced = pcm_rms(pcm) >= self._silence_rms
+        turn = self._user
+        if turn is None:
+            if not voiced:
+                self._preroll.append(pcm)
+                self._preroll_bytes += len(pcm)
+                while self._preroll and self._preroll_bytes - len(self._preroll[0]) >= self._pad_bytes:
+                    self._preroll_bytes -= len(self._preroll.popleft())
+                return
+            preroll = b"".join(self._preroll)[-self._pad_bytes :] if self._pad_bytes else b""
+            self._preroll.clear()
+            self._preroll_bytes = 0
+            started = timezone.now() - timedelta(seconds=len(preroll) / 2 / INPUT_SAMPLE_RATE)
+            turn = self._user = _UserTurn(started_at=started, pcm=bytearray(preroll))
+        turn.pcm += pcm
+        if voiced:
+            turn.voiced_until = len(turn.pcm)
+        if len(turn.pcm) >= self._max_user_bytes:
+            self._cut_user_turn()
+
+    def input_transcription(self, text: str) -> None:
+        """Add a piece of the transcript of what the user said."""
+        if not text:
+            return
+        target = self._pending_user or self._user
+        if target is None:
+            target = self._pending_user = _UserTurn(started_at=timezone.now())
+        target.transcript.append(text)
+
+    async def model_audio(self, pcm: bytes) -> None:
+        """Take a chunk of the model's 24 kHz PCM."""
+        turn = self._model_turn()
+        turn.pcm += pcm
+        if len(turn.pcm) >= self._max_model_bytes:
+            await self._finish_model_turn()
+
+    def output_transcription(self, text: str) -> None:
+        """Add a piece of the transcript of what the model said."""
+        if text:
+            self._model_turn().transcript.append(text)
+
+    def model_text(self, text: str) -> None:
+        """Add text the model wrote (text parts)."""
+        if text:
+            self._model_turn().text.append(text)
+
+    def usage(self, usage: dict[str, Any]) -> None:
+        """Attach token usage to the current model turn (usage is reported with its end)."""
+        if usage and self._model is not None:
+            self._model.usage = usage
+
+    def interrupted(self) -> None:
+        """Flag the current model turn as cut off by the user (barge-in)."""
+        if self._model is not None:
+            self._model.interrupted = True
+
+    def model_started(self) -> None:
+        """The model began answering: what the user said so far is one turn."""
+        self._model_turn()
+
+    async def turn_complete(self) -> None:
+        """The model's turn ended: save the user turn it answered, then the model turn."""
+        await self._finish_model_turn()
+
+    async def user_activity_end(self) -> None:
+        """Push-to-talk released: the user's turn ends here."""
+        self._cut_user_turn()
+
+    # -- discrete events -----------------------------------------------------------------------------------------
+
+    async def typed_text(self, text: str) -> None:
+        """Save text the user typed mid-session."""
+        await self._enqueue({"role": Message.Role.USER, "created_at": timezone.now(), "text": text})
+
+    async def tool_call(self, *, call_id: str | None, name: str, args: dict[str, Any]) -> datetime:
+        """Note a function call by the model (the user's turn ends here); return when it happened."""
+        self._cut_user_turn()
+        return timezone.now()
+
+    async def tool_result(
+        self,
+        *,
+        call_id: str | None,
+        name: str,
+        args: dict[str, Any],
+        response: dict[str, Any] | None,
+        called_at: datetime,
+        cancelled: bool = False,
+    ) -> None:
+        """Save one function call with its result (or its cancellation)."""
+        await self._enqueue(
+            {
+                "role": Message.Role.TOOL,
+                "created_at": called_at,
+                "tool_data": {
+                    "id": call_id,
+                    "name": name,
+                    "args": args,
+                    "response": response,
+                    "cancelled": cancelled,
+                },
+            }
+        )
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _model_turn(self) -> _ModelTurn:
+        if self._model is None:
+            self._cut_user_turn()
+            self._model = _ModelTurn(started_at=timezone.now())
+        return self._model
+
+    def _cut_user_turn(self) -> None:
+        turn = self._user
+        if turn is None:
+            return
+        self._user = None
+        keep = min(len(turn.pcm), turn.voiced_until + self._pad_bytes)
+        del turn.pcm[keep:]
+        if self._pending_user is not None:
+            # Two cuts without a model turn between them (e.g. speech, tool call, more speech): keep both, in order.
+            self._held.append(self._pending_user)
+        self._pending_user = turn
+
+    async def _flush_user_turn(self) -> None:
+        held, self._held = self._held, []
+        if self._pending_user is not None:
+            held.append(self._pending_user)
+            self._pending_user = None
+        for turn in held:
+            transcript = "".join(turn.transcript).strip()
+            if not turn.pcm and not transcript:
+                continue
+            await self._enqueue(
+                {
+                    "role": Message.Role.USER,
+                    "created_at": turn.started_at,
+                    "input_transcription": transcript,
+                    "pcm": bytes(turn.pcm),
+                    "sample_rate": INPUT_SAMPLE_RATE,
+                }
+            )
+
+    async def _finish_model_turn(self) -> None:
+        turn = self._model
+        self._model = None
+        await self._flush_user_turn()
+        if turn is None:
+            return
+        transcript = "".join(turn.transcript).strip()
+        text = "".join(turn.text).strip() or transcript
+        if not turn.pcm and not text:
+            return
+        await self._enqueue(
+            {
+                "role": Message.Role.MODEL,
+                "created_at": turn.started_at,
+                "text": text,
+                "output_transcription": transcript,
+                "pcm": bytes(turn.pcm),
+                "sample_rate": OUTPUT_SAMPLE_RATE,
+                "usage": turn.usage,
+                "interrupted": turn.interrupted,
+            }
+        )
+
+    async def _enqueue(self, job: dict[str, Any]) -> None:
+        if self._writer is None:
+            self.start()
+        # Blocks only when the database has fallen far behind: the bounded queue is the back pressure.
+        await self._jobs.put(job)
+
+    async def _write_loop(self) -> None:
+        save = database_sync_to_async(_save_turn)
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                self._jobs.task_done()
+                return
+            try:
+                await self._save(save, job)
+            finally:
+                self._jobs.task_done()
+
+    async def _save(self, save: Callable[..., Awaitable[Message]], job: dict[str, Any]) -> None:
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                message = await save(conversation=self.conversation, live_config=self.live_config, **job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Saving a live %s turn failed (attempt %d)", job.get("role"), attempt)
+                if attempt == SAVE_ATTEMPTS:
+                    self.failed += 1
+                else:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            self.saved += 1
+            try:
+                await self._on_saved(message)
+            except Exception:
+                logger.exception("Announcing a saved live message failed")
+            break

@@ -1,0 +1,364 @@
+"""The /live socket end to end: the real ASGI app, the real google-genai SDK, gemini_sim over TLS."""
+
+from __future__ import annotations
+
+import base64
+import io
+import wave
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from conversations.models import Conversation, LiveSession, Message
+from tests.factories import ConversationFactory, MessageFactory
+from tests.live.conftest import silence, speech
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+MODEL = "gemini-3.1-flash-live-preview"
+
+
+@database_sync_to_async
+def messages_of(conversation_id: str) -> list[Message]:
+    return list(Message.objects.filter(conversation__public_id=conversation_id).order_by("created_at", "id"))
+
+
+@database_sync_to_async
+def session_row(public_id: str) -> LiveSession:
+    return LiveSession.objects.get(public_id=public_id)
+
+
+def wav_info(message: Message) -> tuple[int, float]:
+    with message.audio.open("rb") as fh, wave.open(io.BytesIO(fh.read())) as wav:
+        return wav.getframerate(), wav.getnframes() / wav.getframerate()
+
+
+async def test_anonymous_socket_is_closed_with_4401(transactional_db):
+    from apsara.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/live", headers=[(b"origin", b"http://testserver")])
+    connected, _ = await communicator.connect()
+    assert connected
+    output = await communicator.receive_output(5)
+    assert output == {"type": "websocket.close", "code": 4401, "reason": ""} or output["code"] == 4401
+
+
+async def test_cross_site_origin_is_refused(connect, live_user):
+    from apsara.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/live", headers=[(b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_seed_flow_typed_text(sim, connect):
+    """create_session → session_created → send_message text → session_message reply → end_session."""
+    ws = await connect()
+    created = await ws.create(model=MODEL, userId="someone-else", config={"responseModalities": ["AUDIO"]})
+    assert created["sessionId"].startswith("live_")
+    assert created["model"] == MODEL
+    assert created["provider"] == "google"
+    assert created["conversationId"].startswith("conv_")
+    assert created["protocolVersion"] == "1.0"
+    assert created["timestamp"].endswith("Z")
+    session_id = created["sessionId"]
+
+    await ws.send(
+        {"type": "send_message", "sessionId": session_id, "data": {"text": "Hello there", "turnComplete": True}}
+    )
+    turn = await ws.until_turn_complete()
+    contents = [
+        m["data"]["serverContent"]
+        for m in turn
+        if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
+    ]
+    audio = [p for c in contents for p in c.get("modelTurn", {}).get("parts", []) if "inlineData" in p]
+    assert audio, "the model's audio arrives base64 inside session_message by default"
+    assert audio[0]["inlineData"]["mimeType"].startswith("audio/pcm;rate=24000")
+    assert base64.b64decode(audio[0]["inlineData"]["data"])
+    assert any("outputTranscription" in c for c in contents)
+
+    await ws.send({"type": "end_session", "sessionId": session_id})
+    ended = await ws.expect("session_ended")
+    assert ended["reason"] == "client"
+
+    saved = await messages_of(created["conversationId"])
+    assert [m.role for m in saved] == ["user", "model"]
+    assert saved[0].text == "Hello there"
+    assert saved[1].message_type == "live" and saved[1].audio and saved[1].output_transcription
+    assert saved[1].live_config == {"model": MODEL, "sessionId": session_id, "responseModalities": ["AUDIO"]}
+    rate, seconds = wav_info(saved[1])
+    assert rate == 24000 and seconds == pytest.approx(saved[1].audio_duration, abs=0.01)
+    row = await session_row(session_id)
+    assert row.status == LiveSession.Status.ENDED
+    conversation = await database_sync_to_async(Conversation.objects.get)(public_id=created["conversationId"])
+    assert conversation.kind == "live"
+
+
+async def test_spoken_turn_is_stored_as_two_wav_messages(sim, connect, live_user):
+    """Speech then silence (binary PCM frames) → Gemini's VAD ends the turn → user and model turns stored as WAV."""
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send_audio(speech(1.0) + silence(1.0))
+    turn = await ws.until_turn_complete()
+    model_audio = b"".join(m for m in turn if isinstance(m, bytes))
+    assert len(model_audio) > 24000, "binaryAudio: model audio arrives as binary frames"
+    contents = [
+        m["data"].get("serverContent", {}) for m in turn if isinstance(m, dict) and m["type"] == "session_message"
+    ]
+    assert not any("inlineData" in p for c in contents for p in c.get("modelTurn", {}).get("parts", []))
+    heard = [c["inputTranscription"]["text"] for c in contents if "inputTranscription" in c]
+    assert heard == ["(1.0 seconds of speech)"]
+
+    saved = [await ws.expect("message_saved"), await ws.expect("message_saved")]
+    assert [s["message"]["role"] for s in saved] == ["user", "model"]
+    assert all(s["sessionId"] == created["sessionId"] for s in saved)
+
+    stored = await messages_of(created["conversationId"])
+    user, model = stored
+    assert (user.role, model.role) == ("user", "model")
+    assert user.input_transcription == "(1.0 seconds of speech)"
+    rate, seconds = wav_info(user)
+    # One second of speech plus the 0.3 s kept after it; the silence beyond that is not a turn's content.
+    assert rate == 16000 and seconds == pytest.approx(1.3, abs=0.05)
+    assert user.audio_duration == pytest.approx(seconds, abs=0.001)
+    rate, seconds = wav_info(model)
+    assert rate == 24000 and seconds == pytest.approx(len(model_audio) / 48000, abs=0.001)
+    assert model.output_transcription.startswith("I heard you speak for about 1.0 seconds")
+    assert model.text == model.output_transcription
+    assert model.usage["responseTokenCount"] > 0
+    assert not model.interrupted
+    assert user.audio.name.startswith(f"audio/{live_user.pk}/{created['conversationId']}/")
+
+
+async def test_barge_in_interrupts_and_flags_the_model_turn(sim, connect):
+    sim.set_options(realtime_factor=4)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
+    while not isinstance(await ws.next(), bytes):
+        pass  # the model has started speaking
+    await ws.send_audio(speech(0.5) + silence(1.0))
+    turn = await ws.until_turn_complete()
+    interrupted = [
+        m for m in turn if isinstance(m, dict) and m.get("data", {}).get("serverContent", {}).get("interrupted")
+    ]
+    assert interrupted, "the browser is told to stop playback"
+    await ws.until_turn_complete()  # the answer to what was said over the model
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    stored = await messages_of(created["conversationId"])
+    assert [(m.role, m.interrupted) for m in stored] == [
+        ("user", False),
+        ("model", True),
+        ("user", False),
+        ("model", False),
+    ]
+    story = stored[1]
+    assert story.audio and story.audio_duration > 0
+    assert stored[2].input_transcription == "(0.5 seconds of speech)"
+
+
+async def test_tool_call_round_trip(sim, connect):
+    from live.tools import tool_execute
+
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"tools": ["calculator"]})
+    assert created["config"]["tools"] == ["calculator"]
+    await ws.send({"type": "send_message", "data": {"text": "Use the calculator for 15 * 23"}})
+    call = await ws.expect("session_message")
+    while "toolCall" not in call["data"]:
+        call = await ws.expect("session_message")
+    function_call = call["data"]["toolCall"]["functionCalls"][0]
+    assert function_call["name"] == "calculator"
+    response = await ws.expect("session_message")
+    while "toolResponse" not in response["data"]:
+        response = await ws.expect("session_message")
+    expected = await tool_execute(user=None, name="calculator", args=function_call["args"])  # type: ignore[arg-type]
+    assert response["data"]["toolResponse"]["functionResponses"][0]["response"] == expected
+    await ws.until_turn_complete()
+
+    sent = [m for m in sim.client_messages() if "tool_response" in m or "toolResponse" in m]
+    body = sent[0].get("tool_response") or sent[0]["toolResponse"]
+    fr = (body.get("function_responses") or body["functionResponses"])[0]
+    assert fr["id"] == function_call["id"] and fr["name"] == "calculator" and fr["response"] == expected
+
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    stored = await messages_of(created["conversationId"])
+    assert [m.role for m in stored] == ["user", "tool", "model"]
+    assert stored[1].tool_data == {
+        "id": function_call["id"],
+        "name": "calculator",
+        "args": function_call["args"],
+        "response": expected,
+        "cancelled": False,
+    }
+    assert "calculator result" in stored[2].output_transcription
+
+
+async def test_text_on_an_audio_only_model_is_served_from_the_transcription(sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"responseModalities": ["TEXT"]})
+    assert created["config"]["responseModalities"] == ["TEXT"]
+    assert created["config"]["upstreamModalities"] == ["AUDIO"]
+    assert created["config"]["textViaTranscription"] is True
+    assert any("audio only" in n for n in created["notices"])
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    turn = await ws.until_turn_complete()
+    assert not any(isinstance(m, bytes) for m in turn)
+    parts = [
+        p
+        for m in turn
+        if isinstance(m, dict) and m["type"] == "session_message"
+        for p in m["data"].get("serverContent", {}).get("modelTurn", {}).get("parts", [])
+    ]
+    assert parts and all(set(p) == {"text"} for p in parts)
+    assert "".join(p["text"] for p in parts).startswith("Hello! How can I help you today?")
+    setup = sim.client_messages()[0]["setup"]
+    assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
+
+
+async def test_invalid_voice_is_rejected_before_gemini(sim, connect):
+    ws = await connect()
+    await ws.send(
+        {
+            "type": "create_session",
+            "data": {"model": MODEL, "config": {"speechConfig": {"voiceConfig": {"voiceName": "auto"}}}},
+        }
+    )
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == "INVALID_CONFIG"
+    assert (
+        "'auto'" in error["error"]["message"]
+        and "Puck" in error["error"]["message"]
+        and "Zephyr" in error["error"]["message"]
+    )
+    assert sim.records(type="connect") == []
+    created = await ws.create(model=MODEL, config={"speechConfig": {"voiceConfig": {"voiceName": "kore"}}})
+    assert created["config"]["voiceName"] == "Kore"
+    setup = sim.client_messages()[0]["setup"]
+    assert "Kore" in str(setup["generationConfig"]["speechConfig"])
+
+
+async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await ws.until_turn_complete()
+    await ws.send({"type": "configure_vad", "sessionId": created["sessionId"], "data": {"enabled": False}})
+    configured = await ws.expect("vad_configured")
+    assert configured["vad"]["enabled"] is False
+    setups = [m["setup"] for m in sim.client_messages() if "setup" in m]
+    assert len(setups) == 2
+    assert setups[1]["sessionResumption"]["handle"]
+    assert str(setups[1]["realtimeInputConfig"]).count("disabled") == 1 and "True" in str(
+        setups[1]["realtimeInputConfig"]
+    )
+    # Push-to-talk now works, and the model still knows the name (same Gemini session, resumed).
+    await ws.send({"type": "activity_start"})
+    await ws.send_audio(speech(0.6))
+    await ws.send({"type": "activity_end"})
+    await ws.until_turn_complete()
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    turn = await ws.until_turn_complete()
+    said = "".join(
+        m["data"]["serverContent"].get("outputTranscription", {}).get("text", "")
+        for m in turn
+        if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
+    )
+    assert "Your name is Ada" in said
+    assert not ws.of_type("session_reconnecting")
+
+
+async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_user):
+    other_tab = await connect()
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    saved = await other_tab.expect("message_saved")
+    assert saved["conversationId"] == created["conversationId"]
+    assert saved["message"]["role"] == "user" and saved["message"]["text"] == "Hello"
+    assert saved["message"]["messageType"] == "live"
+
+
+async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_user):
+    mine = await database_sync_to_async(ConversationFactory)(owner=live_user)
+    theirs = await database_sync_to_async(ConversationFactory)()
+    ws = await connect()
+    await ws.send({"type": "create_session", "data": {"model": MODEL, "conversationId": theirs.public_id}})
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == "CONVERSATION_NOT_FOUND"
+    created = await ws.create(model=MODEL, conversationId=mine.public_id)
+    assert created["conversationId"] == mine.public_id
+
+
+async def test_end_session_from_the_admin_over_the_channel_layer(sim, connect):
+    from channels.layers import get_channel_layer
+
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    await ws.until_turn_complete()
+    await get_channel_layer().group_send(
+        f"live_session_{created['sessionId']}", {"type": "live.end", "session_id": created["sessionId"]}
+    )
+    ended = await ws.expect("session_ended")
+    assert ended["reason"] == "admin"
+    row = await session_row(created["sessionId"])
+    assert row.status == LiveSession.Status.ENDED
+    assert len(await messages_of(created["conversationId"])) == 2
+    await ws.send({"type": "ping"})
+    assert (await ws.expect("pong"))["protocolVersion"] == "1.0"
+
+
+async def test_disconnect_mid_turn_loses_nothing_already_said(sim, connect):
+    sim.set_options(realtime_factor=2)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
+    heard = b""
+    while len(heard) < 48000:  # a second of the answer
+        item = await ws.next()
+        if isinstance(item, bytes):
+            heard += item
+    await ws.close()
+    stored = await messages_of(created["conversationId"])
+    assert [m.role for m in stored] == ["user", "model"]
+    assert stored[0].text == "Tell me a story in 6 sentences"
+    partial = stored[1]
+    assert partial.interrupted
+    assert partial.audio_duration >= len(heard) / 48000 - 0.001
+    assert partial.output_transcription.startswith("Once")
+    row = await session_row(created["sessionId"])
+    assert row.status == LiveSession.Status.DETACHED
+    assert row.resumption_handle
+
+
+async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect, live_user):
+    conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
+    for i in range(25):
+        await database_sync_to_async(MessageFactory)(
+            conversation=conversation, role="user" if i % 2 == 0 else "model", text=f"message number {i}"
+        )
+    ws = await connect()
+    await ws.create(model=MODEL, conversationId=conversation.public_id, loadConversationContext=True)
+    loaded = await ws.expect("context_loaded")
+    assert loaded["messagesLoaded"] == 20 and loaded["turnsLoaded"] == 20 and loaded["batches"] == 2
+    assert loaded["conversationId"] == conversation.public_id
+    await ws.until_turn_complete()  # the last turn is the user's: Gemini answers it
+    sent = [m.get("client_content") or m.get("clientContent") for m in sim.client_messages()]
+    batches = [b for b in sent if b is not None]
+    assert [len(b["turns"]) for b in batches] == [10, 10]
+    assert [b.get("turnComplete", b.get("turn_complete")) for b in batches] == [False, True]
+    texts = [t["parts"][0]["text"] for b in batches for t in b["turns"]]
+    assert texts == [f"message number {i}" for i in range(5, 25)]
+    roles = [t["role"] for b in batches for t in b["turns"]]
+    assert roles == ["model" if i % 2 else "user" for i in range(5, 25)]
+    setup = sim.client_messages()[0]["setup"]
+    # The SDK sends the inside of historyConfig in snake_case; Gemini parses proto-JSON, either spelling.
+    assert setup["historyConfig"] in (
+        {"initialHistoryInClientContent": True},
+        {"initial_history_in_client_content": True},
+    )

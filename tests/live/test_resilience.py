@@ -1,0 +1,212 @@
+"""Surviving Gemini: goAway, dropped connections, resumption from a new socket, each kind of close → session_error."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from conversations.models import LiveSession, Message
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+MODEL = "gemini-3.1-flash-live-preview"
+
+
+@database_sync_to_async
+def messages_of(conversation_id: str) -> list[Message]:
+    return list(Message.objects.filter(conversation__public_id=conversation_id).order_by("created_at", "id"))
+
+
+@database_sync_to_async
+def session_row(public_id: str) -> LiveSession:
+    return LiveSession.objects.get(public_id=public_id)
+
+
+def said(turn: list[Any]) -> str:
+    return "".join(
+        m["data"]["serverContent"].get("outputTranscription", {}).get("text", "")
+        for m in turn
+        if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
+    )
+
+
+def setups(sim: Any) -> list[dict[str, Any]]:
+    return [m["setup"] for m in sim.client_messages() if "setup" in m]
+
+
+async def test_go_away_is_invisible_to_the_browser_and_loses_nothing(sim, connect):
+    sim.set_options(connection_lifetime=1.5, go_away_before=1.0)
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await ws.until_turn_complete()
+    await asyncio.sleep(1.2)  # goAway arrived and the bridge moved to a new connection
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    assert "Your name is Ada" in said(await ws.until_turn_complete())
+    await asyncio.sleep(1.2)  # and again
+    await ws.send({"type": "send_message", "data": {"text": "Who am I?"}})
+    assert "Your name is Ada" in said(await ws.until_turn_complete())
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+
+    kinds = {m["type"] for m in ws.received if isinstance(m, dict)}
+    assert not kinds & {"session_reconnecting", "session_resumed", "session_error"}
+    resumed = setups(sim)[1:]
+    assert len(resumed) >= 2 and all(s["sessionResumption"]["handle"] for s in resumed)
+    assert [c["code"] for c in sim.records(type="close")].count(1011) == 0, "left before Gemini's deadline"
+    stored = await messages_of(created["conversationId"])
+    assert [m.role for m in stored] == ["user", "model"] * 3
+    row = await session_row(created["sessionId"])
+    assert row.reconnects >= 2
+
+
+async def test_go_away_during_a_model_turn_waits_for_the_turn(sim, connect):
+    # goAway 0.5 s into each connection, while the story (about 1 s at 8x) is being told.
+    sim.set_options(realtime_factor=8, connection_lifetime=3.0, go_away_before=2.5)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 2 sentences"}})
+    turn = await ws.until_turn_complete()
+    audio = b"".join(m for m in turn if isinstance(m, bytes))
+    await ws.send({"type": "send_message", "data": {"text": "Thanks"}})
+    await ws.until_turn_complete()
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    assert not ws.of_type("session_error") and not ws.of_type("session_reconnecting")
+    stored = await messages_of(created["conversationId"])
+    assert [(m.role, m.interrupted) for m in stored][:2] == [("user", False), ("model", False)]
+    assert stored[1].audio_duration == pytest.approx(len(audio) / 48000, abs=0.001)
+    assert len(setups(sim)) >= 2, "the bridge moved to a new connection after the turn"
+
+
+async def test_dropped_gemini_connection_is_resumed_and_the_browser_told(sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await ws.until_turn_complete()
+    sim.inject_fault("drop", when="now")
+    reconnecting = await ws.expect("session_reconnecting")
+    assert reconnecting["reason"] == "UPSTREAM_UNAVAILABLE"
+    resumed = await ws.expect("session_resumed")
+    assert resumed["sessionId"] == created["sessionId"] and resumed["contextReloaded"] is False
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    assert "Your name is Ada" in said(await ws.until_turn_complete())
+
+
+async def test_resume_session_from_a_new_socket(sim, connect):
+    first = await connect()
+    created = await first.create(model=MODEL, config={"binaryAudio": True})
+    await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await first.until_turn_complete()
+    await first.close()
+    row = await session_row(created["sessionId"])
+    assert row.status == LiveSession.Status.DETACHED and row.resumption_handle
+
+    second = await connect()
+    await second.send(
+        {"type": "resume_session", "data": {"sessionId": created["sessionId"], "resumeHandle": "ignored-by-server"}}
+    )
+    resumed = await second.expect("session_resumed")
+    assert resumed["conversationId"] == created["conversationId"]
+    assert resumed["contextReloaded"] is False
+    assert resumed["config"]["binaryAudio"] is True
+    await second.send({"type": "send_message", "sessionId": created["sessionId"], "data": {"text": "What is my name?"}})
+    turn = await second.until_turn_complete()
+    assert "Your name is Ada" in said(turn)
+    assert setups(sim)[-1]["sessionResumption"]["handle"] == row.resumption_handle
+    await second.send({"type": "end_session"})
+    await second.expect("session_ended")
+    assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"] * 2
+
+
+async def test_resume_with_an_expired_handle_reloads_the_conversation(sim, connect):
+    first = await connect()
+    created = await first.create(model=MODEL)
+    await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await first.until_turn_complete()
+    await first.close()
+    await database_sync_to_async(LiveSession.objects.filter(public_id=created["sessionId"]).update)(
+        resumption_handle="no-such-handle"
+    )
+    second = await connect()
+    await second.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
+    resumed = await second.expect("session_resumed")
+    assert resumed["contextReloaded"] is True
+    await second.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    assert "Your name is Ada" in said(await second.until_turn_complete())
+
+
+async def test_resume_of_someone_elses_or_an_open_session_is_refused(sim, connect):
+    from tests.factories import LiveSessionFactory
+
+    other = await database_sync_to_async(LiveSessionFactory)(status=LiveSession.Status.DETACHED)
+    ws = await connect()
+    await ws.send({"type": "resume_session", "data": {"sessionId": other.public_id}})
+    assert (await ws.expect("session_error"))["error"]["code"] == "SESSION_NOT_FOUND"
+    created = await ws.create(model=MODEL)
+    ws2 = await connect()
+    await ws2.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
+    assert (await ws2.expect("session_error"))["error"]["code"] == "SESSION_IN_USE"
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "retry_after"),
+    [
+        ({"code": 1007, "reason": "Request contains an invalid argument."}, "INVALID_CONFIG", False),
+        ({"code": 1008, "reason": "models/x is not found for API version v1beta."}, "MODEL_NOT_FOUND", False),
+        ({"code": 1007, "reason": "API key not valid. Please pass a valid API key."}, "UPSTREAM_AUTH_FAILED", False),
+        ({"code": 1011, "reason": "Resource has been exhausted (e.g. check quota)."}, "RATE_LIMIT_EXCEEDED", True),
+        ({"code": 1011, "reason": "Internal error occurred.", "count": 10}, "UPSTREAM_UNAVAILABLE", True),
+        ({"code": 1000, "reason": "", "count": 10}, "UPSTREAM_UNAVAILABLE", True),
+    ],
+)
+async def test_each_gemini_close_at_setup_maps_to_its_session_error(sim, connect, fault, code, retry_after):
+    sim.inject_fault("close", when="setup", **fault)
+    ws = await connect()
+    await ws.send({"type": "create_session", "data": {"model": MODEL}})
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == code
+    assert error["error"]["message"]
+    assert ("retryAfter" in error["error"]) is retry_after
+    ended = await ws.expect("session_ended")
+    assert ended["reason"] == "error" and ended["sessionId"] == error["sessionId"]
+    row = await session_row(error["sessionId"])
+    assert row.status == LiveSession.Status.FAILED and row.last_error_code == code
+    # The socket stays usable.
+    await ws.send({"type": "ping"})
+    await ws.expect("pong")
+
+
+async def test_real_gemini_refusals_map_to_their_codes(sim, connect):
+    ws = await connect()
+    await ws.send({"type": "create_session", "data": {"model": "gemini-0-no-such-live"}})
+    assert (await ws.expect("session_error"))["error"]["code"] == "MODEL_NOT_FOUND"
+    sim.set_options(api_keys={"the-real-key"})
+    await ws.send({"type": "create_session", "data": {"model": MODEL}})
+    assert (await ws.expect("session_error"))["error"]["code"] == "UPSTREAM_AUTH_FAILED"
+
+
+async def test_a_transient_setup_failure_is_retried_with_backoff(sim, connect):
+    sim.inject_fault("close", when="setup", code=1011, reason="Internal error occurred.", count=2)
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    assert created["sessionId"]
+    assert len(setups(sim)) == 3
+    assert not ws.of_type("session_error")
+
+
+async def test_gemini_failing_mid_session_for_good_ends_it_cleanly(sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    await ws.until_turn_complete()
+    sim.inject_fault("close", when="setup", code=1008, reason="models/x is not found for API version v1.")
+    sim.inject_fault("close", when="now", code=1011, reason="Internal error occurred.")
+    await ws.expect("session_reconnecting")
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == "MODEL_NOT_FOUND"
+    await ws.expect("session_ended", reason="error")
+    assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"]
