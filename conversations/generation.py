@@ -226,13 +226,21 @@ async def generation_stream(generation: Generation) -> AsyncIterator[bytes]:
     texts = gemini_text_stream(
         model=generation.model, contents=generation.contents, config=generation.config, usage=usage
     )
+    loop = asyncio.get_running_loop()
+    idle_limit = settings.GENERATE_IDLE_TIMEOUT_SECONDS
+    heard_at = loop.time()
     try:
-        async with contextlib.aclosing(texts):
-            async for text in with_keepalive(texts, interval=settings.GENERATE_KEEPALIVE_SECONDS):
+        ticking = with_keepalive(texts, interval=settings.GENERATE_KEEPALIVE_SECONDS)
+        # Closed in this order: the ticker cancels its pending read before the SDK stream is closed.
+        async with contextlib.aclosing(texts), contextlib.aclosing(ticking):
+            async for text in ticking:
                 if text is None:
+                    if loop.time() - heard_at > idle_limit:
+                        raise GenerationFailed("GEMINI_TIMEOUT", f"Gemini sent nothing for {idle_limit:g} seconds.")
                     # An SSE comment: keeps proxies from closing a stream that waits for a slow first token.
                     yield KEEPALIVE
                     continue
+                heard_at = loop.time()
                 parts.append(text)
                 yield sse_event("chunk", {"text": text})
     except (asyncio.CancelledError, GeneratorExit):

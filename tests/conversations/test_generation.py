@@ -103,6 +103,22 @@ async def test_keepalive_comments_while_gemini_is_slow(user, gemini_sim, setting
     assert events[-1][1]["message"]["content"]["text"] == reply
 
 
+async def test_gemini_going_silent_mid_reply_times_out(user, gemini_sim, settings) -> None:
+    """A reply that stops arriving ends with GEMINI_TIMEOUT; the text that came is saved as interrupted."""
+    settings.GENERATE_KEEPALIVE_SECONDS = 0.05
+    settings.GENERATE_IDLE_TIMEOUT_SECONDS = 0.3
+    gemini_sim.set_options(stream_delay=5.0)  # the first chunk comes at once, the next one far too late
+    events = await collect(await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper."}))
+    name, error = events[-1]
+    assert name == "error"
+    assert error["code"] == "GEMINI_TIMEOUT"
+    assert "0.3 seconds" in error["message"]
+    chunks = "".join(data["text"] for name, data in events if name == "chunk")
+    assert chunks
+    saved = await Message.objects.aget(public_id=error["partialMessage"]["id"])
+    assert (saved.text, saved.interrupted) == (chunks, True)
+
+
 async def test_with_keepalive_yields_none_while_waiting() -> None:
     """Keep-alive ticks come only while the source is silent, and every item comes through in order."""
     import asyncio
