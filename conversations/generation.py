@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -37,15 +39,16 @@ BLOCKING_FINISH_REASONS = {
 }
 
 
+@cache
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions meaning the connection to Gemini failed or dropped (the SDK may use httpx or httpx2)."""
+    """Exceptions meaning the connection to Gemini failed or dropped (the SDK may use httpx, httpx2 or aiohttp)."""
     found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
     for module_name in ("httpx", "httpx2", "aiohttp"):
         try:
-            module = __import__(module_name)
+            module = importlib.import_module(module_name)
         except ImportError:
             continue
-        for name in ("TransportError", "StreamError", "RemoteProtocolError", "ClientError"):
+        for name in ("TransportError", "StreamError", "ClientError"):
             exc = getattr(module, name, None)
             if isinstance(exc, type) and issubclass(exc, BaseException):
                 found.append(exc)
