@@ -7,10 +7,12 @@ threaded, and would not stream server-sent events the way daphne does in product
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,6 +141,28 @@ def page(browser, server_url: str) -> Iterator[object]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="package")
+def e2e_simulator_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start one Gemini simulator for the browser tests, with its own CA and state in a temp dir."""
+    from gemini_sim import start_background
+
+    handle = start_background(tmp_path_factory.mktemp("gemini_sim_e2e"), host="127.0.0.1", port=0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def simulator(e2e_simulator_handle: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Make it the app's embedded simulator (the server thread asks apsara.gemini for it per request)."""
+    import apsara.gemini
+
+    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: e2e_simulator_handle)
+    saved = dataclasses.asdict(e2e_simulator_handle.options)
+    yield e2e_simulator_handle
+    e2e_simulator_handle.simulator.faults.clear()
+    e2e_simulator_handle.set_options(**saved)
 
 
 @pytest.fixture(scope="session")

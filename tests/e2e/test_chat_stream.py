@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def slow_simulator() -> Iterator[Any]:
-    """Slow the embedded simulator's stream down, so a person (and the test) can watch text arrive."""
-    from apsara import gemini
-
-    gemini.simulator_address()  # starts the embedded simulator if this process has not yet
-    sim = gemini._embedded_simulator()
-    previous = sim.options.stream_delay
-    sim.set_options(stream_delay=0.4)
-    yield sim
-    sim.set_options(stream_delay=previous)
+def slow_simulator(simulator: Any) -> Any:
+    """Slow the simulator's stream down, so a person (and the test) can watch text arrive."""
+    simulator.set_options(stream_delay=0.4)
+    return simulator
 
 
 def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator: Any, screenshot_dir: Path) -> None:
