@@ -117,6 +117,7 @@ class Bench:
     def start(self) -> None:
         """Start the simulator, prepare the database, start daphne and the baseline; fill ``self.targets``."""
         procs.pin(0, self.harness_cpus)
+        procs.renice(0, self.args.nice)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
         if self.args.gemini_url:
             info = {"base_url": self.args.gemini_url, "ca_path": self.args.gemini_ca}
@@ -152,9 +153,10 @@ class Bench:
         prep.stop()
 
         daphne_port = procs.free_port()
+        profile = ["-m", "cProfile", "-o", str(RESULTS / "daphne.prof")] if self.args.profile else []
         daphne = self._child(
             "daphne",
-            ["-m", "daphne", "-b", "127.0.0.1", "-p", str(daphne_port), "apsara.asgi:application"],
+            [*profile, "-m", "daphne", "-b", "127.0.0.1", "-p", str(daphne_port), "apsara.asgi:application"],
             app_env,
             self.server_cpus,
         )
@@ -181,7 +183,9 @@ class Bench:
         }
 
     def _child(self, name: str, args: list[str], env: dict[str, str], cpu_set: list[int] | None) -> procs.Child:
-        child = procs.Child(name, args, env=env, cwd=ROOT, log=self.workdir / f"{name}.log", cpu_set=cpu_set)
+        child = procs.Child(
+            name, args, env=env, cwd=ROOT, log=self.workdir / f"{name}.log", cpu_set=cpu_set, niceness=self.args.nice
+        )
         self.children[name] = child
         return child
 
@@ -439,6 +443,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gemini-url", default="", help="use this running echo-mode simulator instead of starting one")
     parser.add_argument("--gemini-ca", default="", help="CA file to trust for --gemini-url")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin servers and load to CPUs")
+    parser.add_argument(
+        "--nice", type=int, default=None, help="niceness for every process of the run (e.g. -5 on a shared machine)"
+    )
+    parser.add_argument("--profile", action="store_true", help="run daphne under cProfile (bench/results/daphne.prof)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     args = parser.parse_args(argv)
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
@@ -459,6 +467,7 @@ async def run(args: argparse.Namespace, bench: Bench) -> tuple[dict[str, Any], l
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory(prefix="apsara-bench-") as tmp:
@@ -476,11 +485,18 @@ def main(argv: list[str] | None = None) -> int:
             for log in workdir.glob("*.log"):  # keep the servers' logs with the results
                 (RESULTS / f"{started}-{log.name}").write_bytes(log.read_bytes()[-200_000:])
     table = report(leaks, steps, args)
+    load_after = os.getloadavg()
+    table += (
+        f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        "(other work on the machine makes the latency numbers noisy)"
+    )
     print(table)
     meta = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
         "args": vars(args),
     }
     payload = {"meta": meta, "leak_check": leaks, "steps": [asdict(s) for s in steps], "table": table}

@@ -38,6 +38,12 @@ def cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+def renice(pid: int, niceness: int | None) -> None:
+    """Set a process's scheduling niceness (negative needs privileges); no-op when None."""
+    if niceness is not None:
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+
+
 def pin(pid: int, cpu_set: Sequence[int] | None) -> None:
     """Restrict a process (0: this one) to ``cpu_set``; no-op when None."""
     if cpu_set:
@@ -56,6 +62,7 @@ class Child:
         cwd: Path,
         log: Path,
         cpu_set: Sequence[int] | None = None,
+        niceness: int | None = None,
     ) -> None:
         self.name = name
         self.log_path = log
@@ -69,6 +76,7 @@ class Child:
             stderr=self._log,
         )
         pin(self.proc.pid, cpu_set)
+        renice(self.proc.pid, niceness)
 
     @property
     def pid(self) -> int:

@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="silence ending a spoken turn when setup gives no silenceDurationMs (default %(default)s)",
     )
+    p.add_argument(
+        "--echo",
+        action="store_true",
+        help="benchmarks: answer each input audio chunk at once with the same bytes as model audio (no VAD, no turns)",
+    )
     p.add_argument("--fault", action="append", type=parse_fault, default=[], metavar="SPEC",
                    help="inject a fault (repeatable; see below)")  # fmt: skip
     return p
@@ -149,6 +154,7 @@ async def serve(args: argparse.Namespace) -> None:
         resumption_ttl=args.resumption_ttl,
         vad_threshold=args.vad_threshold,
         silence_ms=args.silence_ms,
+        echo=args.echo,
         record=False,
         record_path=args.record,
     )

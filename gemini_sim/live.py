@@ -43,8 +43,10 @@ import collections
 import contextlib
 import copy
 import json
+import logging
 import re
 import secrets
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,6 +69,7 @@ VERTEX_UNAUTHENTICATED = "Request is missing required authentication credential.
 AUDIO_TOKENS_PER_S = 25
 VAD_WINDOW_MS = 40
 VIDEO_TOKENS_PER_FRAME = 258
+ECHO_TAG = b"APSBENCH"  # bench/frames.py: frames whose timestamps echo mode fills in
 _CLIENT_KEYS = ("setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate")
 _ACTIVITY_HANDLING = (None, "ACTIVITY_HANDLING_UNSPECIFIED", "START_OF_ACTIVITY_INTERRUPTS", "NO_INTERRUPTION")
 
@@ -191,6 +194,7 @@ class LiveSession:
         self.main_task: asyncio.Task[Any] | None = None
         self.close_request: tuple[int, str] | None = None
         self.pending_calls: dict[str, dict[str, Any] | None] = {}
+        self.call_names: dict[str, str] = {}
         self.tool_done = asyncio.Event()
         self.spoken: list[str] = []
         self.handles: list[str] = []
@@ -202,6 +206,7 @@ class LiveSession:
         self.replies = 0
         self.stall_until = 0.0
         self.ended = False
+        self.received_ns = 0  # when the latest client message arrived (CLOCK_MONOTONIC ns), for echo mode
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -253,6 +258,7 @@ class LiveSession:
         raw = await self.ws.recv()
         if raw is None:
             return None
+        self.received_ns = time.monotonic_ns()
         self.messages_in += 1
         try:
             message = json.loads(raw)
@@ -294,8 +300,6 @@ class LiveSession:
                 task.uncancel()
             code, reason = self.close_request
         except Exception:  # a bug here must look like the service's internal error, not hang the client
-            import logging
-
             logging.getLogger("gemini_sim").exception("gemini_sim: live session failed")
             code, reason = 1011, "Internal error occurred."
         await self.shutdown_tasks()
@@ -580,12 +584,26 @@ class LiveSession:
                 raise Close(1007, INVALID)
             self.start_turn(Turn(parts=[{"text": text}]))
 
+    def echo(self, pcm: bytes) -> None:
+        """Echo mode (benchmarks): answer input audio at once with the same bytes as model audio, no VAD or turns.
+
+        A frame tagged as ``bench/frames.py`` describes (``APSBENCH`` first) gets this server's receive and send
+        times (CLOCK_MONOTONIC ns) at bytes 24-40, so a load generator can split round trips into one-way latencies.
+        """
+        if pcm[:8] == ECHO_TAG and len(pcm) >= 40:
+            pcm = pcm[:24] + struct.pack("<QQ", self.received_ns, time.monotonic_ns()) + pcm[40:]
+        inline = {"mimeType": audio.OUTPUT_MIME, "data": wire.b64encode(pcm)}
+        self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": inline}]}}})
+
     def hear(self, pcm: bytes, mime: str) -> None:
         """Feed input audio to voice activity detection (or to the manual activity turn)."""
         cfg = self.cfg
         assert cfg is not None
         if not mime.startswith("audio/pcm") and not mime.startswith("audio/l16"):
             return  # other encodings are accepted but not decoded
+        if self.sim.options.echo:
+            self.echo(pcm)
+            return
         rate = audio.input_rate(mime)
         seconds = audio.duration(pcm, rate)
         self.audio_in_s += seconds
@@ -651,6 +669,10 @@ class LiveSession:
             call_id = r.get("id")
             if self.route.api == catalogue.GEMINI and not call_id:
                 raise Close(1007, INVALID)
+            if not call_id:  # Vertex tolerates a missing id: match the pending call by name
+                name = r.get("name")
+                waiting = [k for k, v in self.pending_calls.items() if v is None and self.call_names.get(k) == name]
+                call_id = waiting[0] if waiting else None
             if call_id in self.pending_calls:
                 self.pending_calls[call_id] = r
         if self.pending_calls and all(v is not None for v in self.pending_calls.values()):
@@ -700,11 +722,15 @@ class LiveSession:
 
     async def reply_loop(self) -> None:
         """Answer queued turns one after another."""
-        while self.queue:
-            turn = self.queue.popleft()
-            if turn.parts is not None:
-                self.history.append({"role": "user", "parts": turn.parts})
-            await self.reply(turn)
+        try:
+            while self.queue:
+                turn = self.queue.popleft()
+                if turn.parts is not None:
+                    self.history.append({"role": "user", "parts": turn.parts})
+                await self.reply(turn)
+        except Exception:  # a bug must look like the service's internal error, not a silent hang
+            logging.getLogger("gemini_sim").exception("gemini_sim: reply failed")
+            self.request_close(1011, "Internal error occurred.")
 
     async def reply(self, turn: Turn) -> None:
         """One model turn: function calls if asked for, then speech (or text), then completion and usage."""
@@ -728,11 +754,12 @@ class LiveSession:
             heard=turn.heard,
         )
         if answer.calls:
-            calls = [
+            calls: list[dict[str, Any]] = [
                 {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
                 for name, args in answer.calls
             ]
             self.pending_calls = {c["id"]: None for c in calls}
+            self.call_names = {c["id"]: c["name"] for c in calls}
             self.tool_done.clear()
             self.send({"toolCall": {"functionCalls": calls}})
             self.history.append({"role": "model", "parts": [{"functionCall": c} for c in calls]})
@@ -793,6 +820,8 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i in range(n):
+            if self.stall_until:
+                await self.stalled()
             factor = self.sim.options.realtime_factor
             if factor > 0:
                 delay = start + i * chunk_s / factor - loop.time()

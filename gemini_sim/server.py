@@ -50,6 +50,7 @@ class Options:
     record: bool = True  # keep client frames/requests in memory for ``records()`` (bounded)
     record_limit: int = 20000
     record_path: str | None = None  # also append them as JSON lines to this file
+    echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see LiveSession.echo)
 
     def update(self, **changes: Any) -> None:
         """Change options by name (unknown names are an error)."""
@@ -201,6 +202,9 @@ class WebSocket:
     def send(self, data: bytes) -> None:
         """Queue a binary message (the service sends JSON in binary frames)."""
         if self.closed:
+            return
+        if self.writer.transport.is_closing():  # the client went away; stop writing into a dead transport
+            self.closed = True
             return
         self.protocol.send_binary(data)
         self._flush()
@@ -360,7 +364,7 @@ class Simulator:
     async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes | None:
         try:
             if "chunked" in headers.get("transfer-encoding", "").lower():
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
                     if size == 0:

@@ -1,4 +1,5 @@
-"""Writes of the live bridge: live sessions (with the per-user limit) and the messages a session records.
+"""Writes of the live app: live sessions (with the per-user limit), the messages a session records, and control
+of sessions from outside their socket (the admin, commands).
 
 All functions are synchronous; async callers wrap them in ``database_sync_to_async`` off the audio hot path.
 """
@@ -6,176 +7,18 @@ All functions are synchronous; async callers wrap them in ``database_sync_to_asy
 from __future__ import annotations
 
 import enum
-import io
-import wave
-from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, LiveSession, User
+from conversations.services import conversation_create
 from live.protocol import ErrorCode, ProtocolError
-
-
-def pcm_to_wav(pcm: bytes, *, sample_rate: int) -> bytes:
-    """Wrap mono PCM16LE samples in a WAV container."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
-
-
-def live_conversation_get_or_create(*, user: User, conversation_id: str | None) -> Conversation:
-    """Return the user's conversation by public id, or a new live one when none is given; another's is not found."""
-    if conversation_id:
-        conversation = Conversation.objects.for_user(user).filter(public_id=conversation_id).first()
-        if conversation is None:
-            raise ProtocolError(ErrorCode.CONVERSATION_NOT_FOUND, f"No conversation {conversation_id[:60]!r}.")
-        return conversation
-    now = timezone.now()
-    return Conversation.objects.create(
-        owner=user,
-        title=f"Live conversation {now:%Y-%m-%d %H:%M}",
-        kind=Conversation.Kind.LIVE,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def live_session_create(
-    *, user: User, conversation: Conversation, model: str, config: dict[str, Any], channel_name: str
-) -> LiveSession:
-    """Open a live session unless the user already holds the maximum number of active ones (any process)."""
-    limit = settings.LIVE_MAX_SESSIONS_PER_USER
-    with transaction.atomic():
-        # Lock the user's row so concurrent creates (in any process) count one after the other.
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        active = LiveSession.objects.for_user(user).active().count()
-        if active >= limit:
-            raise ProtocolError(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
-            )
-        return LiveSession.objects.create(
-            user=user,
-            conversation=conversation,
-            model=model,
-            config=config,
-            status=LiveSession.Status.CONNECTING,
-            channel_name=channel_name,
-        )
-
-
-def live_session_claim(*, user: User, session_id: str, channel_name: str) -> LiveSession:
-    """Take over a resumable session of this user for a new socket (resume_session)."""
-    limit = settings.LIVE_MAX_SESSIONS_PER_USER
-    with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        session = LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
-        if session is None:
-            raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
-        if session.status in LiveSession.ACTIVE_STATUSES:
-            raise ProtocolError(
-                ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
-            )
-        if session.conversation is None:
-            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
-        active = LiveSession.objects.for_user(user).active().count()
-        if active >= limit:
-            raise ProtocolError(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
-            )
-        session.status = LiveSession.Status.CONNECTING
-        session.channel_name = channel_name
-        session.ended_at = None
-        session.save(update_fields=["status", "channel_name", "ended_at"])
-        return session
-
-
-def live_session_update(
-    *,
-    session_id: int,
-    status: str | None = None,
-    handle: str | None = None,
-    error_code: str | None = None,
-    error: str | None = None,
-    counters: dict[str, float] | None = None,
-    reconnects: int = 0,
-) -> None:
-    """Record a session's status, latest resumption handle, last error and counter increments."""
-    from django.db.models import F
-
-    fields: dict[str, Any] = {}
-    if status is not None:
-        fields["status"] = status
-        if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):
-            fields["ended_at"] = timezone.now()
-            fields["channel_name"] = ""
-    if handle is not None:
-        fields["resumption_handle"] = handle
-        fields["resumption_handle_issued_at"] = timezone.now()
-    if error_code is not None:
-        fields["last_error_code"] = error_code
-        fields["last_error"] = (error or "")[:2000]
-    for name, value in (counters or {}).items():
-        if value:
-            fields[name] = F(name) + value
-    if reconnects:
-        fields["reconnects"] = F("reconnects") + reconnects
-    if fields:
-        LiveSession.objects.filter(pk=session_id).update(**fields)
-
-
-def live_message_create(
-    *,
-    conversation: Conversation,
-    role: str,
-    created_at: datetime,
-    text: str = "",
-    input_transcription: str = "",
-    output_transcription: str = "",
-    pcm: bytes = b"",
-    sample_rate: int = 0,
-    live_config: dict[str, Any] | None = None,
-    tool_data: dict[str, Any] | None = None,
-    usage: dict[str, Any] | None = None,
-    interrupted: bool = False,
-) -> Message:
-    """Store one live turn (audio as WAV on the audio storage) and keep the conversation's kind and time current."""
-    message = Message(
-        conversation=conversation,
-        role=role,
-        message_type=Message.MessageType.LIVE,
-        text=text,
-        input_transcription=input_transcription,
-        output_transcription=output_transcription,
-        live_config=live_config or {},
-        tool_data=tool_data or {},
-        usage=usage or {},
-        interrupted=interrupted,
-        created_at=created_at,
-    )
-    if pcm:
-        message.audio_duration = round(len(pcm) / 2 / sample_rate, 3)
-        message.audio_mime_type = "audio/wav"
-        # The name is replaced by audio_upload_to's key; the storage writes the file before the row is saved.
-        message.audio.save("turn.wav", ContentFile(pcm_to_wav(pcm, sample_rate=sample_rate)), save=False)
-    with transaction.atomic():
-        message.save()
-        has_rest = conversation.messages.filter(message_type=Message.MessageType.REST).exists()
-        kind = Conversation.Kind.HYBRID if has_rest else Conversation.Kind.LIVE
-        Conversation.objects.filter(pk=conversation.pk).update(kind=kind, updated_at=timezone.now())
-    return message
-
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
 ENDED_BY_STAFF = "ENDED_BY_STAFF"
@@ -218,3 +61,102 @@ def live_session_end_request(*, live_session: LiveSession, reason: str = "ended 
         transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
     live_session.refresh_from_db()
     return EndRequest.REQUESTED
+
+
+def live_conversation_get_or_create(*, user: User, conversation_id: str | None) -> Conversation:
+    """Return the user's conversation by public id, or a new live one when none is given; another's is not found."""
+    if conversation_id:
+        conversation = Conversation.objects.for_user(user).filter(public_id=conversation_id).first()
+        if conversation is None:
+            raise ProtocolError(ErrorCode.CONVERSATION_NOT_FOUND, f"No conversation {conversation_id[:60]!r}.")
+        return conversation
+    return conversation_create(
+        owner=user, title=f"Live conversation {timezone.now():%Y-%m-%d %H:%M}", kind=Conversation.Kind.LIVE
+    )
+
+
+def live_session_create(
+    *, user: User, conversation: Conversation, model: str, config: dict[str, Any], channel_name: str
+) -> LiveSession:
+    """Open a live session unless the user already holds the maximum number of active ones (any process)."""
+    limit = settings.LIVE_MAX_SESSIONS_PER_USER
+    with transaction.atomic():
+        # Lock the user's row so concurrent creates (in any process) count one after the other.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        active = LiveSession.objects.for_user(user).active().count()
+        if active >= limit:
+            raise ProtocolError(
+                ErrorCode.SESSION_LIMIT_REACHED,
+                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
+            )
+        return LiveSession.objects.create(
+            user=user,
+            conversation=conversation,
+            model=model,
+            config=config,
+            status=LiveSession.Status.CONNECTING,
+            channel_name=channel_name,
+        )
+
+
+def live_session_claim(*, user: User, session_id: str, channel_name: str) -> LiveSession:
+    """Take over a resumable session of this user for a new socket (resume_session)."""
+    limit = settings.LIVE_MAX_SESSIONS_PER_USER
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        session = LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
+        if session is None:
+            raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
+        if session.status in LiveSession.ACTIVE_STATUSES:
+            raise ProtocolError(
+                ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
+            )
+        if session.status != LiveSession.Status.DETACHED:
+            raise ProtocolError(
+                ErrorCode.RESUME_FAILED, "That live session has ended; start a new one (the conversation is kept)."
+            )
+        if session.conversation is None:
+            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
+        active = LiveSession.objects.for_user(user).active().count()
+        if active >= limit:
+            raise ProtocolError(
+                ErrorCode.SESSION_LIMIT_REACHED,
+                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
+            )
+        session.status = LiveSession.Status.CONNECTING
+        session.channel_name = channel_name
+        session.ended_at = None
+        session.save(update_fields=["status", "channel_name", "ended_at"])
+        return session
+
+
+def live_session_update(
+    *,
+    session_id: int,
+    status: str | None = None,
+    handle: str | None = None,
+    error_code: str | None = None,
+    error: str | None = None,
+    counters: dict[str, float] | None = None,
+    reconnects: int = 0,
+) -> None:
+    """Record a session's status, latest resumption handle, last error and counter increments."""
+    fields: dict[str, Any] = {}
+    if status is not None:
+        fields["status"] = status
+        if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):
+            fields["ended_at"] = timezone.now()
+            fields["channel_name"] = ""
+    if handle is not None:
+        fields["resumption_handle"] = handle
+        fields["resumption_handle_issued_at"] = timezone.now()
+    if error_code is not None:
+        fields["last_error_code"] = error_code
+        fields["last_error"] = (error or "")[:2000]
+    for name, value in (counters or {}).items():
+        if value:
+            fields[name] = F(name) + value
+    if reconnects:
+        fields["reconnects"] = F("reconnects") + reconnects
+    if fields:
+        LiveSession.objects.filter(pk=session_id).update(**fields)
