@@ -103,6 +103,7 @@ function adoptConversation(id, conversation) {
   }
   menu.querySelector("input[name=title]").value = conversation?.title ?? "";
   menu.hidden = false;
+  document.dispatchEvent(new CustomEvent("apsara:conversation", { detail: { conversationId: id } }));
   const link = document.createElement("a");
   link.href = url;
   link.className = "current";
@@ -200,6 +201,11 @@ prompt.addEventListener("keydown", (event) => {
   }
 });
 prompt.addEventListener("input", autosize);
+
+// Other parts of the page (the Talk UI) ask for the list to be re-rendered after they saved messages.
+document.addEventListener("apsara:refresh-messages", () => {
+  if (conversationId && !busy) refreshMessages();
+});
 
 scrollToEnd();
 if (!list.querySelector(".msg")) prompt.focus();
