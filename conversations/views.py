@@ -84,7 +84,7 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
         services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
         flash.success(request, "Conversation renamed.")
     else:
-        flash.error(request, "Title: " + " ".join(form.errors.get("title", ["invalid."])))
+        flash.error(request, "Title: " + " ".join(str(error) for error in form.errors.get("title", ["invalid."])))
     return redirect(_next_url(request, conversation))
 
 

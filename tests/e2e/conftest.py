@@ -37,7 +37,7 @@ class DaphneThread:
         self.url = ""
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._server = None
+        self._server: Any = None
         self._thread = threading.Thread(target=self._run, name="daphne-e2e", daemon=True)
 
     def start(self, timeout: float = 30) -> None:
@@ -73,7 +73,7 @@ class DaphneThread:
             self._ready.set()
 
     def _poll_port(self) -> None:
-        from twisted.internet import reactor
+        reactor = _reactor()
 
         def check() -> None:
             if self._server is not None and self._server.listening_addresses:
@@ -81,16 +81,22 @@ class DaphneThread:
                 self.url = f"http://{host}:{port}"
                 self._ready.set()
             else:
-                reactor.callLater(0.05, check)  # type: ignore[attr-defined]
+                reactor.callLater(0.05, check)
 
-        reactor.callLater(0, check)  # type: ignore[attr-defined]
+        reactor.callLater(0, check)
 
     def stop(self) -> None:
-        from twisted.internet import reactor
-
         if self._thread.is_alive():
-            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+            reactor = _reactor()
+            reactor.callFromThread(reactor.stop)
             self._thread.join(10)
+
+
+def _reactor() -> Any:
+    """Return Twisted's global reactor (daphne installed the asyncio one); its stubs do not type the module."""
+    from twisted.internet import reactor
+
+    return reactor
 
 
 @pytest.fixture(scope="session")
