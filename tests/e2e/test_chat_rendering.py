@@ -92,6 +92,15 @@ def test_stored_markdown_is_formatted_and_injection_is_inert(page: Page, screens
 
     audio = messages.locator("audio")
     expect(audio).to_have_attribute("src", f"/api/files/{spoken.public_id}/download")
+    duration = audio.evaluate(
+        """el => new Promise(resolve => {
+            el.addEventListener("loadedmetadata", () => resolve(el.duration), { once: true });
+            el.addEventListener("error", () => resolve(-1), { once: true });
+            el.preload = "metadata";
+            el.load();
+        })"""
+    )
+    assert duration == pytest.approx(0.25, abs=0.02)  # the browser fetched and decoded the recording
     expect(messages).to_contain_text("What should I eat there?")
     expect(messages).to_contain_text("Try pastéis de nata.")
     expect(messages.locator(".badge-warn")).to_have_text("interrupted")
