@@ -189,3 +189,23 @@ def test_simulator_banner_on_every_page(client: Client, user: User, settings) ->
     assert 'data-testid="simulator-banner"' in client.get(reverse("conversation-list")).content.decode()
     settings.GEMINI_API_KEY = "set"
     assert 'data-testid="simulator-banner"' not in client.get(reverse("conversation-list")).content.decode()
+
+
+def test_signup_refuses_a_taken_username_whatever_its_case(client: Client, user: User) -> None:
+    """A username that exists (in any letter case) is refused with a message on the field."""
+    response = client.post(
+        reverse("signup"),
+        {"username": user.username.upper(), "password1": "correct-horse-battery", "password2": "correct-horse-battery"},
+    )
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert User.objects.count() == 1
+
+
+def test_login_with_a_wrong_password_says_so(client: Client, user: User) -> None:
+    """A wrong password re-shows the form with an error and keeps the username."""
+    response = client.post(reverse("login"), {"username": user.username, "password": "wrong"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="form-error"' in page and "correct username and password" in page
+    assert f'value="{user.username}"' in page
