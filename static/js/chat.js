@@ -114,7 +114,8 @@ function adoptConversation(id, conversation) {
 
 /** Replace the message list with the server's rendering (Markdown sanitised server-side). */
 async function refreshMessages() {
-  const url = withId(chat.dataset.messagesUrlTemplate, conversationId);
+  const showAll = new URLSearchParams(location.search).get("all") === "1";
+  const url = withId(chat.dataset.messagesUrlTemplate, conversationId) + (showAll ? "?all=1" : "");
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
   if (!response.ok) return false;
   const template = document.createElement("template");

@@ -209,3 +209,29 @@ def test_login_with_a_wrong_password_says_so(client: Client, user: User) -> None
     assert response.status_code == 200
     assert 'class="form-error"' in page and "correct username and password" in page
     assert f'value="{user.username}"' in page
+
+
+def test_long_conversation_shows_latest_messages_with_a_way_to_all(client_in: Client, user: User, monkeypatch) -> None:
+    """Only the latest messages are rendered at first; `?all=1` renders every one, oldest first."""
+    from conversations import views
+
+    monkeypatch.setattr(views, "MESSAGES_SHOWN", 3)
+    conversation = ConversationFactory(owner=user)
+    messages = [MessageFactory(conversation=conversation) for _ in range(5)]
+    url = reverse("conversation-detail", args=[conversation.public_id])
+    page = client_in.get(url).content.decode()
+    assert messages[0].public_id not in page and messages[1].public_id not in page
+    assert page.index(messages[2].public_id) < page.index(messages[4].public_id)
+    assert "2 earlier messages not shown" in page
+    page = client_in.get(url + "?all=1").content.decode()
+    assert all(m.public_id in page for m in messages) and "earlier message" not in page
+    fragment = client_in.get(reverse("conversation-messages", args=[conversation.public_id])).content.decode()
+    assert messages[1].public_id not in fragment and messages[4].public_id in fragment
+
+
+def test_list_shows_message_counts(client_in: Client, user: User) -> None:
+    """Each conversation in the list says how many messages it has."""
+    conversation = ConversationFactory(owner=user)
+    MessageFactory(conversation=conversation)
+    MessageFactory(conversation=conversation)
+    assert "2 messages" in client_in.get(reverse("conversation-list")).content.decode()
