@@ -21,6 +21,9 @@ from django.utils import timezone
 from conversations.models import Conversation, LiveSession, Message, User
 from live.protocol import ErrorCode, ProtocolError
 
+END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
+ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
+
 
 def pcm_to_wav(pcm: bytes, *, sample_rate: int) -> bytes:
     """Wrap mono PCM16LE samples in a WAV container."""
@@ -86,6 +89,8 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             raise ProtocolError(
                 ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
             )
+        if session.last_error_code == ENDED_BY_STAFF:
+            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session was ended by staff; start a new one.")
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
         active = LiveSession.objects.for_user(user).active().count()
@@ -175,10 +180,6 @@ def live_message_create(
         kind = Conversation.Kind.HYBRID if has_rest else Conversation.Kind.LIVE
         Conversation.objects.filter(pk=conversation.pk).update(kind=kind, updated_at=timezone.now())
     return message
-
-
-END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
-ENDED_BY_STAFF = "ENDED_BY_STAFF"
 
 
 def live_session_group(public_id: str) -> str:
