@@ -133,8 +133,9 @@ def simulator_started() -> bool:
 def get_client() -> genai.Client:
     """Build a google-genai client for the configured mode."""
     mode = current_mode()
+    # GEMINI_CA_FILE: trust a stand-alone simulator's CA (for this client only) in API-key and Vertex modes alike.
+    ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
     if mode is Mode.API_KEY:
-        ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
         return genai.Client(
             api_key=settings.GEMINI_API_KEY, http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx)
         )
@@ -152,7 +153,7 @@ def get_client() -> genai.Client:
             project=settings.GOOGLE_CLOUD_PROJECT or None,
             location=settings.GOOGLE_CLOUD_LOCATION,
             credentials=credentials,
-            http_options=_http_options(settings.GEMINI_BASE_URL or None, None),
+            http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx),
         )
     base_url, ctx = simulator_address()
     return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx))

@@ -201,7 +201,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(LiveSession)
 class LiveSessionAdmin(admin.ModelAdmin):
-    """Live sessions as the bridge records them: read-only fields; staff can end them."""
+    """Live sessions as the bridge records them: read-only for staff."""
 
     list_display = (
         "public_id",
@@ -229,7 +229,8 @@ class LiveSessionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # No session is ever edited, but the changelist keeps change permission so the "end" action shows.
+        # Staff may act on sessions from the list (live.admin adds "End selected live sessions"); the record
+        # itself, written by the bridge, is never edited by hand.
         return obj is None and super().has_change_permission(request)
 
     @admin.display(description="Conversation", ordering="conversation__public_id")

@@ -14,7 +14,7 @@ from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -119,14 +119,8 @@ class MessageListApi(APIView):
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
 
 
-class JsonOnlyNegotiation(BaseContentNegotiation):
+class JsonOnlyNegotiation(DefaultContentNegotiation):
     """Always answer errors as JSON, even to a client that only accepts text/event-stream."""
-
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        for parser in parsers:
-            if parser.media_type == request.content_type.split(";")[0].strip():
-                return parser
-        return None
 
     def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
         return renderers[0], renderers[0].media_type

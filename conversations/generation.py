@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +154,7 @@ def _check_blocked(chunk: types.GenerateContentResponse) -> None:
 
 async def gemini_text_stream(
     *, model: str, contents: list[dict[str, Any]], config: types.GenerateContentConfig | None, usage: dict[str, Any]
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Yield the reply's text as Gemini streams it; fill `usage` with the token counts it reports."""
     client = await sync_to_async(gemini.get_client, thread_sensitive=False)()  # may start the simulator
     try:

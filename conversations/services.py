@@ -30,6 +30,16 @@ def conversation_title_from_prompt(prompt: str) -> str:
 
 
 @transaction.atomic
+def user_create(*, username: str, password: str, email: str = "") -> User:
+    """Create an active user with a hashed password (sign-up page)."""
+    user = User(username=username, email=email)
+    user.set_password(password)
+    user.full_clean()
+    user.save()
+    return user
+
+
+@transaction.atomic
 def conversation_create(
     *, owner: User, title: str = "", kind: Conversation.Kind | str = Conversation.Kind.REST
 ) -> Conversation:
@@ -121,10 +131,8 @@ def message_create(
     public_id: str | None = None,
 ) -> Message:
     """Save one message (typed or live, any role), its audio as a WAV file, and update the conversation."""
-    # Lock the conversation so concurrent writers (REST and a live session) derive its kind in turn.
-    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
     message = Message(
-        conversation=locked,
+        conversation=conversation,
         role=role,
         message_type=message_type,
         text=text,
@@ -143,18 +151,20 @@ def message_create(
         message.audio_mime_type = audio.mime_type
     message.full_clean(exclude=["audio"])
     if audio is not None:
+        # Stored before the lock below is taken, so a slow upload (S3) never holds up other writers.
         # The key (audio/{user}/{conversation}/{timestamp}_{message}.wav) comes from the model's upload_to.
         message.audio.save("audio.wav", ContentFile(audio.data), save=False)
     try:
+        # Lock the conversation so concurrent writers (REST and a live session) derive its kind in turn.
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         message.save()
+        conversation_refresh(conversation=locked, touch=message.created_at)
     except Exception:
         if message.audio and message.audio.name:
             message.audio.storage.delete(message.audio.name)
         raise
-    conversation_refresh(conversation=locked, touch=message.created_at)
     # Keep the caller's instance in step with what was saved.
     conversation.kind, conversation.updated_at = locked.kind, locked.updated_at
-    message.conversation = conversation
     return message
 
 

@@ -101,7 +101,7 @@ class SimHandle:
 
     def stop(self) -> None:
         """Stop serving, end open sessions, and stop the thread."""
-        if not self.loop.is_running():
+        if self.loop.is_closed() or not self.loop.is_running():
             return
         fut = asyncio.run_coroutine_threadsafe(self.simulator.stop(), self.loop)
         try:
@@ -129,7 +129,11 @@ def start_background(state_dir: Path | str, host: str = "127.0.0.1", port: int =
             ready.set()
             return
         ready.set()
-        loop.run_forever()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     thread = threading.Thread(target=run, name=f"gemini_sim:{port}", daemon=True)
     thread.start()

@@ -43,6 +43,7 @@ import collections
 import contextlib
 import copy
 import json
+import logging
 import re
 import secrets
 import struct
@@ -193,6 +194,7 @@ class LiveSession:
         self.main_task: asyncio.Task[Any] | None = None
         self.close_request: tuple[int, str] | None = None
         self.pending_calls: dict[str, dict[str, Any] | None] = {}
+        self.call_names: dict[str, str] = {}
         self.tool_done = asyncio.Event()
         self.spoken: list[str] = []
         self.handles: list[str] = []
@@ -298,8 +300,6 @@ class LiveSession:
                 task.uncancel()
             code, reason = self.close_request
         except Exception:  # a bug here must look like the service's internal error, not hang the client
-            import logging
-
             logging.getLogger("gemini_sim").exception("gemini_sim: live session failed")
             code, reason = 1011, "Internal error occurred."
         await self.shutdown_tasks()
@@ -669,6 +669,10 @@ class LiveSession:
             call_id = r.get("id")
             if self.route.api == catalogue.GEMINI and not call_id:
                 raise Close(1007, INVALID)
+            if not call_id:  # Vertex tolerates a missing id: match the pending call by name
+                name = r.get("name")
+                waiting = [k for k, v in self.pending_calls.items() if v is None and self.call_names.get(k) == name]
+                call_id = waiting[0] if waiting else None
             if call_id in self.pending_calls:
                 self.pending_calls[call_id] = r
         if self.pending_calls and all(v is not None for v in self.pending_calls.values()):
@@ -718,11 +722,15 @@ class LiveSession:
 
     async def reply_loop(self) -> None:
         """Answer queued turns one after another."""
-        while self.queue:
-            turn = self.queue.popleft()
-            if turn.parts is not None:
-                self.history.append({"role": "user", "parts": turn.parts})
-            await self.reply(turn)
+        try:
+            while self.queue:
+                turn = self.queue.popleft()
+                if turn.parts is not None:
+                    self.history.append({"role": "user", "parts": turn.parts})
+                await self.reply(turn)
+        except Exception:  # a bug must look like the service's internal error, not a silent hang
+            logging.getLogger("gemini_sim").exception("gemini_sim: reply failed")
+            self.request_close(1011, "Internal error occurred.")
 
     async def reply(self, turn: Turn) -> None:
         """One model turn: function calls if asked for, then speech (or text), then completion and usage."""
@@ -746,11 +754,12 @@ class LiveSession:
             heard=turn.heard,
         )
         if answer.calls:
-            calls = [
+            calls: list[dict[str, Any]] = [
                 {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
                 for name, args in answer.calls
             ]
             self.pending_calls = {c["id"]: None for c in calls}
+            self.call_names = {c["id"]: c["name"] for c in calls}
             self.tool_done.clear()
             self.send({"toolCall": {"functionCalls": calls}})
             self.history.append({"role": "model", "parts": [{"functionCall": c} for c in calls]})
@@ -811,6 +820,8 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i in range(n):
+            if self.stall_until:
+                await self.stalled()
             factor = self.sim.options.realtime_factor
             if factor > 0:
                 delay = start + i * chunk_s / factor - loop.time()

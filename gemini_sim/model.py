@@ -166,7 +166,7 @@ def respond(
 
     ``heard`` marks a spoken turn (seconds of speech): the simulator cannot make out words, so it says so.
     """
-    last = history[-1] if history else {"role": "user", "parts": []}
+    last: dict[str, Any] = history[-1] if history else {"role": "user", "parts": []}
     results = [p["functionResponse"] for p in last.get("parts", []) if isinstance(p, dict) and "functionResponse" in p]
     if results:
         said = " ".join(f"The {r.get('name', 'tool')} result is: {_summarise(r.get('response', {}))}." for r in results)

@@ -239,8 +239,9 @@ async def generate(
             "responseId": response_id,
         }
 
+    pieces: list[tuple[list[dict[str, Any]], bool]]
     if reply.calls:
-        parts = [{"functionCall": {"name": name, "args": args}} for name, args in reply.calls]
+        parts: list[dict[str, Any]] = [{"functionCall": {"name": name, "args": args}} for name, args in reply.calls]
         pieces = [(parts, True)]
         out_tokens = model.estimate_tokens(json.dumps(parts))
     else:

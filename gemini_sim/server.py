@@ -203,6 +203,9 @@ class WebSocket:
         """Queue a binary message (the service sends JSON in binary frames)."""
         if self.closed:
             return
+        if self.writer.transport.is_closing():  # the client went away; stop writing into a dead transport
+            self.closed = True
+            return
         self.protocol.send_binary(data)
         self._flush()
 
@@ -361,7 +364,7 @@ class Simulator:
     async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes | None:
         try:
             if "chunked" in headers.get("transfer-encoding", "").lower():
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
                     if size == 0:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 # Values under these keys are user data (function arguments, schemas' property names, labels), never renamed.
@@ -18,6 +19,7 @@ class InvalidArgument(ValueError):
     """The client sent something the real service rejects as an invalid argument."""
 
 
+@lru_cache(maxsize=4096)
 def camel(name: str) -> str:
     """``voice_name`` → ``voiceName`` (already-camel names are unchanged)."""
     return _SNAKE.sub(lambda m: m.group(1).upper(), name) if "_" in name else name

@@ -35,6 +35,8 @@ from django.utils import timezone
 from google.genai import types
 
 from apsara import gemini
+from conversations.audio import AudioError as ConversationsAudioError
+from conversations.audio import wav_pcm16, wav_read
 from conversations.models import Conversation, LiveSession, Message, User
 from live import metrics, services, tools
 from live.config import SessionPlan, plan_session, validate_vad
@@ -85,11 +87,6 @@ class Outlet(Protocol):
 def user_group(user_id: int) -> str:
     """Name the channel-layer group of one user's open sockets (message_saved goes there)."""
     return f"user_{user_id}"
-
-
-def session_group(public_id: str) -> str:
-    """Name the channel-layer group of the socket holding a live session (staff actions go there)."""
-    return f"live_session_{public_id}"
 
 
 def _live_model(name: str) -> gemini.LiveModel:
@@ -419,20 +416,17 @@ def _decode_audio(value: str, mime: str) -> bytes:
 
 
 def _wav_pcm(data: bytes) -> bytes:
-    import io
-    import wave
-
     try:
-        with wave.open(io.BytesIO(data)) as wav:
-            if wav.getnchannels() != 1 or wav.getsampwidth() != 2 or wav.getframerate() != INPUT_SAMPLE_RATE:
-                raise AudioError(
-                    ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
-                    f"WAV audio must be mono 16-bit 16 kHz (got {wav.getnchannels()} channel(s), "
-                    f"{wav.getsampwidth() * 8}-bit, {wav.getframerate()} Hz).",
-                )
-            return wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError):
+        info = wav_read(data)
+        pcm, rate = wav_pcm16(data)
+    except ConversationsAudioError:
         raise AudioError(ErrorCode.AUDIO_DECODE_FAILED, "audioChunk is a damaged WAV file.") from None
+    if info.channels != 1 or rate != INPUT_SAMPLE_RATE:
+        raise AudioError(
+            ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+            f"WAV audio must be mono 16-bit 16 kHz (got {info.channels} channel(s), {rate} Hz).",
+        )
+    return pcm
 
 
 def _sniff_image(data: bytes) -> str:
@@ -700,7 +694,7 @@ class LiveRun:
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
         await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active")
-        await self.bridge.outlet.group_add(session_group(self.public_id))
+        await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
         metrics.session_active(1)
         self._active_counted = True
         self._ready.set()
@@ -853,7 +847,7 @@ class LiveRun:
         except Exception:
             logger.exception("live: recording the end of %s failed", self.public_id)
         with contextlib.suppress(Exception):
-            await self.bridge.outlet.group_discard(session_group(self.public_id))
+            await self.bridge.outlet.group_discard(services.live_session_group(self.public_id))
         if self.bridge.run is self:
             self.bridge.run = None
         if failure is not None:

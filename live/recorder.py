@@ -24,13 +24,20 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from conversations.audio import pcm16_to_wav
 from conversations.models import Conversation, Message
-from live import services
+from conversations.services import message_create
 from live.protocol import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
+
+
+def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Message:
+    """Store one recorded turn as a live message (its audio as WAV)."""
+    audio = pcm16_to_wav(pcm, sample_rate=sample_rate) if pcm else None
+    return message_create(message_type=Message.MessageType.LIVE, audio=audio, **fields)
 
 
 def pcm_rms(pcm: bytes) -> float:
@@ -301,7 +308,7 @@ class Recorder:
         await self._jobs.put(job)
 
     async def _write_loop(self) -> None:
-        save = database_sync_to_async(services.live_message_create)
+        save = database_sync_to_async(_save_turn)
         while True:
             job = await self._jobs.get()
             if job is None:

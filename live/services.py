@@ -1,4 +1,5 @@
-"""Writes of the live bridge: live sessions (with the per-user limit) and the messages a session records.
+"""Writes of the live app: live sessions (with the per-user limit), the messages a session records, and control
+of sessions from outside their socket (the admin, commands).
 
 All functions are synchronous; async callers wrap them in ``database_sync_to_async`` off the audio hot path.
 """
@@ -6,34 +7,60 @@ All functions are synchronous; async callers wrap them in ``database_sync_to_asy
 from __future__ import annotations
 
 import enum
-import io
-import wave
-from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, LiveSession, User
+from conversations.services import conversation_create
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
 ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
 
 
-def pcm_to_wav(pcm: bytes, *, sample_rate: int) -> bytes:
-    """Wrap mono PCM16LE samples in a WAV container."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
+def live_session_group(public_id: str) -> str:
+    """Name the channel-layer group that the consumer holding a live session joins."""
+    return f"live_session_{public_id}"
+
+
+class EndRequest(enum.StrEnum):
+    REQUESTED = "requested"
+    ALREADY_ENDED = "already_ended"
+
+
+def live_session_end_request(*, live_session: LiveSession, reason: str = "ended by staff") -> EndRequest:
+    """End a live session from outside its socket: mark it ended and tell the holding consumer, wherever it runs.
+
+    The row is ended here rather than left to the consumer: nothing tells whether a consumer still holds it (a
+    crashed process cannot answer), and a detached session has none. The consumer's own end is idempotent; it
+    closes the browser socket and the Gemini session and flushes what was recorded. The resumption handle is
+    dropped so a staff-ended session cannot be resumed.
+    """
+    with transaction.atomic():
+        session = LiveSession.objects.select_for_update().get(pk=live_session.pk)
+        if session.status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED):
+            return EndRequest.ALREADY_ENDED
+        session.status = LiveSession.Status.ENDED
+        session.ended_at = timezone.now()
+        session.channel_name = ""
+        session.resumption_handle = ""
+        session.resumption_handle_issued_at = None
+        session.last_error_code = ENDED_BY_STAFF
+        session.last_error = reason
+        session.full_clean()
+        session.save()
+        message = {"type": END_MESSAGE_TYPE, "session_id": session.public_id, "reason": reason}
+        group = live_session_group(session.public_id)
+        # Only after commit, so a consumer that re-reads the row sees it ended.
+        transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+    live_session.refresh_from_db()
+    return EndRequest.REQUESTED
 
 
 def live_conversation_get_or_create(*, user: User, conversation_id: str | None) -> Conversation:
@@ -43,13 +70,8 @@ def live_conversation_get_or_create(*, user: User, conversation_id: str | None) 
         if conversation is None:
             raise ProtocolError(ErrorCode.CONVERSATION_NOT_FOUND, f"No conversation {conversation_id[:60]!r}.")
         return conversation
-    now = timezone.now()
-    return Conversation.objects.create(
-        owner=user,
-        title=f"Live conversation {now:%Y-%m-%d %H:%M}",
-        kind=Conversation.Kind.LIVE,
-        created_at=now,
-        updated_at=now,
+    return conversation_create(
+        owner=user, title=f"Live conversation {timezone.now():%Y-%m-%d %H:%M}", kind=Conversation.Kind.LIVE
     )
 
 
@@ -91,6 +113,10 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             )
         if session.last_error_code == ENDED_BY_STAFF:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session was ended by staff; start a new one.")
+        if session.status != LiveSession.Status.DETACHED:
+            raise ProtocolError(
+                ErrorCode.RESUME_FAILED, "That live session has ended; start a new one (the conversation is kept)."
+            )
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
         active = LiveSession.objects.for_user(user).active().count()
@@ -117,8 +143,6 @@ def live_session_update(
     reconnects: int = 0,
 ) -> None:
     """Record a session's status, latest resumption handle, last error and counter increments."""
-    from django.db.models import F
-
     fields: dict[str, Any] = {}
     if status is not None:
         fields["status"] = status
@@ -138,84 +162,3 @@ def live_session_update(
         fields["reconnects"] = F("reconnects") + reconnects
     if fields:
         LiveSession.objects.filter(pk=session_id).update(**fields)
-
-
-def live_message_create(
-    *,
-    conversation: Conversation,
-    role: str,
-    created_at: datetime,
-    text: str = "",
-    input_transcription: str = "",
-    output_transcription: str = "",
-    pcm: bytes = b"",
-    sample_rate: int = 0,
-    live_config: dict[str, Any] | None = None,
-    tool_data: dict[str, Any] | None = None,
-    usage: dict[str, Any] | None = None,
-    interrupted: bool = False,
-) -> Message:
-    """Store one live turn (audio as WAV on the audio storage) and keep the conversation's kind and time current."""
-    message = Message(
-        conversation=conversation,
-        role=role,
-        message_type=Message.MessageType.LIVE,
-        text=text,
-        input_transcription=input_transcription,
-        output_transcription=output_transcription,
-        live_config=live_config or {},
-        tool_data=tool_data or {},
-        usage=usage or {},
-        interrupted=interrupted,
-        created_at=created_at,
-    )
-    if pcm:
-        message.audio_duration = round(len(pcm) / 2 / sample_rate, 3)
-        message.audio_mime_type = "audio/wav"
-        # The name is replaced by audio_upload_to's key; the storage writes the file before the row is saved.
-        message.audio.save("turn.wav", ContentFile(pcm_to_wav(pcm, sample_rate=sample_rate)), save=False)
-    with transaction.atomic():
-        message.save()
-        has_rest = conversation.messages.filter(message_type=Message.MessageType.REST).exists()
-        kind = Conversation.Kind.HYBRID if has_rest else Conversation.Kind.LIVE
-        Conversation.objects.filter(pk=conversation.pk).update(kind=kind, updated_at=timezone.now())
-    return message
-
-
-def live_session_group(public_id: str) -> str:
-    """Name the channel-layer group that the consumer holding a live session joins."""
-    return f"live_session_{public_id}"
-
-
-class EndRequest(enum.StrEnum):
-    REQUESTED = "requested"
-    ALREADY_ENDED = "already_ended"
-
-
-def live_session_end_request(*, live_session: LiveSession, reason: str = "ended by staff") -> EndRequest:
-    """End a live session from outside its socket: mark it ended and tell the holding consumer, wherever it runs.
-
-    The row is ended here rather than left to the consumer: nothing tells whether a consumer still holds it (a
-    crashed process cannot answer), and a detached session has none. The consumer's own end is idempotent; it
-    closes the browser socket and the Gemini session and flushes what was recorded. The resumption handle is
-    dropped so a staff-ended session cannot be resumed.
-    """
-    with transaction.atomic():
-        session = LiveSession.objects.select_for_update().get(pk=live_session.pk)
-        if session.status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED):
-            return EndRequest.ALREADY_ENDED
-        session.status = LiveSession.Status.ENDED
-        session.ended_at = timezone.now()
-        session.channel_name = ""
-        session.resumption_handle = ""
-        session.resumption_handle_issued_at = None
-        session.last_error_code = ENDED_BY_STAFF
-        session.last_error = reason
-        session.full_clean()
-        session.save()
-        message = {"type": END_MESSAGE_TYPE, "session_id": session.public_id, "reason": reason}
-        group = live_session_group(session.public_id)
-        # Only after commit, so a consumer that re-reads the row sees it ended.
-        transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
-    live_session.refresh_from_db()
-    return EndRequest.REQUESTED

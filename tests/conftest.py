@@ -1,11 +1,14 @@
-"""Shared fixtures: audio storage in a temp dir (or another backend), users, logged-in API clients."""
+"""Shared fixtures: audio storage in a temp dir or on a real S3 server (SeaweedFS), users, logged-in API clients."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.services import SeaweedS3
 
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
@@ -27,8 +30,14 @@ def use_audio_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, config: di
 
 
 @pytest.fixture(autouse=True)
-def _media_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep audio files in a per-test temp dir (local storage) unless a test switches to S3."""
+def _media_storage(
+    request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Keep audio files in a per-test temp dir (local storage) unless a test switches to S3.
+
+    A test parametrized by ``audio_storage_backend`` gets its storage here, before any other fixture
+    saves audio, whatever order the test lists its fixtures in.
+    """
     settings.MEDIA_ROOT = tmp_path / "media"
     use_audio_storage(
         settings,
@@ -38,16 +47,42 @@ def _media_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
             "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/media/"},
         },
     )
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("audio_storage_backend") == "s3":
+        request.getfixturevalue("s3_audio_storage")
 
 
-# Storage backends the audio save/download tests run against. The S3 server fixture adds "s3".
-AUDIO_STORAGE_BACKENDS = ["local"]
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """Run a real S3 server (SeaweedFS from PyPI) on free loopback ports for the session, with a bucket.
+
+    It needs nothing from outside, so it always runs: if it cannot start, the tests that need it fail.
+    """
+    server = SeaweedS3(directory=tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        server.start()
+    except RuntimeError as error:
+        pytest.fail(f"SeaweedFS could not start: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_audio_storage(settings: Any, monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedS3) -> Storage:
+    """Switch the audio storage to django-storages' S3 backend on the SeaweedFS server, for one test."""
+    return use_audio_storage(
+        settings, monkeypatch, {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_server.storage_options()}
+    )
+
+
+# Storage backends the audio save/download tests run against.
+AUDIO_STORAGE_BACKENDS = ["local", "s3"]
 
 
 @pytest.fixture(params=AUDIO_STORAGE_BACKENDS)
 def audio_storage_backend(request: pytest.FixtureRequest) -> str:
-    """Name the audio storage under test ("local": the autouse temp dir)."""
-    return request.param
+    """Run a test once per audio storage: "local" (temp dir) and "s3" (SeaweedFS); `_media_storage` switches it."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -194,9 +194,8 @@ async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) 
 
 async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path, monkeypatch) -> None:
     """Gemini vanishing mid-reply: the partial reply is saved (interrupted) and an error event says why."""
-    from gemini_sim import start_background
-
     import apsara.gemini
+    from gemini_sim import start_background
 
     # A simulator of its own, to be stopped mid-reply (the shared one serves the other tests).
     sim = start_background(tmp_path / "sim", host="127.0.0.1", port=0, realtime_factor=0, stream_delay=1.0)

@@ -203,3 +203,38 @@ def test_message_public_id_can_be_chosen(user) -> None:
     conversation = services.conversation_create(owner=user)
     message = add(conversation, REST, public_id="msg_" + "a" * 24, created_at=timezone.now())
     assert Message.objects.get(public_id="msg_" + "a" * 24).pk == message.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_rest_and_live_writers_end_hybrid(user) -> None:
+    """A REST reply and a live turn saved at the same moment still leave the conversation hybrid."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database with row locks and concurrent writers (PostgreSQL, as in CI)")
+    for _ in range(10):
+        conversation = services.conversation_create(owner=user)
+        barrier = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def write(message_type: str, conversation: Conversation = conversation, barrier=barrier, errors=errors) -> None:
+            try:
+                barrier.wait()
+                services.message_create(
+                    conversation=Conversation.objects.get(pk=conversation.pk), role="user", message_type=message_type
+                )
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in (REST, LIVE, REST, LIVE)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors
+        conversation.refresh_from_db()
+        assert conversation.kind == "hybrid"

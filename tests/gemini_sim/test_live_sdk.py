@@ -506,3 +506,34 @@ async def test_fault_now_closes_open_sessions(make_sim):
             await collect(session)
     assert exc.value.code == 1011
     assert "quota" in str(exc.value)
+
+
+async def test_vertex_tool_call_round_trip(sim):
+    client = vertex_client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"tools": [WEATHER]})
+    async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio", config=cfg) as session:
+        first = await say(session, "Tell me the weather for Oslo")
+        [call] = first.tool_call.function_calls
+        assert call.args == {"city": "Oslo"}
+        await session.send_tool_response(
+            function_responses=[types.FunctionResponse(id=call.id, name=call.name, response={"output": "snow"})]
+        )
+        assert "snow" in (await collect(session)).text
+
+
+async def test_history_in_batches_then_recall_on_3_8(sim):
+    """Context loading as the bridge does it: batches, turnComplete on the last only; the model spoke last."""
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"history_config": types.HistoryConfig(initial_history_in_client_content=True)})
+    history = [_user("My favourite colour is green.") if i == 0 else _user(f"note {i}") for i in range(12)]
+    turns = []
+    for i, h in enumerate(history):
+        turns += [h, types.Content(role="model", parts=[types.Part(text=f"ok {i}")])]
+    async with client.aio.live.connect(model="gemini-3.8-live", config=cfg) as session:
+        for start in range(0, len(turns), 10):
+            batch = turns[start : start + 10]
+            await session.send_client_content(turns=batch, turn_complete=start + 10 >= len(turns))
+        with pytest.raises(TimeoutError):  # history only: nothing to answer
+            await collect(session, wait=0.3)
+        reply = await say(session, "What is my favourite colour?")
+    assert "green" in reply.text

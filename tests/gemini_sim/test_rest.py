@@ -197,3 +197,11 @@ def test_ca_is_reused_from_the_state_dir(sim_state, sim, make_sim):
         assert client.models.generate_content(model="gemini-2.5-flash", contents="hi").text
     finally:
         again.stop()
+
+
+def test_count_tokens_and_get_model(sim):
+    client = client_for(sim)
+    assert client.models.count_tokens(model="gemini-2.5-flash", contents="hello there world").total_tokens > 0
+    model = client.models.get(model="gemini-2.5-pro")
+    assert model.name == "models/gemini-2.5-pro"
+    assert model.input_token_limit == 1048576

@@ -30,9 +30,8 @@ def sim_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def sim(sim_state: Path, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Any]:
     """A fresh gemini_sim for one test, as fast as it goes, with apsara.gemini pointed at it."""
-    from gemini_sim import start_background
-
     from apsara import gemini
+    from gemini_sim import start_background
 
     handle = start_background(sim_state, realtime_factor=0, latency=0, audio_chunk_ms=100)
     monkeypatch.setattr(gemini, "simulator_address", lambda: (handle.base_url, handle.ssl_context))

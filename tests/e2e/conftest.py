@@ -1,0 +1,148 @@
+"""Browser tests: Playwright (sync API) drives Debian's Chromium against a real daphne server.
+
+The server runs daphne in a thread of this process, so it shares the test database (SQLite's shared in-memory
+test database, or PostgreSQL) and the embedded Gemini simulator. pytest-django's ``live_server`` is WSGI and
+threaded, and would not stream server-sent events the way daphne does in production.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(os.environ.get("APSARA_SCREENSHOT_DIR", "/tmp/apsara-e2e"))
+
+
+class DaphneThread:
+    """Daphne serving the project's ASGI app (plus static files) on a free loopback port, in a thread."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._server = None
+        self._thread = threading.Thread(target=self._run, name="daphne-e2e", daemon=True)
+
+    def start(self, timeout: float = 30) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error or not self.url:
+            raise RuntimeError(f"daphne did not start: {self._error!r}")
+
+    def _run(self) -> None:
+        try:
+            from channels.routing import ProtocolTypeRouter
+            from daphne.server import Server  # installs the asyncio Twisted reactor
+            from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+            from apsara.asgi import application
+
+            app = ProtocolTypeRouter(
+                {
+                    # Production serves /static/ from the front server; here daphne serves it itself.
+                    "http": ASGIStaticFilesHandler(application.application_mapping["http"]),
+                    "websocket": application.application_mapping["websocket"],
+                }
+            )
+            self._server = Server(
+                application=app,
+                endpoints=["tcp:port=0:interface=127.0.0.1"],
+                signal_handlers=False,  # not the main thread
+                ready_callable=self._poll_port,
+                verbosity=0,
+            )
+            self._server.run()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    def _poll_port(self) -> None:
+        from twisted.internet import reactor
+
+        def check() -> None:
+            if self._server is not None and self._server.listening_addresses:
+                host, port = self._server.listening_addresses[0]
+                self.url = f"http://{host}:{port}"
+                self._ready.set()
+            else:
+                reactor.callLater(0.05, check)  # type: ignore[attr-defined]
+
+        reactor.callLater(0, check)  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        from twisted.internet import reactor
+
+        if self._thread.is_alive():
+            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+            self._thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker) -> Iterator[DaphneThread]:
+    """Run one daphne server for the whole session (Twisted's reactor cannot be restarted)."""
+    with django_db_blocker.unblock():
+        server = DaphneThread()
+        server.start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def server_url(browser: object, asgi_server: DaphneThread, transactional_db: None) -> str:
+    """Base URL of the live server; the test's data is committed so the server's threads see it."""
+    return asgi_server.url
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright; Playwright never downloads a browser."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (make test does).")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop running in this thread (in a greenlet), so Django's
+    # async-safety check would refuse the ORM calls the tests make between browser steps. Lift it only
+    # while this package's browser is open; other packages keep the check.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser, server_url: str) -> Iterator[object]:
+    """A fresh browser context (cookies, storage) and page per test, with the server as base URL."""
+    context = browser.new_context(base_url=server_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    """Where browser tests save screenshots for people to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
