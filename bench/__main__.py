@@ -32,6 +32,7 @@ RESULTS = ROOT / "bench" / "results"
 BOUND_MS = 5.0  # p99 added latency per direction that a step must stay within
 MAX_LOSS = 0.001  # fraction of frames that may go missing in a passing step
 SERVERS = ("baseline", "bridge")
+HARNESS_LIMIT_PERCENT = 70.0  # per harness CPU; above it the step measures the harness as much as the server
 
 
 def percentile(values: list[int], q: float) -> float | None:
@@ -69,6 +70,9 @@ class StepResult:
     server_rss_idle_mb: float | None = None
     server_rss_mb: float | None = None
     rss_per_session_kb: float | None = None
+    rss_growth_kb_per_session_s: float | None = None  # RSS growth while streaming (e.g. recording buffers)
+    cpu_us_per_frame: float | None = None  # server CPU per 40 ms frame relayed (one up and one down per echo)
+    harness_warning: str = ""
     loadgen_cpu_percent: float | None = None
     sim_cpu_percent: float | None = None
     passed: bool | None = None
@@ -261,10 +265,14 @@ class Bench:
             window = (start, start + int(self.args.duration * 1e9))
             await asyncio.sleep(self.args.warmup)
             marks = self._marks(pid, sim_pid)
+            rss_start = procs.rss_bytes(pid) if pid else 0
             await asyncio.sleep(self.args.duration)
             end_marks = self._marks(pid, sim_pid)
             if pid:
                 step.server_rss_mb = procs.rss_bytes(pid) / 2**20
+                if step.connected:
+                    growth = procs.rss_bytes(pid) - rss_start
+                    step.rss_growth_kb_per_session_s = round(growth / 1024 / step.connected / self.args.duration, 1)
             stop_at = time.monotonic()
             await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), 60)
         finally:
@@ -281,6 +289,11 @@ class Bench:
             step.server_cpu_percent = round(step.server_cpu_s / elapsed * 100, 1)
             audio_minutes = step.connected * elapsed / 60
             step.cpu_s_per_audio_min = round(step.server_cpu_s / audio_minutes, 3) if audio_minutes else None
+            frames = step.connected * elapsed * 1000 / FRAME_MS * 2  # each direction
+            step.cpu_us_per_frame = round(step.server_cpu_s * 1e6 / frames, 1) if frames else None
+        harness = (step.loadgen_cpu_percent or 0) + (step.sim_cpu_percent or 0)
+        if harness > HARNESS_LIMIT_PERCENT * max(1, len(self.harness_cpus or procs.cpus())):
+            step.harness_warning = f"load generator + sim used {harness:.0f}% CPU: the harness may be the bottleneck"
             if step.server_rss_mb is not None and step.server_rss_idle_mb is not None and step.connected:
                 step.rss_per_session_kb = round(
                     (step.server_rss_mb - step.server_rss_idle_mb) * 1024 / step.connected, 1
@@ -330,7 +343,8 @@ class Bench:
             f"  N={step.sessions:<4} {step.target:<8} connected {step.connected:>4}  "
             f"up p50/p99 {fmt(up.get('p50'))}/{fmt(up.get('p99'))}  down p50/p99 {fmt(down.get('p50'))}/"
             f"{fmt(down.get('p99'))} ms{added}  lost {step.lost}  cpu {fmt(step.server_cpu_percent)}%  "
-            f"lg {fmt(step.loadgen_cpu_percent)}% sim {fmt(step.sim_cpu_percent)}%{verdict}",
+            f"lg {fmt(step.loadgen_cpu_percent)}% sim {fmt(step.sim_cpu_percent)}%{verdict}"
+            + (f"  [{step.harness_warning}]" if step.harness_warning else ""),
             flush=True,
         )
 
@@ -400,6 +414,11 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
         row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in SERVERS})
     row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in SERVERS})
     row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in SERVERS})
+    row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in SERVERS})
+    row(
+        "RSS growth per session (KiB/s) @N",
+        {n: fmt(ref[n].rss_growth_kb_per_session_s) if ref[n] else "-" for n in SERVERS},
+    )
     row("memory per session (KiB) @N", {n: fmt(ref[n].rss_per_session_kb) if ref[n] else "-" for n in SERVERS})
     for name in SERVERS:
         if name in leaks:
