@@ -259,8 +259,12 @@ class Bench:
             )
             for i in range(sessions)
         ]
+        marks: dict[str, float] | None = None
+        end_marks: dict[str, float] | None = None
+        rss_growth = 0
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
+            with contextlib.suppress(TimeoutError):  # whoever has not connected by then counts as failed
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
             start = time.monotonic_ns() + int(self.args.warmup * 1e9)
             window = (start, start + int(self.args.duration * 1e9))
             await asyncio.sleep(self.args.warmup)
@@ -270,9 +274,7 @@ class Bench:
             end_marks = self._marks(pid, sim_pid)
             if pid:
                 step.server_rss_mb = procs.rss_bytes(pid) / 2**20
-                if step.connected:
-                    growth = procs.rss_bytes(pid) - rss_start
-                    step.rss_growth_kb_per_session_s = round(growth / 1024 / step.connected / self.args.duration, 1)
+                rss_growth = procs.rss_bytes(pid) - rss_start
             stop_at = time.monotonic()
             await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), 60)
         finally:
@@ -281,6 +283,8 @@ class Bench:
                 run.cancel()
             await asyncio.gather(*runs, return_exceptions=True)
         summarise(step, results)
+        if marks is None or end_marks is None:
+            return step
         elapsed = end_marks["t"] - marks["t"]
         step.loadgen_cpu_percent = round((end_marks["self"] - marks["self"]) / elapsed * 100, 1)
         step.sim_cpu_percent = round((end_marks["sim"] - marks["sim"]) / elapsed * 100, 1)
@@ -294,10 +298,9 @@ class Bench:
         harness = (step.loadgen_cpu_percent or 0) + (step.sim_cpu_percent or 0)
         if harness > HARNESS_LIMIT_PERCENT * max(1, len(self.harness_cpus or procs.cpus())):
             step.harness_warning = f"load generator + sim used {harness:.0f}% CPU: the harness may be the bottleneck"
-            if step.server_rss_mb is not None and step.server_rss_idle_mb is not None and step.connected:
-                step.rss_per_session_kb = round(
-                    (step.server_rss_mb - step.server_rss_idle_mb) * 1024 / step.connected, 1
-                )
+        if pid and step.connected and step.server_rss_mb is not None and step.server_rss_idle_mb is not None:
+            step.rss_per_session_kb = round((step.server_rss_mb - step.server_rss_idle_mb) * 1024 / step.connected, 1)
+            step.rss_growth_kb_per_session_s = round(rss_growth / 1024 / step.connected / self.args.duration, 1)
         return step
 
     @staticmethod
