@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import ssl
@@ -40,7 +41,7 @@ def percentile(values: list[int], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1
     return ordered[rank] / 1e6
 
 
