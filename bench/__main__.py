@@ -41,7 +41,7 @@ def percentile(values: list[int], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1
+    rank = min(len(ordered), max(1, math.ceil(q * len(ordered) / 100))) - 1
     return ordered[rank] / 1e6
 
 
