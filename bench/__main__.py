@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 BOUND_MS = 5.0  # p99 added latency per direction that a step must stay within
 MAX_LOSS = 0.001  # fraction of frames that may go missing in a passing step
-SERVERS = ("baseline", "bridge")
+SERVERS = ("baseline", "bridge", "bridge-uvicorn")  # bridge: daphne (production); bridge-uvicorn: same app
+CHILD_OF = {"baseline": "baseline", "bridge": "daphne", "bridge-uvicorn": "uvicorn"}  # target → its process
 HARNESS_LIMIT_PERCENT = 70.0  # per harness CPU; above it the step measures the harness as much as the server
 
 
@@ -157,35 +158,38 @@ class Bench:
         cookies = json.loads(prep.read_line(180))["cookies"]
         prep.stop()
 
-        daphne_port = procs.free_port()
-        profile = ["-m", "cProfile", "-o", str(RESULTS / "daphne.prof")] if self.args.profile else []
-        daphne = self._child(
-            "daphne",
-            [*profile, "-m", "daphne", "-b", "127.0.0.1", "-p", str(daphne_port), "apsara.asgi:application"],
-            app_env,
-            self.server_cpus,
-        )
-        baseline_port = procs.free_port()
-        baseline = self._child(
-            "baseline",
-            ["-m", "bench.baseline", "--port", str(baseline_port), "--gemini-url", info["base_url"],
-             "--ca", info["ca_path"], "--model", self.args.model],
-            env,
-            self.server_cpus,
-        )  # fmt: skip
-        procs.wait_for_port(daphne_port, daphne)
-        procs.wait_for_port(baseline_port, baseline)
         self.targets = {
-            "direct": Target("direct", info["base_url"].replace("https://", "wss://"), self.args.model, ssl=sim_ssl),
-            "baseline": Target("baseline", f"ws://127.0.0.1:{baseline_port}/", self.args.model),
-            "bridge": Target(
-                "bridge",
-                f"ws://127.0.0.1:{daphne_port}/live",
-                self.args.model,
-                cookies=cookies,
-                origin=f"http://127.0.0.1:{daphne_port}",
-            ),
+            "direct": Target("direct", info["base_url"].replace("https://", "wss://"), self.args.model, ssl=sim_ssl)
         }
+        waits = []
+        for name, process in CHILD_OF.items():
+            if name not in self.args.targets:
+                continue
+            port = procs.free_port()
+            if name == "baseline":
+                args = ["-m", "bench.baseline", "--port", str(port), "--gemini-url", info["base_url"],
+                        "--ca", info["ca_path"], "--model", self.args.model]  # fmt: skip
+                self.targets[name] = Target("baseline", f"ws://127.0.0.1:{port}/", self.args.model)
+            else:
+                if process == "daphne":
+                    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apsara.asgi:application"]
+                else:
+                    args = ["-m", "uvicorn", "apsara.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+                            "--ws", "websockets", "--ws-per-message-deflate", "false", "--lifespan", "off",
+                            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+                if self.args.profile:
+                    args = ["-m", "cProfile", "-o", str(RESULTS / f"{process}.prof"), *args]
+                self.targets[name] = Target(
+                    "bridge",
+                    f"ws://127.0.0.1:{port}/live",
+                    self.args.model,
+                    cookies=cookies,
+                    origin=f"http://127.0.0.1:{port}",
+                )
+            child = self._child(process, args, env if name == "baseline" else app_env, self.server_cpus)
+            waits.append((port, child))
+        for port, child in waits:
+            procs.wait_for_port(port, child)
 
     def _child(self, name: str, args: list[str], env: dict[str, str], cpu_set: list[int] | None) -> procs.Child:
         child = procs.Child(
@@ -203,7 +207,7 @@ class Bench:
             child.stop()
 
     def server_pid(self, target: str) -> int | None:
-        return self.children["daphne" if target == "bridge" else target].pid if target in SERVERS else None
+        return self.children[CHILD_OF[target]].pid if target in CHILD_OF else None
 
     # PHASES
     # ------------------------------------------------------------------------------
@@ -384,30 +388,31 @@ def fmt(value: float | None) -> str:
 def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namespace) -> str:
     """Build the summary table."""
     lines = ["", "Apsara live bridge vs baseline proxy (gemini_sim echo, 40 ms PCM16 frames both ways)", ""]
-    capacity: dict[str, int] = {}
-    for name in SERVERS:
+    columns = [name for name in SERVERS if name in args.targets]
+    capacity: dict[str, int] = dict.fromkeys(SERVERS, 0)
+    for name in columns:
         passing = [s.sessions for s in steps if s.target == name and s.passed]
         capacity[name] = max(passing, default=0)
-    header = f"{'':34}" + "".join(f"{name:>14}" for name in SERVERS)
+    header = f"{'':34}" + "".join(f"{name:>22}" for name in columns)
     lines.append(header)
 
     def row(label: str, values: dict[str, str]) -> None:
-        lines.append(f"{label:34}" + "".join(f"{values.get(name, '-'):>14}" for name in SERVERS))
+        lines.append(f"{label:34}" + "".join(f"{values.get(name, '-'):>22}" for name in columns))
 
     at = {}
-    for name in SERVERS:
+    for name in columns:
         mine = [s for s in steps if s.target == name]
         at[name] = next((s for s in mine if s.sessions == capacity[name]), mine[0] if mine else None)
     ref = {
-        name: next((s for s in steps if s.target == name and s.sessions == args.report_at), None) for name in SERVERS
+        name: next((s for s in steps if s.target == name and s.sessions == args.report_at), None) for name in columns
     }
-    for name in SERVERS:
+    for name in columns:
         if ref[name] is None:
             ref[name] = at[name]
-    row("most sessions, p99 added <= 5 ms", {n: str(capacity[n]) for n in SERVERS})
+    row("most sessions, p99 added <= 5 ms", {n: str(capacity[n]) for n in columns})
     row(
         "capacity vs baseline",
-        {"bridge": f"{capacity['bridge'] / capacity['baseline']:.2f}x" if capacity["baseline"] else "-"},
+        {n: f"{capacity[n] / capacity['baseline']:.2f}x" for n in columns if n != "baseline" and capacity["baseline"]},
     )
     for label, attr, q in (
         ("added up p50 (ms)", "added_up_ms", "p50"),
@@ -415,16 +420,16 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
         ("added down p50 (ms)", "added_down_ms", "p50"),
         ("added down p99 (ms)", "added_down_ms", "p99"),
     ):
-        row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in SERVERS})
-    row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in SERVERS})
-    row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in SERVERS})
-    row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in SERVERS})
+        row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in columns})
+    row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in columns})
+    row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in columns})
+    row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in columns})
     row(
         "RSS growth per session (KiB/s) @N",
-        {n: fmt(ref[n].rss_growth_kb_per_session_s) if ref[n] else "-" for n in SERVERS},
+        {n: fmt(ref[n].rss_growth_kb_per_session_s) if ref[n] else "-" for n in columns},
     )
-    row("memory per session (KiB) @N", {n: fmt(ref[n].rss_per_session_kb) if ref[n] else "-" for n in SERVERS})
-    for name in SERVERS:
+    row("memory per session (KiB) @N", {n: fmt(ref[n].rss_per_session_kb) if ref[n] else "-" for n in columns})
+    for name in columns:
         if name in leaks:
             leak = leaks[name]
             leaks[name]["summary"] = (
@@ -450,7 +455,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cycles", type=int, default=3, help="connect/disconnect cycles of the leak check")
     parser.add_argument("--cycle-sessions", type=int, default=100, help="sessions per leak-check cycle")
     parser.add_argument("--no-leak-check", action="store_true")
-    parser.add_argument("--targets", default="baseline,bridge", help="servers to measure (direct always runs)")
+    parser.add_argument(
+        "--targets",
+        default="baseline,bridge",
+        help="servers: baseline, bridge (daphne), bridge-uvicorn (the same app under uvicorn); direct always runs",
+    )
     parser.add_argument("--report-at", type=int, default=100, help="N whose CPU/memory/latency the table shows")
     parser.add_argument("--model", default="gemini-3.1-flash-live-preview")
     parser.add_argument(
@@ -469,7 +478,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--nice", type=int, default=None, help="niceness for every process of the run (e.g. -5 on a shared machine)"
     )
-    parser.add_argument("--profile", action="store_true", help="run daphne under cProfile (bench/results/daphne.prof)")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the bridge's server under cProfile (bench/results/<server>.prof)"
+    )
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     args = parser.parse_args(argv)
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
