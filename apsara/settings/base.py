@@ -97,7 +97,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara")},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis' blocking
+                # BZPOPMIN (5 s): an idle consumer's receive then fails with "Timeout reading". Read longer.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara"),
+            },
         }
     }
 else:
