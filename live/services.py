@@ -22,7 +22,7 @@ from conversations.services import conversation_create
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
-ENDED_BY_STAFF = "ENDED_BY_STAFF"
+ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
 
 
 def user_group(user_id: int) -> str:
@@ -170,6 +170,8 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             raise ProtocolError(
                 ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
             )
+        if session.last_error_code == ENDED_BY_STAFF:
+            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session was ended by staff; start a new one.")
         if session.status != LiveSession.Status.DETACHED:
             raise ProtocolError(
                 ErrorCode.RESUME_FAILED, "That live session has ended; start a new one (the conversation is kept)."
