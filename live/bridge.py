@@ -94,6 +94,9 @@ def _seconds(duration: str | None, default: float) -> float:
     return float(match.group(1)) if match else default
 
 
+_HANDLED_CONTENT_FIELDS = frozenset(
+    {"model_turn", "input_transcription", "output_transcription", "interrupted", "generation_complete", "turn_complete"}
+)
 CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
 MAX_TOOL_CALLS = 8  # running at once per session
 
@@ -919,7 +922,29 @@ class LiveRun:
             )
 
     async def _on_server_content(self, content: types.LiveServerContent) -> dict[str, Any]:
-        payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"model_turn"})
+        # Built by hand for the fields every audio chunk carries (a pydantic dump per chunk is most of the relay's
+        # cost); anything else Gemini sends (grounding, reasons, statuses...) is dumped as is.
+        payload: dict[str, Any] = {}
+        extra = content.model_fields_set - _HANDLED_CONTENT_FIELDS
+        if extra:
+            payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, include=extra)
+        for field, key in (
+            ("input_transcription", "inputTranscription"),
+            ("output_transcription", "outputTranscription"),
+        ):
+            transcription = getattr(content, field)
+            if transcription is not None:
+                payload[key] = {"text": transcription.text or ""}
+                if transcription.finished is not None:
+                    payload[key]["finished"] = transcription.finished
+        for field, key in (
+            ("interrupted", "interrupted"),
+            ("generation_complete", "generationComplete"),
+            ("turn_complete", "turnComplete"),
+        ):
+            value = getattr(content, field)
+            if value is not None:
+                payload[key] = value
         parts_out: list[dict[str, Any]] = []
         for part in (content.model_turn.parts or []) if content.model_turn else []:
             blob = part.inline_data

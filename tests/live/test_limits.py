@@ -214,8 +214,9 @@ async def test_audio_far_faster_than_real_time_gets_backpressure_then_closed(sim
     while (item := await ws.next()) is not None:
         received.append(item)
     errors = [m for m in received if isinstance(m, dict) and m["type"] == "session_error"]
-    assert [e["error"]["code"] for e in errors] == ["BACKPRESSURE", "BACKPRESSURE"]
-    assert "closed" in errors[-1]["error"]["message"]
+    # A warning (repeated at most every 2 s: how many depends on how fast this machine is), then the end.
+    assert {e["error"]["code"] for e in errors} == {"BACKPRESSURE"} and len(errors) >= 2
+    assert "dropped" in errors[0]["error"]["message"] and "closed" in errors[-1]["error"]["message"]
     assert ws.closed_code == 4408
     row = await database_sync_to_async(LiveSession.objects.get)(public_id=created["sessionId"])
     assert row.status == LiveSession.Status.ENDED and row.last_error_code == "BACKPRESSURE"
@@ -223,7 +224,7 @@ async def test_audio_far_faster_than_real_time_gets_backpressure_then_closed(sim
     stored = await database_sync_to_async(list)(
         Message.objects.filter(conversation__public_id=created["conversationId"])
     )
-    assert [m.role for m in stored] == ["user"] and stored[0].audio_duration >= 0.8
+    assert stored[0].role == "user" and stored[0].audio_duration >= 0.8
 
 
 async def test_compression_resolution_and_voice_reach_gemini_setup(sim, connect):
