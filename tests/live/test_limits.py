@@ -222,7 +222,7 @@ async def test_audio_far_faster_than_real_time_gets_backpressure_then_closed(sim
     assert row.status == LiveSession.Status.ENDED and row.last_error_code == "BACKPRESSURE"
     # What was accepted before the flood is kept.
     stored = await database_sync_to_async(list)(
-        Message.objects.filter(conversation__public_id=created["conversationId"])
+        Message.objects.filter(conversation__public_id=created["conversationId"]).order_by("created_at", "id")
     )
     assert stored[0].role == "user" and stored[0].audio_duration >= 0.8
 
