@@ -99,6 +99,7 @@ _HANDLED_CONTENT_FIELDS = frozenset(
 )
 CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
 MAX_TOOL_CALLS = 8  # running at once per session
+UNCONSUMED_ITEMS = 500  # sent but not yet covered by a resumption handle: replayed after a reconnect (~20 s)
 
 
 class _Fatal(Exception):
@@ -499,7 +500,7 @@ class LiveRun:
         self._helpers: set[asyncio.Task[Any]] = set()
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._resend: collections.deque[_Item] = collections.deque()
-        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=2000)
+        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=UNCONSUMED_ITEMS)
         self._client_index = 0
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
