@@ -61,7 +61,7 @@ from live.protocol import (
     session_error,
 )
 from live.recorder import Recorder
-from live.upstream import UpstreamFailure, classify
+from live.upstream import UpstreamFailure, classify, is_upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -763,6 +763,8 @@ class LiveRun:
 
     async def _reconnect(self, reason: str, exc: BaseException | None) -> None:
         """Move the session to a new Gemini connection (resuming with the latest handle)."""
+        if exc is not None and not is_upstream_error(exc):
+            raise exc  # a bug on this side, not Gemini's doing: end the session as a crash (everything is flushed)
         failure = classify(exc) if exc is not None else None
         if failure is not None:
             metrics.upstream_error(failure.code)
