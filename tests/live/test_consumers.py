@@ -295,19 +295,20 @@ async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_
 
 
 async def test_end_session_from_the_admin_over_the_channel_layer(sim, connect):
-    from channels.layers import get_channel_layer
+    from live.services import live_session_end_request
 
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     await ws.until_turn_complete()
-    await get_channel_layer().group_send(
-        f"live_session_{created['sessionId']}", {"type": "live.end", "session_id": created["sessionId"]}
-    )
+    row = await session_row(created["sessionId"])
+    # What the admin action does: mark it ended, then live.end to live_session_<id> after commit.
+    await database_sync_to_async(live_session_end_request)(live_session=row)
     ended = await ws.expect("session_ended")
     assert ended["reason"] == "admin"
     row = await session_row(created["sessionId"])
-    assert row.status == LiveSession.Status.ENDED
+    assert row.status == LiveSession.Status.ENDED and row.last_error_code == "ENDED_BY_STAFF"
+    assert not row.resumption_handle
     assert len(await messages_of(created["conversationId"])) == 2
     await ws.send({"type": "ping"})
     assert (await ws.expect("pong"))["protocolVersion"] == "1.0"

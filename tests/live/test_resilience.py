@@ -264,3 +264,27 @@ async def test_tool_call_cancellation_is_honoured(sim, connect, monkeypatch):
     tool_rows = [m for m in stored if m.role == "tool"]
     assert len(tool_rows) == 1 and tool_rows[0].tool_data["cancelled"] is True
     assert tool_rows[0].tool_data["response"] is None
+
+
+async def test_go_away_without_a_usable_handle_restarts_with_the_conversation(sim, connect):
+    # Handles die with their connection here, so the bridge must start afresh and reload what was said.
+    sim.set_options(resumption_ttl=0, connection_lifetime=1.5, go_away_before=1.0)
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await ws.until_turn_complete()
+    await asyncio.sleep(1.2)
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    assert "Your name is Ada" in said(await ws.until_turn_complete())
+    kinds = {m["type"] for m in ws.received if isinstance(m, dict)}
+    assert not kinds & {"session_reconnecting", "session_resumed", "session_error"}
+    history = [m.get("client_content") or m.get("clientContent") for m in sim.client_messages()]
+    reloaded = [h for h in history if h]
+    assert reloaded and reloaded[-1].get("turnComplete", reloaded[-1].get("turn_complete")) is False
+    assert [t["parts"][0]["text"] for t in reloaded[-1]["turns"]][:2] == [
+        "My name is Ada",
+        "Nice to meet you, Ada. I'll remember your name.",
+    ]
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"] * 2
