@@ -16,6 +16,7 @@ import asyncio
 import collections
 import logging
 import math
+import operator
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -79,12 +80,12 @@ def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Mess
 
 
 def pcm_rms(pcm: bytes) -> float:
-    """Root mean square of PCM16LE samples (every 4th sample: plenty for a speech gate, cheap per frame)."""
+    """Root mean square of PCM16LE samples (every 8th sample: plenty for a speech gate, cheap per frame)."""
     usable = len(pcm) - len(pcm) % 2
     if usable < 2:
         return 0.0
-    samples = memoryview(pcm)[:usable].cast("h")[::4]
-    return math.sqrt(sum(s * s for s in samples) / len(samples))
+    samples = memoryview(pcm)[:usable].cast("h")[::8]
+    return math.sqrt(sum(map(operator.mul, samples, samples)) / len(samples))
 
 
 @dataclass
