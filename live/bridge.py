@@ -99,7 +99,7 @@ _HANDLED_CONTENT_FIELDS = frozenset(
 )
 CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
 MAX_TOOL_CALLS = 8  # running at once per session
-UNCONSUMED_ITEMS = 500  # sent but not yet covered by a resumption handle: replayed after a reconnect (~20 s)
+UNCONSUMED_ITEMS = 250  # sent but not yet covered by a resumption handle: replayed after a reconnect (~10 s)
 
 
 class _Fatal(Exception):

@@ -40,7 +40,7 @@ class PcmBuffer:
     """Growing PCM of one turn: in memory up to ``memory_bytes``, then in a temporary file (a long turn, many
     sessions), so a session's memory stays bounded however long people talk."""
 
-    def __init__(self, initial: bytes = b"", *, memory_bytes: int = 256 * 1024) -> None:
+    def __init__(self, initial: bytes = b"", *, memory_bytes: int = 128 * 1024) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=memory_bytes)  # noqa: SIM115 (closed by read/close)
         self._size = 0
         if initial:
