@@ -493,7 +493,7 @@ class LiveRun:
         self._stack: AsyncExitStack | None = None
         self._ready = asyncio.Event()  # set while a Gemini connection is open for sending
         self._switch = asyncio.Event()
-        self._switch_reason: str | None = None
+        self._switch_on_handle = False  # move to a new connection when the next resumption handle arrives
         self._main: asyncio.Task[None] | None = None
         self._finishing: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -505,7 +505,8 @@ class LiveRun:
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
         self._model_busy = False
-        self._go_away_pending = False
+        self._switch_pending = False  # move to a new connection when the model's turn completes
+        self._vad_ack_pending = False
         self._switch_timers: list[asyncio.Task[None]] = []
         self._stop_reason: StopReason | None = None
         self._active_counted = False
@@ -583,9 +584,13 @@ class LiveRun:
         self.enqueue(_Item("activity_start" if start else "activity_end"))
 
     def configure_vad(self, vad: VadConfig) -> None:
-        """Apply new VAD settings by resuming the Gemini session with them (transparent to the browser)."""
+        """Apply new VAD settings by resuming the Gemini session with them (after the model's current turn)."""
         self.plan.vad = vad
-        self._request_switch("reconfigure")
+        self._vad_ack_pending = True
+        if self._model_busy:
+            self._switch_pending = True  # do not cut the model off mid-sentence: move when its turn completes
+        else:
+            self._request_switch()
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -756,8 +761,7 @@ class LiveRun:
             await asyncio.gather(receiver, switch, return_exceptions=True)
         if switch in done:
             self._switch.clear()
-            reason, self._switch_reason = self._switch_reason or "reconfigure", None
-            return reason, None
+            return "switch", None
         exc = receiver.exception() if not receiver.cancelled() else None
         return "error", exc
 
@@ -779,7 +783,7 @@ class LiveRun:
                     "timestamp": now_iso(),
                 }
             )
-        self._go_away_pending = False
+        self._switch_pending = self._switch_on_handle = False
         for timer in self._switch_timers:
             timer.cancel()
         self._switch_timers.clear()
@@ -805,7 +809,8 @@ class LiveRun:
         self._reconnects += 1
         metrics.reconnect()
         self._ready.set()
-        if reason == "reconfigure":
+        if self._vad_ack_pending:
+            self._vad_ack_pending = False
             await self.bridge.send(
                 {
                     "type": "vad_configured",
@@ -826,8 +831,7 @@ class LiveRun:
                 }
             )
 
-    def _request_switch(self, reason: str) -> None:
-        self._switch_reason = reason
+    def _request_switch(self) -> None:
         self._switch.set()
 
     async def _finish(self, failure: UpstreamFailure | None) -> None:
@@ -898,8 +902,8 @@ class LiveRun:
         if content is not None and content.turn_complete:
             await self.recorder.turn_complete()
             self._model_busy = False
-            if self._go_away_pending:
-                self._go_away_pending = False
+            if self._switch_pending:
+                self._switch_pending = False
                 self._switch_after_handle()
         if msg.tool_call is not None:
             for call in msg.tool_call.function_calls or []:
@@ -1001,26 +1005,26 @@ class LiveRun:
         if update.resumable and update.new_handle:
             self._handle = update.new_handle
             self._save_handle(update.new_handle)
-            if self._switch_reason == "goaway-handle":
-                self._request_switch("goaway")
+            if self._switch_on_handle:
+                self._request_switch()
 
     def _on_go_away(self, time_left: float) -> None:
         """Gemini will close this connection in ``time_left`` seconds: move before then, between turns if we can."""
         margin = min(5.0, time_left / 2)
         self._switch_timers.append(self._spawn(self._switch_at(max(0.0, time_left - margin))))
         if self._model_busy:
-            self._go_away_pending = True  # switch when the turn completes (and its handle arrives)
+            self._switch_pending = True  # switch when the turn completes (and its handle arrives)
         else:
-            self._request_switch("goaway")
+            self._request_switch()
 
     def _switch_after_handle(self) -> None:
         # The handle that includes the turn just completed follows turnComplete; wait briefly for it.
-        self._switch_reason = "goaway-handle"
+        self._switch_on_handle = True
         self._switch_timers.append(self._spawn(self._switch_at(1.0)))
 
     async def _switch_at(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        self._request_switch("goaway")
+        self._request_switch()
 
     async def _heartbeat(self) -> None:
         """Tell the database this process still holds the session (see services._detach_stale_sessions)."""

@@ -448,3 +448,25 @@ async def test_translation_is_model_aware(sim, connect, live_user, model, text_a
     typed = [m for m in sent[1:] if "What is my name?" in json.dumps(m)]
     assert len(typed) == 1
     assert ("realtime_input" in typed[0] or "realtimeInput" in typed[0]) is text_as_realtime
+
+
+async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(sim, connect):
+    sim.set_options(realtime_factor=8)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 2 sentences"}})
+    while not isinstance(await ws.next(), bytes):
+        pass
+    await ws.send({"type": "configure_vad", "data": {"enabled": True, "silenceThreshold": 300}})
+    turn = await ws.until_turn_complete()
+    assert not [
+        m for m in turn if isinstance(m, dict) and m.get("data", {}).get("serverContent", {}).get("interrupted")
+    ]
+    configured = await ws.expect("vad_configured")
+    assert configured["vad"] == {"enabled": True, "silenceThreshold": 300}
+    setups = [m["setup"] for m in sim.client_messages() if "setup" in m]
+    assert len(setups) == 2 and "300" in json.dumps(setups[1])
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    stored = await messages_of(created["conversationId"])
+    assert [(m.role, m.interrupted) for m in stored] == [("user", False), ("model", False)]
