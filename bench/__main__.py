@@ -336,7 +336,7 @@ class Bench:
                 self._print_step(step)
                 if not step.passed:
                     failed.add(name)
-            if failed >= set(self.args.targets):
+            if self.args.targets and failed >= set(self.args.targets):
                 break
         return steps
 
