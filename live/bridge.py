@@ -61,7 +61,7 @@ from live.protocol import (
     session_error,
 )
 from live.recorder import Recorder
-from live.upstream import UpstreamFailure, classify
+from live.upstream import UpstreamFailure, classify, is_upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,14 @@ def _live_model(name: str) -> gemini.LiveModel:
 def _seconds(duration: str | None, default: float) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", duration or "")
     return float(match.group(1)) if match else default
+
+
+_HANDLED_CONTENT_FIELDS = frozenset(
+    {"model_turn", "input_transcription", "output_transcription", "interrupted", "generation_complete", "turn_complete"}
+)
+CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
+MAX_TOOL_CALLS = 8  # running at once per session
+UNCONSUMED_ITEMS = 500  # sent but not yet covered by a resumption handle: replayed after a reconnect (~20 s)
 
 
 class _Fatal(Exception):
@@ -460,7 +468,10 @@ class LiveRun:
         self.resumed = resumed
         self._handle = handle
         self._started = started
-        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.LIVE_INBOUND_QUEUE_ITEMS)
+        # Audio may fill the queue up to its bound; text, push-to-talk and tool results have room of their own on
+        # top, so a flood of audio never costs a typed message or a turn boundary.
+        self._audio_bound = settings.LIVE_INBOUND_QUEUE_ITEMS
+        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=self._audio_bound + CONTROL_HEADROOM)
         self.rate_guard = AudioRateGuard(
             factor=settings.LIVE_AUDIO_RATE_FACTOR,
             burst_seconds=settings.LIVE_AUDIO_BURST_SECONDS,
@@ -489,7 +500,7 @@ class LiveRun:
         self._helpers: set[asyncio.Task[Any]] = set()
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._resend: collections.deque[_Item] = collections.deque()
-        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=2000)
+        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=UNCONSUMED_ITEMS)
         self._client_index = 0
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
@@ -525,23 +536,30 @@ class LiveRun:
             await self._finishing
 
     def enqueue(self, item: _Item) -> None:
-        """Queue something for Gemini; a full queue drops it and tells the browser (BACKPRESSURE)."""
-        try:
+        """Queue something for Gemini; when full, audio is dropped and the browser told (BACKPRESSURE)."""
+        media = item.kind in ("audio", "video")
+        full = self.inbound.qsize() >= self._audio_bound if media else self.inbound.full()
+        if not full:
             self.inbound.put_nowait(item)
             self._counters["messages_in"] += 1
-        except asyncio.QueueFull:
-            now = time.monotonic()
-            if now - self._drops_warned > 2.0:
-                self._drops_warned = now
-                self._spawn(
-                    self.bridge.send(
-                        session_error(
-                            self.public_id,
-                            ErrorCode.BACKPRESSURE,
-                            "Gemini is not keeping up (or is reconnecting); input is being dropped. Slow down.",
-                        )
+            return
+        if not media:
+            raise ProtocolError(
+                ErrorCode.BACKPRESSURE,
+                "Gemini is not keeping up (or is reconnecting); this message was not delivered. Try again shortly.",
+            )
+        now = time.monotonic()
+        if now - self._drops_warned > 2.0:
+            self._drops_warned = now
+            self._spawn(
+                self.bridge.send(
+                    session_error(
+                        self.public_id,
+                        ErrorCode.BACKPRESSURE,
+                        "Gemini is not keeping up (or is reconnecting); audio and video are being dropped. Slow down.",
                     )
                 )
+            )
 
     def user_audio(self, pcm: bytes) -> None:
         """Record and forward one frame of microphone audio."""
@@ -689,8 +707,9 @@ class LiveRun:
                 )
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
-        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active")
+        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active", seen=True)
         await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
+        self._spawn(self._heartbeat())
         metrics.session_active(1)
         self._active_counted = True
         self._ready.set()
@@ -744,6 +763,8 @@ class LiveRun:
 
     async def _reconnect(self, reason: str, exc: BaseException | None) -> None:
         """Move the session to a new Gemini connection (resuming with the latest handle)."""
+        if exc is not None and not is_upstream_error(exc):
+            raise exc  # a bug on this side, not Gemini's doing: end the session as a crash (everything is flushed)
         failure = classify(exc) if exc is not None else None
         if failure is not None:
             metrics.upstream_error(failure.code)
@@ -904,7 +925,29 @@ class LiveRun:
             )
 
     async def _on_server_content(self, content: types.LiveServerContent) -> dict[str, Any]:
-        payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"model_turn"})
+        # Built by hand for the fields every audio chunk carries (a pydantic dump per chunk is most of the relay's
+        # cost); anything else Gemini sends (grounding, reasons, statuses...) is dumped as is.
+        payload: dict[str, Any] = {}
+        extra = content.model_fields_set - _HANDLED_CONTENT_FIELDS
+        if extra:
+            payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, include=extra)
+        for field, key in (
+            ("input_transcription", "inputTranscription"),
+            ("output_transcription", "outputTranscription"),
+        ):
+            transcription = getattr(content, field)
+            if transcription is not None:
+                payload[key] = {"text": transcription.text or ""}
+                if transcription.finished is not None:
+                    payload[key]["finished"] = transcription.finished
+        for field, key in (
+            ("interrupted", "interrupted"),
+            ("generation_complete", "generationComplete"),
+            ("turn_complete", "turnComplete"),
+        ):
+            value = getattr(content, field)
+            if value is not None:
+                payload[key] = value
         parts_out: list[dict[str, Any]] = []
         for part in (content.model_turn.parts or []) if content.model_turn else []:
             blob = part.inline_data
@@ -979,6 +1022,16 @@ class LiveRun:
         await asyncio.sleep(delay)
         self._request_switch("goaway")
 
+    async def _heartbeat(self) -> None:
+        """Tell the database this process still holds the session (see services._detach_stale_sessions)."""
+        update = database_sync_to_async(services.live_session_update)
+        while True:
+            await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
+            try:
+                await update(session_id=self.pk, seen=True)
+            except Exception:
+                logger.exception("live: heartbeat of %s failed", self.public_id)
+
     def _save_handle(self, handle: str) -> None:
         self._pending_handle = handle
         if self._handle_saver is None or self._handle_saver.done():
@@ -997,13 +1050,9 @@ class LiveRun:
 
     def _start_tool(self, call: types.FunctionCall) -> None:
         call_id = call.id or f"call-{len(self._tool_tasks)}"
-        if len(self._tool_tasks) >= 8:
-            self.enqueue(
-                _Item(
-                    "tool_response",
-                    types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"}),
-                )
-            )
+        if len(self._tool_tasks) >= MAX_TOOL_CALLS:
+            refusal = types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"})
+            self._spawn(self.inbound.put(_Item("tool_response", refusal)))
             return
         self._tool_tasks[call_id] = asyncio.create_task(self._run_tool(call_id, call))
 

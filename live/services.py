@@ -7,13 +7,14 @@ All functions are synchronous; async callers wrap them in ``database_sync_to_asy
 from __future__ import annotations
 
 import enum
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from conversations.models import Conversation, LiveSession, Message, User
@@ -110,6 +111,27 @@ def live_conversation_get_or_create(*, user: User, conversation_id: str | None) 
     )
 
 
+SERVER_GONE = "SERVER_GONE"
+
+
+def _detach_stale_sessions(user: User) -> None:
+    """Sessions whose holding process stopped sending heartbeats (it crashed or was killed) become detached.
+
+    They stop counting against the user's limit and can be taken over with resume_session.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=3 * settings.LIVE_HEARTBEAT_SECONDS)
+    LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).filter(
+        Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff)
+    ).update(
+        status=LiveSession.Status.DETACHED,
+        ended_at=now,
+        channel_name="",
+        last_error_code=SERVER_GONE,
+        last_error="The server process holding this session stopped answering.",
+    )
+
+
 def live_session_create(
     *, user: User, conversation: Conversation, model: str, config: dict[str, Any], channel_name: str
 ) -> LiveSession:
@@ -118,6 +140,7 @@ def live_session_create(
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
+        _detach_stale_sessions(user)
         active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
         if active >= limit:
             raise ProtocolError(
@@ -125,6 +148,7 @@ def live_session_create(
                 f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
             )
         return LiveSession.objects.create(
+            last_seen_at=timezone.now(),
             user=user,
             conversation=conversation,
             model=model,
@@ -163,7 +187,8 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         session.status = LiveSession.Status.CONNECTING
         session.channel_name = channel_name
         session.ended_at = None
-        session.save(update_fields=["status", "channel_name", "ended_at"])
+        session.last_seen_at = timezone.now()
+        session.save(update_fields=["status", "channel_name", "ended_at", "last_seen_at"])
         return session
 
 
@@ -176,9 +201,12 @@ def live_session_update(
     error: str | None = None,
     counters: dict[str, float] | None = None,
     reconnects: int = 0,
+    seen: bool = False,
 ) -> None:
-    """Record a session's status, latest resumption handle, last error and counter increments."""
+    """Record a session's status, latest resumption handle, last error, counter increments and heartbeat."""
     fields: dict[str, Any] = {}
+    if seen:
+        fields["last_seen_at"] = timezone.now()
     if status is not None:
         fields["status"] = status
         if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):

@@ -88,6 +88,11 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
     )
 
 
+def is_upstream_error(exc: BaseException) -> bool:
+    """Whether an exception from the receive side is Gemini's connection failing (else it is a bug here)."""
+    return isinstance(exc, (errors.APIError, ConnectionClosed, InvalidHandshake, OSError, TimeoutError))
+
+
 def classify(exc: BaseException) -> UpstreamFailure:
     """Classify any exception raised by the SDK while connecting, sending or receiving."""
     if isinstance(exc, errors.APIError):

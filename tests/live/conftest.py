@@ -118,7 +118,10 @@ class LiveSocket:
             left = deadline - loop.time()
             if left <= 0:
                 raise AssertionError(f"no {kind} within {within}s; got {self.kinds()}")
-            item = await self.next(left)
+            try:
+                item = await self.next(left)
+            except TimeoutError:
+                raise AssertionError(f"no {kind} within {within}s; got {self.kinds()}") from None
             if item is None:
                 raise AssertionError(f"socket closed ({self.closed_code}) waiting for {kind}; got {self.kinds()}")
             if isinstance(item, dict) and item.get("type") == kind and all(item.get(k) == v for k, v in match.items()):
@@ -133,7 +136,10 @@ class LiveSocket:
             left = deadline - loop.time()
             if left <= 0:
                 raise AssertionError(f"no turnComplete within {within}s; got {self.kinds()}")
-            item = await self.next(left)
+            try:
+                item = await self.next(left)
+            except TimeoutError:
+                raise AssertionError(f"no turnComplete within {within}s; got {self.kinds()}") from None
             if item is None:
                 raise AssertionError(f"socket closed ({self.closed_code}); got {self.kinds()}")
             if (

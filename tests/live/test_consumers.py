@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import wave
 
 import pytest
@@ -295,19 +296,20 @@ async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_
 
 
 async def test_end_session_from_the_admin_over_the_channel_layer(sim, connect):
-    from channels.layers import get_channel_layer
+    from live.services import live_session_end_request
 
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     await ws.until_turn_complete()
-    await get_channel_layer().group_send(
-        f"live_session_{created['sessionId']}", {"type": "live.end", "session_id": created["sessionId"]}
-    )
+    row = await session_row(created["sessionId"])
+    # What the admin action does: mark it ended, then live.end to live_session_<id> after commit.
+    await database_sync_to_async(live_session_end_request)(live_session=row)
     ended = await ws.expect("session_ended")
     assert ended["reason"] == "admin"
     row = await session_row(created["sessionId"])
-    assert row.status == LiveSession.Status.ENDED
+    assert row.status == LiveSession.Status.ENDED and row.last_error_code == "ENDED_BY_STAFF"
+    assert not row.resumption_handle
     assert len(await messages_of(created["conversationId"])) == 2
     await ws.send({"type": "ping"})
     assert (await ws.expect("pong"))["protocolVersion"] == "1.0"
@@ -409,3 +411,40 @@ async def test_metrics_follow_a_session(sim, connect):
     assert value("apsara_live_audio_seconds_total", direction="out") > before["audio_out"]
     assert value("apsara_live_time_to_first_audio_seconds_count") == before["first_audio"] + 1
     assert value("apsara_live_sessions_active") == before["active"]
+
+
+async def test_context_requested_for_an_empty_conversation_is_skipped(sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL, loadConversationContext=True)
+    skipped = await ws.expect("context_load_skipped")
+    assert skipped["sessionId"] == created["sessionId"] and skipped["conversationId"] == created["conversationId"]
+    assert skipped["reason"]
+
+
+@pytest.mark.parametrize(
+    ("model", "text_as_realtime", "history_config"),
+    [
+        ("gemini-3.1-flash-live-preview", True, True),
+        ("gemini-3.8-live", True, True),
+        ("gemini-2.5-flash-native-audio-preview-12-2025", False, False),
+    ],
+)
+async def test_translation_is_model_aware(sim, connect, live_user, model, text_as_realtime, history_config):
+    conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
+    await database_sync_to_async(MessageFactory)(conversation=conversation, role="user", text="My name is Ada")
+    await database_sync_to_async(MessageFactory)(conversation=conversation, role="model", text="Hello Ada.")
+    ws = await connect()
+    await ws.create(model=model, conversationId=conversation.public_id, loadConversationContext=True)
+    await ws.expect("context_loaded")
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    turn = await ws.until_turn_complete()
+    assert "Your name is Ada" in "".join(
+        m["data"]["serverContent"].get("outputTranscription", {}).get("text", "")
+        for m in turn
+        if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
+    )
+    sent = sim.client_messages()
+    assert ("historyConfig" in sent[0]["setup"]) is history_config
+    typed = [m for m in sent[1:] if "What is my name?" in json.dumps(m)]
+    assert len(typed) == 1
+    assert ("realtime_input" in typed[0] or "realtimeInput" in typed[0]) is text_as_realtime
