@@ -103,7 +103,8 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             detail=text,
             cause=_auth_cause(code, lower),
         )
-    if code == 404 and not ("models/" in lower and "not found" in lower):
+    front_end_page = "requested url" in lower or "<!doctype" in lower or "<html" in lower
+    if code == 404 and (front_end_page or not ("models/" in lower and "not found" in lower)):
         # The URL itself is unknown (an HTML 404 page, or a refused WebSocket upgrade): the base URL's path or
         # the API version is wrong, whatever the model.
         return UpstreamFailure(
