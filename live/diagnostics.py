@@ -226,6 +226,13 @@ class Diagnosis:
                 "Put the long-lived API key in GEMINI_API_KEY; mint ephemeral tokens from it (auth_tokens.create "
                 "with api_version v1alpha) and use each on v1alpha.",
             )
+        if cause is Cause.BAD_CREDENTIALS and conn and conn.mode == gemini.Mode.VERTEX:
+            return (
+                "Vertex AI refused the OAuth credentials, or no access token could be obtained with them.",
+                "Check the service account's key file (GOOGLE_APPLICATION_CREDENTIALS) and its role (Vertex AI "
+                "User), or run `gcloud auth application-default login` again; the server must reach "
+                "oauth2.googleapis.com.",
+            )
         if cause is Cause.BAD_CREDENTIALS:
             return (
                 f"Gemini refused the credentials {conn.credential if conn else ''}: the API key is not valid, "

@@ -18,6 +18,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from google.auth import exceptions as auth_exceptions
 from google.genai import errors
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -195,6 +196,16 @@ def classify(exc: BaseException) -> UpstreamFailure:
     if isinstance(exc, ConnectionClosed):
         rcvd = exc.rcvd
         return classify_close(rcvd.code if rcvd else 1006, rcvd.reason if rcvd else "connection lost")
+    if isinstance(exc, auth_exceptions.GoogleAuthError):
+        # Vertex: no Application Default Credentials, or the OAuth token could not be obtained or refreshed.
+        no_credentials = isinstance(exc, auth_exceptions.DefaultCredentialsError)
+        return UpstreamFailure(
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            "The server's Gemini credentials were refused. This is a server problem; tell the administrator.",
+            retryable=False,
+            detail=str(exc),
+            cause=Cause.NO_CREDENTIALS if no_credentials else Cause.BAD_CREDENTIALS,
+        )
     transport = None if isinstance(exc, InvalidHandshake) else _transport_cause(exc)
     if transport is Cause.TLS:
         return UpstreamFailure(

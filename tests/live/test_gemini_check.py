@@ -234,3 +234,25 @@ def test_quiet_success_prints_nothing_and_failure_prints_only_the_failure(sim):
 def test_bad_flags_are_refused_clearly(args, message):
     with pytest.raises(CommandError, match=message):
         call_command("gemini_check", *args, stdout=StringIO())
+
+
+def test_vertex_mode_shows_its_endpoint_and_explains_missing_oauth_credentials(sim, settings, monkeypatch, tmp_path):
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    settings.GOOGLE_CLOUD_PROJECT = "apsara-test"
+    settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+    settings.GEMINI_BASE_URL = sim.base_url
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    # Application Default Credentials point at a file that is not there: google.auth fails at once, offline.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    report, code = check_json("--model", "gemini-live-2.5-flash-native-audio")
+    assert code == 1
+    connection = report["connection"]
+    assert connection["mode"] == "vertex" and connection["api_version"] == "v1beta1"
+    assert connection["live_url"].endswith("/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent")
+    assert "/projects/apsara-test/locations/us-central1/publishers/google/models" in connection["rest_url"]
+    assert connection["auth"] == "OAuth 2 Bearer token from Application Default Credentials"
+    for name in ("rest.models", "live.connect"):
+        failed = step(report, name)
+        assert failed["cause"] == "no_credentials"
+        assert "no usable OAuth 2 access token" in failed["explanation"]
+        assert "gcloud auth application-default login" in failed["fix"]
