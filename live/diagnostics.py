@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import math
 import struct
 import time
@@ -170,6 +171,7 @@ class Diagnosis:
         self.audio = audio
         self.report = Report()
         self.live_models: list[str] | None = None
+        self.ephemeral_url = "?"
         self.text_models: list[str] | None = None
 
     # -- explanations -------------------------------------------------------------------------------------------
@@ -184,8 +186,26 @@ class Diagnosis:
         conn = self.report.connection
         version = conn.api_version if conn else "?"
         url = (conn.live_url if where == "live" else f"{conn.rest_url}/…") if conn else "?"
+        if where == "ephemeral":
+            url = self.ephemeral_url
         host = urlparse(conn.rest_base_url).netloc if conn else "?"
         cause = failure.cause
+        if where == "tokens" and cause is Cause.ENDPOINT_NOT_FOUND:
+            return (
+                f"HTTP 404 creating an ephemeral token at {conn.rest_base_url if conn else '?'}/v1alpha/auth_tokens. "
+                "auth_tokens exists only on API version v1alpha (a 404 on v1 or v1beta is the classic symptom, "
+                "and this check always uses v1alpha), so the base URL's path is wrong.",
+                "Leave GEMINI_BASE_URL unset for Google, or set it to the bare https://host[:port].",
+            )
+        if where == "ephemeral" and cause in (Cause.BAD_CREDENTIALS, Cause.NO_CREDENTIALS):
+            return (
+                f"A freshly minted ephemeral token was refused at {self.ephemeral_url}. A token works only on the "
+                "Constrained Live endpoint, on API version v1alpha in SDK 3.4.0, before its newSessionExpireTime "
+                "and within its uses; a browser must use it the same way (?access_token=… on "
+                "BidiGenerateContentConstrained).",
+                "Mint tokens with api_version v1alpha and have clients connect with api_version v1alpha too; "
+                "give them enough time and uses.",
+            )
         if cause is Cause.ENDPOINT_NOT_FOUND:
             stage = "at the WebSocket handshake" if where == "live" else "for the REST URL"
             return (
@@ -525,6 +545,57 @@ class Diagnosis:
             if self.audio:
                 await self._audio_turn(session)
 
+    async def ephemeral_token(self, client: genai.Client) -> None:
+        """Mint a one-use ephemeral token (auth_tokens on v1alpha) and open a Live session with it."""
+        started = time.perf_counter()
+        now = dt.datetime.now(dt.UTC)
+        try:
+            token = await self._within(
+                client.aio.auth_tokens.create(
+                    config=types.CreateAuthTokenConfig(
+                        uses=1,
+                        expire_time=now + dt.timedelta(minutes=5),
+                        new_session_expire_time=now + dt.timedelta(minutes=1),
+                        http_options=types.HttpOptions(api_version=gemini.EPHEMERAL_TOKEN_API_VERSION),
+                    )
+                )
+            )
+        except Exception as exc:
+            self._failed("live.ephemeral", "auth_tokens.create (v1alpha) failed", exc, where="tokens", started=started)
+            return
+        config, _ = self._live_config()
+        name = token.name or ""
+        try:
+            token_client = gemini.ephemeral_client(name)
+            self.ephemeral_url = describe_connection(token_client).live_url
+            async with _Closing() as stack:
+                session = await self._within(
+                    stack.enter(token_client.aio.live.connect(model=self.model, config=config))
+                )
+        except Exception as exc:
+            self._failed(
+                "live.ephemeral",
+                "a Live session with an ephemeral token failed",
+                exc,
+                where="ephemeral",
+                started=started,
+            )
+            return
+        self._add(
+            Step(
+                "live.ephemeral",
+                "ok",
+                f"token {mask(name)} (one use, 1 min to start) opened a Live session on {self.ephemeral_url}",
+                details={
+                    "liveUrl": self.ephemeral_url,
+                    "apiVersion": gemini.EPHEMERAL_TOKEN_API_VERSION,
+                    "expireTime": str(token.expire_time) if token.expire_time else None,
+                    "sessionId": session.session_id,
+                },
+                elapsed_ms=_ms(started),
+            )
+        )
+
     async def _learn_live_models(self, client: genai.Client) -> None:
         """List the Live models for an explanation, when the REST step did not run."""
         try:
@@ -692,6 +763,7 @@ async def gemini_diagnose(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     modality: str | None = None,
     audio: bool = False,
+    ephemeral: bool = False,
     rest: bool = True,
     live: bool = True,
 ) -> Report:
@@ -700,8 +772,9 @@ async def gemini_diagnose(
     client = diagnosis.configuration()
     if client is None:
         return diagnosis.report
-    ephemeral = diagnosis.report.connection is not None and diagnosis.report.connection.ephemeral_token
-    if rest and ephemeral:
+    conn = diagnosis.report.connection
+    key_is_token = conn is not None and conn.ephemeral_token
+    if rest and key_is_token:
         diagnosis._skip("rest.models", "an ephemeral token cannot call REST")
         diagnosis._skip("rest.generate", "an ephemeral token cannot call REST")
     elif rest:
@@ -712,4 +785,10 @@ async def gemini_diagnose(
             # The SDK warns about ephemeral tokens off v1alpha; the configuration step reports that already.
             warnings.simplefilter("ignore", genai_errors.ExperimentalWarning)
             await diagnosis.live(client)
+            if ephemeral and conn is not None and conn.mode == gemini.Mode.VERTEX:
+                diagnosis._skip("live.ephemeral", "Vertex AI has no ephemeral tokens")
+            elif ephemeral and key_is_token:
+                diagnosis._skip("live.ephemeral", "GEMINI_API_KEY is itself an ephemeral token; it cannot mint one")
+            elif ephemeral:
+                await diagnosis.ephemeral_token(client)
     return diagnosis.report

@@ -256,3 +256,41 @@ def test_vertex_mode_shows_its_endpoint_and_explains_missing_oauth_credentials(s
         assert failed["cause"] == "no_credentials"
         assert "no usable OAuth 2 access token" in failed["explanation"]
         assert "gcloud auth application-default login" in failed["fix"]
+
+
+def test_an_ephemeral_token_is_minted_on_v1alpha_and_opens_a_live_session(sim):
+    report, code = check_json("--ephemeral", "--skip-rest")
+    assert code == 0, report
+    token_step = step(report, "live.ephemeral")
+    assert token_step["status"] == "ok"
+    assert token_step["details"]["liveUrl"].endswith(
+        "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
+    )
+    created = sim.records(type="http", path="/v1alpha/auth_tokens")
+    assert len(created) == 1 and created[0]["body"]["uses"] == 1
+    headers = [{k.lower(): v for k, v in r["headers"].items()} for r in sim.records(type="connect")]
+    token = next(h["authorization"].removeprefix("Token ") for h in headers if "authorization" in h)
+    assert token.startswith("auth_tokens/") and token not in json.dumps(report)
+    assert f"…{token[-4:]}" in token_step["summary"]
+
+
+def test_a_refused_ephemeral_token_is_explained(sim):
+    sim.inject_fault("close", when="setup", code=1007, reason="The ephemeral token has expired.", count=2)
+    report, code = check_json("--ephemeral", "--skip-rest")
+    assert code == 1
+    failed = step(report, "live.ephemeral")
+    assert failed["cause"] == "bad_credentials"
+    assert "A freshly minted ephemeral token was refused at wss://" in failed["explanation"]
+    assert "v1alpha" in failed["fix"]
+
+
+def test_creating_an_ephemeral_token_on_a_wrong_path_is_a_404_explained(api_key_sim, settings):
+    settings.GEMINI_BASE_URL = api_key_sim.base_url + "/api"
+    report, code = check_json("--ephemeral", "--skip-rest")
+    failed = step(report, "live.ephemeral")
+    assert code == 1 and failed["cause"] == "endpoint_not_found"
+    assert (
+        f"HTTP 404 creating an ephemeral token at {api_key_sim.base_url}/api/v1alpha/auth_tokens"
+        in failed["explanation"]
+    )
+    assert "auth_tokens exists only on API version v1alpha" in failed["explanation"]

@@ -35,6 +35,11 @@ class Command(BaseCommand):
             "--audio", action="store_true", help="also send 1 s of speech-like tone and 1 s of silence, expect a turn"
         )
         parser.add_argument(
+            "--ephemeral",
+            action="store_true",
+            help="also mint a one-use ephemeral token (auth_tokens, v1alpha) and open a Live session with it",
+        )
+        parser.add_argument(
             "--timeout",
             default=str(DEFAULT_TIMEOUT_SECONDS),
             help=f"seconds allowed for each network step (default {DEFAULT_TIMEOUT_SECONDS:g})",
@@ -52,8 +57,9 @@ class Command(BaseCommand):
             raise CommandError(f"--modality must be AUDIO or TEXT, not {options['modality']!r}.")
         if options["skip_rest"] and options["skip_live"]:
             raise CommandError("--skip-rest and --skip-live together leave nothing to check.")
-        if options["audio"] and options["skip_live"]:
-            raise CommandError("--audio needs the Live steps; drop --skip-live.")
+        for flag in ("audio", "ephemeral"):
+            if options[flag] and options["skip_live"]:
+                raise CommandError(f"--{flag} needs the Live steps; drop --skip-live.")
         report = asyncio.run(
             gemini_diagnose(
                 model=model,
@@ -61,6 +67,7 @@ class Command(BaseCommand):
                 timeout_seconds=timeout,
                 modality=modality,
                 audio=options["audio"],
+                ephemeral=options["ephemeral"],
                 rest=not options["skip_rest"],
                 live=not options["skip_live"],
             )
