@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from conversations.models import LiveSession, Message
 
@@ -31,9 +31,9 @@ def live_session_list(
     *, user: User | None = None, statuses: Sequence[str] | None = None, limit: int = 50
 ) -> list[LiveSession]:
     """Return live sessions, newest first, optionally of one user and in the given statuses."""
-    sessions = LiveSession.objects.select_related("user", "conversation")
+    sessions: QuerySet[LiveSession] = LiveSession.objects.select_related("user", "conversation")
     if user is not None:
-        sessions = sessions.for_user(user)
+        sessions = sessions.filter(user=user)
     if statuses:
         sessions = sessions.filter(status__in=statuses)
     return list(sessions.order_by("-started_at", "-id")[:limit])
