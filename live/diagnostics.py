@@ -471,11 +471,8 @@ class Diagnosis:
         started = time.perf_counter()
         try:
             response = await self._within(
-                client.aio.models.generate_content(
-                    model=self.text_model,
-                    contents=CHECK_PROMPT,
-                    config=types.GenerateContentConfig(max_output_tokens=64),
-                )
+                # No max_output_tokens: thinking models would spend a small budget before writing any text.
+                client.aio.models.generate_content(model=self.text_model, contents=CHECK_PROMPT)
             )
         except Exception as exc:
             self._failed(
