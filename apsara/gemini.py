@@ -104,12 +104,14 @@ def _embedded_simulator() -> Any:
     return start_background(state_dir=settings.GEMINI_SIM_STATE_DIR, host="127.0.0.1", port=0)
 
 
-def _http_options(base_url: str | None, ssl_context: ssl.SSLContext | None) -> types.HttpOptions:
+def _http_options(
+    base_url: str | None, ssl_context: ssl.SSLContext | None, api_version: str | None = None
+) -> types.HttpOptions:
     kwargs: dict[str, Any] = {}
     if base_url:
         kwargs["base_url"] = base_url
-    if settings.GEMINI_API_VERSION:
-        kwargs["api_version"] = settings.GEMINI_API_VERSION
+    if api_version or settings.GEMINI_API_VERSION:
+        kwargs["api_version"] = api_version or settings.GEMINI_API_VERSION
     if ssl_context is not None:
         # Trust this CA for this client only (REST via httpx "verify", Live via websockets "ssl"),
         # never process-wide through SSL_CERT_FILE.
@@ -157,3 +159,23 @@ def get_client() -> genai.Client:
         )
     base_url, ctx = simulator_address()
     return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx))
+
+
+EPHEMERAL_TOKEN_API_VERSION = "v1alpha"  # SDK 3.4.0 supports ephemeral tokens on v1alpha only
+
+
+def ephemeral_client(token: str) -> genai.Client:
+    """Build a client that opens Live with an ephemeral token (``auth_tokens/…``) on the configured endpoint.
+
+    Tokens are minted with ``get_client().aio.auth_tokens.create`` on the Gemini Developer API (or the simulator);
+    Vertex has none.
+    """
+    mode = current_mode()
+    if mode is Mode.VERTEX:
+        raise ValueError("Ephemeral tokens exist only on the Gemini Developer API, not on Vertex AI.")
+    if mode is Mode.API_KEY:
+        ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
+        base_url = settings.GEMINI_BASE_URL or None
+    else:
+        base_url, ctx = simulator_address()
+    return genai.Client(api_key=token, http_options=_http_options(base_url, ctx, EPHEMERAL_TOKEN_API_VERSION))

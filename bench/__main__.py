@@ -336,7 +336,7 @@ class Bench:
                 self._print_step(step)
                 if not step.passed:
                     failed.add(name)
-            if failed >= set(self.args.targets):
+            if self.args.targets and failed >= set(self.args.targets):
                 break
         return steps
 
@@ -422,6 +422,12 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
     ):
         row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in columns})
     row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in columns})
+
+    def floor(n: str) -> str:
+        direct = next((s for s in steps if s.target == "direct" and ref[n] and s.sessions == ref[n].sessions), None)
+        return f"{fmt(direct.up_ms.get('p99'))} / {fmt(direct.down_ms.get('p99'))}" if direct else "-"
+
+    row("  direct p99 up / down (ms) @N", {n: floor(n) for n in columns})
     row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in columns})
     row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in columns})
     row(
