@@ -104,6 +104,9 @@ def _embedded_simulator() -> Any:
     return start_background(state_dir=settings.GEMINI_SIM_STATE_DIR, host="127.0.0.1", port=0)
 
 
+LIVE_WEBSOCKET_ARGS: dict[str, Any] = {"compression": None, "ping_interval": 30, "ping_timeout": 60}
+
+
 def _http_options(
     base_url: str | None, ssl_context: ssl.SSLContext | None, api_version: str | None = None
 ) -> types.HttpOptions:
@@ -112,11 +115,16 @@ def _http_options(
         kwargs["base_url"] = base_url
     if api_version or settings.GEMINI_API_VERSION:
         kwargs["api_version"] = api_version or settings.GEMINI_API_VERSION
+    # The SDK hands async_client_args that are websockets.connect() parameters to the Live connection (and only
+    # httpx's own to httpx): no permessage-deflate (base64 audio barely compresses; deflate costs CPU and ~50 KiB
+    # per connection), and keepalive pings that tolerate Gemini's slow pongs (8-30 s are reported) instead of
+    # failing the connection with 1011 after websockets' default 20 s.
+    kwargs["async_client_args"] = dict(LIVE_WEBSOCKET_ARGS)
     if ssl_context is not None:
         # Trust this CA for this client only (REST via httpx "verify", Live via websockets "ssl"),
         # never process-wide through SSL_CERT_FILE.
         kwargs["client_args"] = {"verify": ssl_context}
-        kwargs["async_client_args"] = {"verify": ssl_context, "ssl": ssl_context}
+        kwargs["async_client_args"].update({"verify": ssl_context, "ssl": ssl_context})
     return types.HttpOptions(**kwargs)
 
 

@@ -470,3 +470,12 @@ async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(sim, 
     await ws.expect("session_ended")
     stored = await messages_of(created["conversationId"])
     assert [(m.role, m.interrupted) for m in stored] == [("user", False), ("model", False)]
+
+
+async def test_the_gemini_leg_is_uncompressed(sim, connect):
+    ws = await connect()
+    await ws.create(model=MODEL)
+    [connection] = sim.records(type="connect")
+    headers = {k.lower(): v for k, v in connection["headers"].items()}
+    assert "permessage-deflate" not in headers.get("sec-websocket-extensions", "")
+    assert headers.get("x-goog-api-key")
