@@ -1,0 +1,311 @@
+"""The voice ("Talk") UI in a real Chromium whose fake microphone speaks real speech (espeak-ng), against daphne,
+the live bridge and the Gemini simulator: the session opens, the simulator hears the speech and answers with
+audio, the page plays it (counted sample by sample), shows transcripts and the saved audio messages, and ends.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conversations.models import Conversation, LiveSession, Message
+from tests.e2e.conftest import launch_chromium
+from tests.e2e.test_pages import sign_up
+from tests.factories import ConversationFactory, MessageFactory, UserFactory
+
+pytestmark = pytest.mark.e2e
+
+ESPEAK = shutil.which("espeak-ng")
+SPEECH = "Hello Gemini. What is the weather like on the moon today?"
+PHONE = {"width": 390, "height": 844}
+
+
+def speech_wav(path: Path, segments: list[str | float]) -> float:
+    """Write a WAV of spoken text (espeak-ng) and silences (seconds), in order; return the seconds of speech."""
+    if ESPEAK is None:
+        pytest.fail("espeak-ng is missing: run scripts/install-browser.sh (make test does).")
+    rate = 0
+    frames: list[bytes] = []
+    spoken = 0.0
+    for segment in segments:
+        if isinstance(segment, str):
+            wav = subprocess.run([ESPEAK, "--stdout", segment], check=True, capture_output=True).stdout
+            with wave.open(io.BytesIO(wav)) as reader:
+                rate = reader.getframerate()
+                assert (reader.getnchannels(), reader.getsampwidth()) == (1, 2)
+                data = reader.readframes(reader.getnframes())
+            frames.append(data)
+            spoken += len(data) / 2 / rate
+        else:
+            frames.append(bytes(2 * int(segment * (rate or 22050))))
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate or 22050)
+        writer.writeframes(b"".join(frames))
+    return spoken
+
+
+@pytest.fixture
+def talk_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Callable[[list[str | float]], tuple[Any, float]]]:
+    """Launch Chromium whose fake microphone plays a WAV once (then silence); return (browser, speech seconds)."""
+    launched: list[Any] = []
+
+    def launch(segments: list[str | float]) -> tuple[Any, float]:
+        wav = tmp_path / f"mic-{len(launched)}.wav"
+        spoken = speech_wav(wav, segments)
+        chromium = launch_chromium(
+            playwright_driver,
+            [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        launched.append(chromium)
+        return chromium, spoken
+
+    yield launch
+    for chromium in launched:
+        chromium.close()
+
+
+def open_page(chromium: Any, server_url: str, *, viewport: dict[str, int] | None = None) -> Page:
+    """A new context and page on the server, logged out."""
+    mobile = viewport == PHONE
+    context = chromium.new_context(
+        base_url=server_url,
+        viewport=viewport or {"width": 1280, "height": 800},
+        device_scale_factor=2 if mobile else 1,
+        is_mobile=mobile,
+        has_touch=mobile,
+    )
+    context.set_default_timeout(20_000)
+    return context.new_page()
+
+
+def talk_state(page: Page) -> str:
+    return str(page.evaluate("window.apsaraTalk.state"))
+
+
+def wait_state(page: Page, state: str, timeout: float = 20_000) -> None:
+    page.wait_for_function("(s) => window.apsaraTalk?.state === s", arg=state, timeout=timeout)
+
+
+def wait_played_out(page: Page, timeout: float = 30_000) -> dict[str, Any]:
+    """Wait until the page has played every sample of model audio it received; return its counters."""
+    page.wait_for_function(
+        """() => {
+            const s = window.apsaraTalk.stats;
+            return s.samplesReceived > 0 && s.playback.played + s.playback.flushed === s.samplesReceived;
+        }""",
+        timeout=timeout,
+    )
+    return dict(page.evaluate("window.apsaraTalk.stats"))
+
+
+def wav_info(message: Message) -> tuple[int, int, float]:
+    """(sample rate, frames, seconds) of a stored recording."""
+    with message.audio.open("rb") as handle, wave.open(handle) as reader:
+        rate, frames = reader.getframerate(), reader.getnframes()
+    return rate, frames, frames / rate
+
+
+def test_talk_new_conversation_speech_reply_saved_and_ended(
+    talk_browser: Any, server_url: str, screenshot_dir: Path
+) -> None:
+    """Press Talk in a new conversation, say a sentence, hear the reply (every sample), see both turns saved."""
+    chromium, spoken = talk_browser([SPEECH, 4.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="talker")
+    page.get_by_test_id("new-conversation").click()
+    expect(page).to_have_url(re.compile(r"/c/new/$"))
+
+    talk = page.get_by_role("button", name="Talk with Gemini by voice")
+    expect(talk).to_be_visible()
+    talk.click()
+    # The session opens on a new conversation, which the page adopts (URL, title) as a typed first prompt does.
+    wait_state(page, "listening")
+    conversation = Conversation.objects.get(owner__username="talker")
+    expect(page).to_have_url(re.compile(rf"/c/{conversation.public_id}/$"))
+    expect(page.get_by_test_id("conversation-title")).to_have_text(conversation.title)
+    expect(page.locator("#talk-status")).to_have_text(re.compile("Listening"))
+    expect(page.get_by_role("button", name="Mute microphone")).to_be_visible()
+    expect(page.get_by_role("button", name="End voice session")).to_be_focused()
+    page.screenshot(path=screenshot_dir / "talk-listening.png")
+
+    # The simulator's VAD ends the turn after the silence, and its answer streams back as audio + transcript.
+    page.wait_for_function(
+        """() => window.apsaraTalk.state === "speaking" &&
+                 (document.querySelector(".talk-pending.msg-model .talk-transcript")?.textContent ?? "").length > 5""",
+        timeout=30_000,
+    )
+    expect(page.locator("#talk-status")).to_have_text(re.compile("Gemini is speaking"))
+    page.screenshot(path=screenshot_dir / "talk-speaking.png")
+
+    stats = wait_played_out(page)
+    assert stats["playback"]["flushed"] == 0, stats
+    assert stats["playback"]["played"] == stats["samplesReceived"]
+    # The microphone streamed ~40 ms frames of 16 kHz audio, roughly in real time.
+    assert stats["framesSent"] > 0
+    assert stats["samplesSent"] / stats["framesSent"] == pytest.approx(640, abs=1)
+
+    # Both turns join the message list as the server renders them, each with its recording.
+    user_msg = page.locator("#messages .msg-user[data-message-id]")
+    model_msg = page.locator("#messages .msg-model[data-message-id]")
+    expect(user_msg).to_have_count(1, timeout=30_000)
+    expect(model_msg).to_have_count(1, timeout=30_000)
+    expect(page.locator("#messages .talk-pending")).to_have_count(0)
+    expect(user_msg.locator("audio.msg-audio")).to_have_count(1)
+    expect(model_msg.locator("audio.msg-audio")).to_have_count(1)
+    expect(user_msg).to_contain_text("seconds of speech")  # the simulator's input transcription
+    page.wait_for_function("() => window.apsaraTalk.state === 'listening'")
+    page.screenshot(path=screenshot_dir / "talk-saved.png")
+
+    # The stored recordings: the user's 16 kHz turn as long as the speech; the model's 24 kHz turn is exactly the
+    # audio the page received and played.
+    user_row = Message.objects.get(conversation=conversation, role=Message.Role.USER)
+    model_row = Message.objects.get(conversation=conversation, role=Message.Role.MODEL)
+    assert user_row.message_type == model_row.message_type == Message.MessageType.LIVE
+    rate, _, seconds = wav_info(user_row)
+    assert rate == 16000
+    assert spoken - 0.6 < seconds < spoken + 1.5, (seconds, spoken)
+    rate, frames, seconds = wav_info(model_row)
+    assert rate == 24000
+    assert frames == stats["samplesReceived"] == stats["playback"]["played"]
+    assert seconds > 1.0
+    assert not model_row.interrupted
+    assert model_row.output_transcription and model_row.output_transcription.strip() in model_msg.inner_text()
+
+    # The audio players serve the stored WAVs.
+    src = model_msg.locator("audio").get_attribute("src")
+    response = page.request.get(src)
+    assert response.ok and response.headers["content-type"].startswith("audio/")
+
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    expect(page.locator("#talk-status")).to_have_text("Voice session ended.")
+    expect(talk).to_be_visible()
+    session = LiveSession.objects.get(conversation=conversation)
+    assert session.status == LiveSession.Status.ENDED
+    page.screenshot(path=screenshot_dir / "talk-ended.png")
+
+    page.reload()  # the history stays consistent with what was shown
+    expect(page.locator("#messages .msg[data-message-id]")).to_have_count(2)
+
+
+def test_talk_barge_in_flushes_playback(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
+    """Speaking over the model's answer stops its audio at once: the rest is flushed, the turn saved as interrupted."""
+    # Speak, wait for the answer to start, then speak again over it.
+    chromium, _ = talk_browser([SPEECH, 2.6, "Stop. Wait a moment please.", 4.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="interrupter")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    page.wait_for_function("() => window.apsaraTalk.stats.playback.flushed > 0", timeout=30_000)
+    conversation = Conversation.objects.get(owner__username="interrupter")
+
+    # Then the second question is answered in full.
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(2, timeout=40_000)
+    stats = wait_played_out(page)
+    playback = stats["playback"]
+    assert playback["played"] + playback["flushed"] == stats["samplesReceived"]
+    assert playback["played"] > 0
+    expect(page.locator("#messages .msg-model[data-message-id]").first.locator(".badge-warn")).to_have_text(
+        "interrupted"
+    )
+    page.screenshot(path=screenshot_dir / "talk-barge-in.png")
+    models = list(Message.objects.filter(conversation=conversation, role=Message.Role.MODEL).order_by("created_at"))
+    assert [m.interrupted for m in models] == [True, False]
+    # The interrupted turn's recording holds what the server sent before the barge-in.
+    received = sum(wav_info(m)[1] for m in models)
+    assert received == stats["samplesReceived"]
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+
+
+def test_talk_reconnects_and_resumes_after_a_dropped_socket(talk_browser: Any, server_url: str) -> None:
+    """When the socket drops, the page reconnects, resumes the same session and carries on."""
+    chromium, _ = talk_browser([1.0])  # silence: nothing to answer
+    page = open_page(chromium, server_url)
+    sign_up(page, username="dropper")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    session_id = page.evaluate("window.apsaraTalk.sessionId")
+    page.evaluate("window.apsaraTalk.dropConnection()")
+    page.wait_for_function("() => window.apsaraTalk.stats.events.includes('reconnecting')")
+    wait_state(page, "listening")
+    assert page.evaluate("window.apsaraTalk.sessionId") == session_id
+    assert page.evaluate("window.apsaraTalk.stats.reconnects") == 1
+
+    # The resumed session still works: typed text goes through it and comes back as saved messages.
+    page.fill("#prompt", "Can you still hear me?")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages .msg-user[data-message-id]")).to_contain_text("Can you still hear me?")
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    assert LiveSession.objects.get(public_id=session_id).status == LiveSession.Status.ENDED
+
+
+def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
+    """At 390x844 the live controls fit, are labelled and big enough to tap; the typed history is loaded."""
+    chromium, _ = talk_browser([SPEECH, 3.0])
+    page = open_page(chromium, server_url, viewport=PHONE)
+    sign_up(page, username="phonetalker")
+    user = UserFactory(username="phonetalker")  # get_or_create: the account just signed up
+    conversation = ConversationFactory(owner=user, title="Trip planning")
+    MessageFactory(conversation=conversation, role=Message.Role.USER, text="I want to plan a trip to Lisbon.")
+    MessageFactory(conversation=conversation, role=Message.Role.MODEL, text="Lisbon is lovely in spring.")
+    page.goto(f"/c/{conversation.public_id}/")
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    expect(page).to_have_url(re.compile(rf"/c/{conversation.public_id}/$"))  # the same conversation
+    page.screenshot(path=screenshot_dir / "talk-phone-listening.png")
+    for name in ("Mute microphone", "End voice session"):
+        box = page.get_by_role("button", name=name).bounding_box()
+        assert box is not None and box["width"] >= 44 and box["height"] >= 44, (name, box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="Mute microphone").click()
+    expect(page.get_by_role("button", name="Unmute microphone")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#talk-status")).to_have_text(re.compile("Muted"))
+    page.get_by_role("button", name="Unmute microphone").click()
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(2, timeout=30_000)
+    page.screenshot(path=screenshot_dir / "talk-phone-saved.png")
+    session = LiveSession.objects.get(conversation=conversation)
+    assert session.config["loadConversationContext"] is True
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    assert conversation.messages.count() == 4
+    conversation.refresh_from_db()
+    assert conversation.kind == Conversation.Kind.HYBRID
+
+
+def test_talk_microphone_blocked_says_what_to_do(browser: Any, server_url: str, screenshot_dir: Path) -> None:
+    """Without microphone permission no session is opened and the page says how to allow the microphone."""
+    page = open_page(browser, server_url)
+    sign_up(page, username="nomic")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "error")
+    status = page.locator("#talk-status")
+    expect(status).to_contain_text(re.compile("Microphone access is blocked|No microphone was found"))
+    expect(status).to_contain_text("Talk again" if "blocked" in status.inner_text() else "try again")
+    page.screenshot(path=screenshot_dir / "talk-mic-blocked.png")
+    assert not LiveSession.objects.filter(user__username="nomic").exists()
+    page.get_by_role("button", name="Close").click()
+    expect(page.locator("#talk-panel")).to_be_hidden()
+    expect(page.get_by_role("button", name="Talk with Gemini by voice")).to_be_focused()
