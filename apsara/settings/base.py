@@ -97,7 +97,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara")},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, which races channels-redis's 5 s blocking
+                # pop and kills idle consumers ("Timeout reading from ..."): allow reads well past one pop.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara"),
+            },
         }
     }
 else:
