@@ -56,17 +56,20 @@ def speech_wav(path: Path, segments: list[str | float]) -> float:
 
 
 @pytest.fixture
-def talk_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Callable[[list[str | float]], tuple[Any, float]]]:
-    """Launch Chromium whose fake microphone plays a WAV once (then silence); return (browser, speech seconds)."""
+def talk_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Callable[..., tuple[Any, float]]]:
+    """Launch Chromium whose fake microphone plays a WAV once (then silence); return (browser, speech seconds).
+
+    With ``deny=True`` the (fake) permission prompt refuses the microphone.
+    """
     launched: list[Any] = []
 
-    def launch(segments: list[str | float]) -> tuple[Any, float]:
+    def launch(segments: list[str | float], *, deny: bool = False) -> tuple[Any, float]:
         wav = tmp_path / f"mic-{len(launched)}.wav"
         spoken = speech_wav(wav, segments)
         chromium = launch_chromium(
             playwright_driver,
             [
-                "--use-fake-ui-for-media-stream",
+                "--use-fake-ui-for-media-stream=deny" if deny else "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={wav}%noloop",
                 "--autoplay-policy=no-user-gesture-required",
@@ -294,18 +297,45 @@ def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_u
     assert conversation.kind == Conversation.Kind.HYBRID
 
 
-def test_talk_microphone_blocked_says_what_to_do(browser: Any, server_url: str, screenshot_dir: Path) -> None:
-    """Without microphone permission no session is opened and the page says how to allow the microphone."""
-    page = open_page(browser, server_url)
+def test_talk_microphone_blocked_says_what_to_do(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
+    """When the microphone permission is refused no session opens and the page says how to allow it."""
+    chromium, _ = talk_browser([1.0], deny=True)
+    page = open_page(chromium, server_url)
     sign_up(page, username="nomic")
     page.get_by_test_id("new-conversation").click()
     page.get_by_role("button", name="Talk with Gemini by voice").click()
     wait_state(page, "error")
-    status = page.locator("#talk-status")
-    expect(status).to_contain_text(re.compile("Microphone access is blocked|No microphone was found"))
-    expect(status).to_contain_text("Talk again" if "blocked" in status.inner_text() else "try again")
+    expect(page.locator("#talk-status")).to_have_text(
+        re.compile(r"^Microphone access is blocked\. Allow the microphone for this site .* press Talk again\.$")
+    )
     page.screenshot(path=screenshot_dir / "talk-mic-blocked.png")
     assert not LiveSession.objects.filter(user__username="nomic").exists()
+    expect(page).to_have_url(re.compile(r"/c/new/$"))  # nothing was created
     page.get_by_role("button", name="Close").click()
     expect(page.locator("#talk-panel")).to_be_hidden()
     expect(page.get_by_role("button", name="Talk with Gemini by voice")).to_be_focused()
+
+
+def test_talk_without_a_microphone_says_so(browser: Any, server_url: str) -> None:
+    """A machine with no microphone gets a plain explanation, not a silent failure."""
+    page = open_page(browser, server_url)
+    sign_up(page, username="nodevice")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "error")
+    expect(page.locator("#talk-status")).to_have_text("No microphone was found. Connect one and try again.")
+    assert not LiveSession.objects.filter(user__username="nodevice").exists()
+
+
+def test_talk_server_refusal_is_shown(talk_browser: Any, server_url: str, settings: Any) -> None:
+    """A session_error from the server (here: the per-user session limit) is shown as the server words it."""
+    settings.LIVE_MAX_SESSIONS_PER_USER = 0  # the server thread reads the same settings
+    chromium, _ = talk_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="limited")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "error")
+    expect(page.locator("#talk-status")).to_have_text(re.compile(r"live sessions open \(the limit is 0\)\. End one"))
+    expect(page.get_by_role("button", name="Talk with Gemini by voice")).to_be_visible()
+    assert page.evaluate("window.apsaraTalk.stats.framesSent") == 0
