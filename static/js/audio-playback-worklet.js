@@ -29,7 +29,18 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.a = 0; // interpolation between sample a (at 0) and b (at 1)
     this.b = 0;
     this.position = 0;
-    this.stats = { received: 0, played: 0, flushed: 0, dropped: 0, underruns: 0, chunks: 0 };
+    // outputFrames: frames written while playing, at the context's rate (`outputRate`): with gapless playback
+    // outputFrames / outputRate equals played / 24000.
+    this.stats = {
+      received: 0,
+      played: 0,
+      flushed: 0,
+      dropped: 0,
+      underruns: 0,
+      chunks: 0,
+      outputFrames: 0,
+      outputRate: sampleRate,
+    };
     this.sinceReport = 0;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
@@ -110,6 +121,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
               this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer * 2);
             }
             this.b = 0;
+            this.stats.outputFrames += i;
             this.fadeOut(left, i);
             this.position = 0;
             this.a = 0;
@@ -122,6 +134,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
         left[i] = this.a + (this.b - this.a) * this.position;
         this.position += this.step;
       }
+      this.stats.outputFrames += left.length;
     }
     this.copyChannels(output);
     this.sinceReport += left.length;

@@ -139,6 +139,11 @@ class TalkController {
     this.previews.className = "talk-previews";
     this.previews.hidden = true;
 
+    this.info = document.createElement("p");
+    this.info.className = "talk-info";
+    this.info.id = "talk-info";
+    this.info.hidden = true;
+
     this.notice = document.createElement("p");
     this.notice.className = "talk-notice";
     this.notice.id = "talk-notice";
@@ -197,7 +202,7 @@ class TalkController {
     const head = document.createElement("div");
     head.className = "talk-head";
     head.append(status, this.meter, this.dismissButton);
-    panel.append(head, this.notice, this.previews, controls);
+    panel.append(head, this.info, this.notice, this.previews, controls);
     const form = document.getElementById("composer");
     form.parentElement.insertBefore(panel, form);
 
@@ -249,6 +254,11 @@ class TalkController {
     this.notice.hidden = !message;
   }
 
+  showInfo(message) {
+    this.info.textContent = message;
+    this.info.hidden = !message;
+  }
+
   dismiss() {
     this.showNotice("");
     this.setState("idle");
@@ -260,6 +270,7 @@ class TalkController {
   async start() {
     if (this.active) return;
     this.showNotice("");
+    this.showInfo("");
     this.conversationId = slot.dataset.conversationId || null; // the typed chat may have created one since
     this.endRequested = false;
     this.sessionId = null;
@@ -312,6 +323,7 @@ class TalkController {
     if (engine) this.lastPlaybackStats = engine.playbackStats;
     engine?.stop();
     this.showNotice("");
+    this.showInfo("");
     this.modelTurn = false;
     this.sessionId = null;
     this.queuedFrames = [];
@@ -553,11 +565,16 @@ class TalkController {
       case "session_error":
         this.onSessionError(message.error ?? {});
         break;
+      case "context_loaded": {
+        const count = message.messagesLoaded;
+        this.showInfo(`Gemini has the last ${count} message${count === 1 ? "" : "s"} of this conversation.`);
+        break;
+      }
       case "audio_error":
         this.showNotice(message.error?.message ?? "The server could not use the microphone audio.");
         break;
       default:
-        break; // context_loaded, vad_configured, pong: nothing to show
+        break; // context_load_skipped, vad_configured, pong: nothing to show
     }
   }
 

@@ -157,8 +157,15 @@ def test_talk_new_conversation_speech_reply_saved_and_ended(
     page.screenshot(path=screenshot_dir / "talk-speaking.png")
 
     stats = wait_played_out(page)
-    assert stats["playback"]["flushed"] == 0, stats
-    assert stats["playback"]["played"] == stats["samplesReceived"]
+    playback = stats["playback"]
+    assert playback["flushed"] == 0, stats
+    assert playback["played"] == stats["samplesReceived"]
+    # Played at the right rate: the time spent playing (at the AudioContext's own rate) is the 24 kHz duration,
+    # give or take a render quantum per (re)start.
+    played_s = playback["played"] / 24000
+    assert playback["outputFrames"] / playback["outputRate"] == pytest.approx(
+        played_s, abs=0.01 * (1 + playback["underruns"])
+    ), stats
     # The microphone streamed ~40 ms frames of 16 kHz audio, roughly in real time.
     assert stats["framesSent"] > 0
     assert stats["samplesSent"] / stats["framesSent"] == pytest.approx(640, abs=1)
@@ -276,6 +283,7 @@ def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_u
     page.get_by_role("button", name="Talk with Gemini by voice").click()
     wait_state(page, "listening")
     expect(page).to_have_url(re.compile(rf"/c/{conversation.public_id}/$"))  # the same conversation
+    expect(page.locator("#talk-info")).to_have_text("Gemini has the last 2 messages of this conversation.")
     page.screenshot(path=screenshot_dir / "talk-phone-listening.png")
     for name in ("Mute microphone", "End voice session"):
         box = page.get_by_role("button", name=name).bounding_box()
