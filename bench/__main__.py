@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import ssl
@@ -31,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 BOUND_MS = 5.0  # p99 added latency per direction that a step must stay within
 MAX_LOSS = 0.001  # fraction of frames that may go missing in a passing step
-SERVERS = ("baseline", "bridge")
+SERVERS = ("baseline", "bridge", "bridge-uvicorn")  # bridge: daphne (production); bridge-uvicorn: same app
+CHILD_OF = {"baseline": "baseline", "bridge": "daphne", "bridge-uvicorn": "uvicorn"}  # target → its process
+HARNESS_LIMIT_PERCENT = 70.0  # per harness CPU; above it the step measures the harness as much as the server
 
 
 def percentile(values: list[int], q: float) -> float | None:
@@ -39,7 +42,7 @@ def percentile(values: list[int], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = min(len(ordered), max(1, math.ceil(q * len(ordered) / 100))) - 1
     return ordered[rank] / 1e6
 
 
@@ -69,6 +72,9 @@ class StepResult:
     server_rss_idle_mb: float | None = None
     server_rss_mb: float | None = None
     rss_per_session_kb: float | None = None
+    rss_growth_kb_per_session_s: float | None = None  # RSS growth while streaming (e.g. recording buffers)
+    cpu_us_per_frame: float | None = None  # server CPU per 40 ms frame relayed (one up and one down per echo)
+    harness_warning: str = ""
     loadgen_cpu_percent: float | None = None
     sim_cpu_percent: float | None = None
     passed: bool | None = None
@@ -152,35 +158,38 @@ class Bench:
         cookies = json.loads(prep.read_line(180))["cookies"]
         prep.stop()
 
-        daphne_port = procs.free_port()
-        profile = ["-m", "cProfile", "-o", str(RESULTS / "daphne.prof")] if self.args.profile else []
-        daphne = self._child(
-            "daphne",
-            [*profile, "-m", "daphne", "-b", "127.0.0.1", "-p", str(daphne_port), "apsara.asgi:application"],
-            app_env,
-            self.server_cpus,
-        )
-        baseline_port = procs.free_port()
-        baseline = self._child(
-            "baseline",
-            ["-m", "bench.baseline", "--port", str(baseline_port), "--gemini-url", info["base_url"],
-             "--ca", info["ca_path"], "--model", self.args.model],
-            env,
-            self.server_cpus,
-        )  # fmt: skip
-        procs.wait_for_port(daphne_port, daphne)
-        procs.wait_for_port(baseline_port, baseline)
         self.targets = {
-            "direct": Target("direct", info["base_url"].replace("https://", "wss://"), self.args.model, ssl=sim_ssl),
-            "baseline": Target("baseline", f"ws://127.0.0.1:{baseline_port}/", self.args.model),
-            "bridge": Target(
-                "bridge",
-                f"ws://127.0.0.1:{daphne_port}/live",
-                self.args.model,
-                cookies=cookies,
-                origin=f"http://127.0.0.1:{daphne_port}",
-            ),
+            "direct": Target("direct", info["base_url"].replace("https://", "wss://"), self.args.model, ssl=sim_ssl)
         }
+        waits = []
+        for name, process in CHILD_OF.items():
+            if name not in self.args.targets:
+                continue
+            port = procs.free_port()
+            if name == "baseline":
+                args = ["-m", "bench.baseline", "--port", str(port), "--gemini-url", info["base_url"],
+                        "--ca", info["ca_path"], "--model", self.args.model]  # fmt: skip
+                self.targets[name] = Target("baseline", f"ws://127.0.0.1:{port}/", self.args.model)
+            else:
+                if process == "daphne":
+                    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apsara.asgi:application"]
+                else:
+                    args = ["-m", "uvicorn", "apsara.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+                            "--ws", "websockets", "--ws-per-message-deflate", "false", "--lifespan", "off",
+                            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+                if self.args.profile:
+                    args = ["-m", "cProfile", "-o", str(RESULTS / f"{process}.prof"), *args]
+                self.targets[name] = Target(
+                    "bridge",
+                    f"ws://127.0.0.1:{port}/live",
+                    self.args.model,
+                    cookies=cookies,
+                    origin=f"http://127.0.0.1:{port}",
+                )
+            child = self._child(process, args, env if name == "baseline" else app_env, self.server_cpus)
+            waits.append((port, child))
+        for port, child in waits:
+            procs.wait_for_port(port, child)
 
     def _child(self, name: str, args: list[str], env: dict[str, str], cpu_set: list[int] | None) -> procs.Child:
         child = procs.Child(
@@ -198,7 +207,7 @@ class Bench:
             child.stop()
 
     def server_pid(self, target: str) -> int | None:
-        return self.children["daphne" if target == "bridge" else target].pid if target in SERVERS else None
+        return self.children[CHILD_OF[target]].pid if target in CHILD_OF else None
 
     # PHASES
     # ------------------------------------------------------------------------------
@@ -255,16 +264,22 @@ class Bench:
             )
             for i in range(sessions)
         ]
+        marks: dict[str, float] | None = None
+        end_marks: dict[str, float] | None = None
+        rss_growth = 0
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
+            with contextlib.suppress(TimeoutError):  # whoever has not connected by then counts as failed
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
             start = time.monotonic_ns() + int(self.args.warmup * 1e9)
             window = (start, start + int(self.args.duration * 1e9))
             await asyncio.sleep(self.args.warmup)
             marks = self._marks(pid, sim_pid)
+            rss_start = procs.rss_bytes(pid) if pid else 0
             await asyncio.sleep(self.args.duration)
             end_marks = self._marks(pid, sim_pid)
             if pid:
                 step.server_rss_mb = procs.rss_bytes(pid) / 2**20
+                rss_growth = procs.rss_bytes(pid) - rss_start
             stop_at = time.monotonic()
             await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), 60)
         finally:
@@ -273,6 +288,8 @@ class Bench:
                 run.cancel()
             await asyncio.gather(*runs, return_exceptions=True)
         summarise(step, results)
+        if marks is None or end_marks is None:
+            return step
         elapsed = end_marks["t"] - marks["t"]
         step.loadgen_cpu_percent = round((end_marks["self"] - marks["self"]) / elapsed * 100, 1)
         step.sim_cpu_percent = round((end_marks["sim"] - marks["sim"]) / elapsed * 100, 1)
@@ -281,10 +298,14 @@ class Bench:
             step.server_cpu_percent = round(step.server_cpu_s / elapsed * 100, 1)
             audio_minutes = step.connected * elapsed / 60
             step.cpu_s_per_audio_min = round(step.server_cpu_s / audio_minutes, 3) if audio_minutes else None
-            if step.server_rss_mb is not None and step.server_rss_idle_mb is not None and step.connected:
-                step.rss_per_session_kb = round(
-                    (step.server_rss_mb - step.server_rss_idle_mb) * 1024 / step.connected, 1
-                )
+            frames = step.connected * elapsed * 1000 / FRAME_MS * 2  # each direction
+            step.cpu_us_per_frame = round(step.server_cpu_s * 1e6 / frames, 1) if frames else None
+        harness = (step.loadgen_cpu_percent or 0) + (step.sim_cpu_percent or 0)
+        if harness > HARNESS_LIMIT_PERCENT * max(1, len(self.harness_cpus or procs.cpus())):
+            step.harness_warning = f"load generator + sim used {harness:.0f}% CPU: the harness may be the bottleneck"
+        if pid and step.connected and step.server_rss_mb is not None and step.server_rss_idle_mb is not None:
+            step.rss_per_session_kb = round((step.server_rss_mb - step.server_rss_idle_mb) * 1024 / step.connected, 1)
+            step.rss_growth_kb_per_session_s = round(rss_growth / 1024 / step.connected / self.args.duration, 1)
         return step
 
     @staticmethod
@@ -330,7 +351,8 @@ class Bench:
             f"  N={step.sessions:<4} {step.target:<8} connected {step.connected:>4}  "
             f"up p50/p99 {fmt(up.get('p50'))}/{fmt(up.get('p99'))}  down p50/p99 {fmt(down.get('p50'))}/"
             f"{fmt(down.get('p99'))} ms{added}  lost {step.lost}  cpu {fmt(step.server_cpu_percent)}%  "
-            f"lg {fmt(step.loadgen_cpu_percent)}% sim {fmt(step.sim_cpu_percent)}%{verdict}",
+            f"lg {fmt(step.loadgen_cpu_percent)}% sim {fmt(step.sim_cpu_percent)}%{verdict}"
+            + (f"  [{step.harness_warning}]" if step.harness_warning else ""),
             flush=True,
         )
 
@@ -366,30 +388,31 @@ def fmt(value: float | None) -> str:
 def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namespace) -> str:
     """Build the summary table."""
     lines = ["", "Apsara live bridge vs baseline proxy (gemini_sim echo, 40 ms PCM16 frames both ways)", ""]
-    capacity: dict[str, int] = {}
-    for name in SERVERS:
+    columns = [name for name in SERVERS if name in args.targets]
+    capacity: dict[str, int] = dict.fromkeys(SERVERS, 0)
+    for name in columns:
         passing = [s.sessions for s in steps if s.target == name and s.passed]
         capacity[name] = max(passing, default=0)
-    header = f"{'':34}" + "".join(f"{name:>14}" for name in SERVERS)
+    header = f"{'':34}" + "".join(f"{name:>22}" for name in columns)
     lines.append(header)
 
     def row(label: str, values: dict[str, str]) -> None:
-        lines.append(f"{label:34}" + "".join(f"{values.get(name, '-'):>14}" for name in SERVERS))
+        lines.append(f"{label:34}" + "".join(f"{values.get(name, '-'):>22}" for name in columns))
 
     at = {}
-    for name in SERVERS:
+    for name in columns:
         mine = [s for s in steps if s.target == name]
         at[name] = next((s for s in mine if s.sessions == capacity[name]), mine[0] if mine else None)
     ref = {
-        name: next((s for s in steps if s.target == name and s.sessions == args.report_at), None) for name in SERVERS
+        name: next((s for s in steps if s.target == name and s.sessions == args.report_at), None) for name in columns
     }
-    for name in SERVERS:
+    for name in columns:
         if ref[name] is None:
             ref[name] = at[name]
-    row("most sessions, p99 added <= 5 ms", {n: str(capacity[n]) for n in SERVERS})
+    row("most sessions, p99 added <= 5 ms", {n: str(capacity[n]) for n in columns})
     row(
         "capacity vs baseline",
-        {"bridge": f"{capacity['bridge'] / capacity['baseline']:.2f}x" if capacity["baseline"] else "-"},
+        {n: f"{capacity[n] / capacity['baseline']:.2f}x" for n in columns if n != "baseline" and capacity["baseline"]},
     )
     for label, attr, q in (
         ("added up p50 (ms)", "added_up_ms", "p50"),
@@ -397,11 +420,16 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
         ("added down p50 (ms)", "added_down_ms", "p50"),
         ("added down p99 (ms)", "added_down_ms", "p99"),
     ):
-        row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in SERVERS})
-    row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in SERVERS})
-    row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in SERVERS})
-    row("memory per session (KiB) @N", {n: fmt(ref[n].rss_per_session_kb) if ref[n] else "-" for n in SERVERS})
-    for name in SERVERS:
+        row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in columns})
+    row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in columns})
+    row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in columns})
+    row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in columns})
+    row(
+        "RSS growth per session (KiB/s) @N",
+        {n: fmt(ref[n].rss_growth_kb_per_session_s) if ref[n] else "-" for n in columns},
+    )
+    row("memory per session (KiB) @N", {n: fmt(ref[n].rss_per_session_kb) if ref[n] else "-" for n in columns})
+    for name in columns:
         if name in leaks:
             leak = leaks[name]
             leaks[name]["summary"] = (
@@ -427,7 +455,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cycles", type=int, default=3, help="connect/disconnect cycles of the leak check")
     parser.add_argument("--cycle-sessions", type=int, default=100, help="sessions per leak-check cycle")
     parser.add_argument("--no-leak-check", action="store_true")
-    parser.add_argument("--targets", default="baseline,bridge", help="servers to measure (direct always runs)")
+    parser.add_argument(
+        "--targets",
+        default="baseline,bridge",
+        help="servers: baseline, bridge (daphne), bridge-uvicorn (the same app under uvicorn); direct always runs",
+    )
     parser.add_argument("--report-at", type=int, default=100, help="N whose CPU/memory/latency the table shows")
     parser.add_argument("--model", default="gemini-3.1-flash-live-preview")
     parser.add_argument(
@@ -446,7 +478,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--nice", type=int, default=None, help="niceness for every process of the run (e.g. -5 on a shared machine)"
     )
-    parser.add_argument("--profile", action="store_true", help="run daphne under cProfile (bench/results/daphne.prof)")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the bridge's server under cProfile (bench/results/<server>.prof)"
+    )
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     args = parser.parse_args(argv)
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]

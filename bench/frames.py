@@ -1,7 +1,7 @@
 """Timestamped PCM frames: what the load generator sends and how latency is read back from the echo.
 
-A frame is 40 ms of PCM16LE mono at 16 kHz (1,280 bytes). Its first 40 bytes are a tag; the rest is a fixed,
-quiet noise pattern so it looks like audio, not silence:
+A frame is 40 ms of PCM16LE mono at 16 kHz (1,280 bytes). Its first 40 bytes are a tag; the rest is a fixed
+noise pattern loud enough (RMS ~1,150) that the bridge treats it as speech and records it, as it would a voice:
 
     [0:8]   MAGIC b"APSBENCH"
     [8:12]  session number (u32 LE)
@@ -28,7 +28,7 @@ TAG = struct.Struct("<8sIIQQQ")  # 40 bytes
 
 _rng = random.Random(4)
 _FILLER = b"".join(
-    _rng.randint(-300, 300).to_bytes(2, "little", signed=True) for _ in range((FRAME_BYTES - TAG.size) // 2)
+    _rng.randint(-2000, 2000).to_bytes(2, "little", signed=True) for _ in range((FRAME_BYTES - TAG.size) // 2)
 )
 
 

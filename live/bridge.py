@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -82,11 +82,6 @@ class Outlet(Protocol):
     async def group_add(self, group: str) -> None: ...
 
     async def group_discard(self, group: str) -> None: ...
-
-
-def user_group(user_id: int) -> str:
-    """Name the channel-layer group of one user's open sockets (message_saved goes there)."""
-    return f"user_{user_id}"
 
 
 def _live_model(name: str) -> gemini.LiveModel:
@@ -257,7 +252,8 @@ class LiveBridge:
         elif kind == "resume_session":
             await self._resume(message["data"])  # type: ignore[typeddict-item]
         else:
-            run = self._require_run(message.get("sessionId"))  # type: ignore[union-attr]
+            session_id = message.get("sessionId")
+            run = self._require_run(session_id if isinstance(session_id, str) else None)
             if kind == "end_session":
                 await run.stop("client")
             elif kind == "send_message":
@@ -267,7 +263,7 @@ class LiveBridge:
             elif kind == "activity_end":
                 run.activity(start=False)
             elif kind == "configure_vad":
-                run.configure_vad(validate_vad(message["data"]))  # type: ignore[typeddict-item]
+                run.configure_vad(validate_vad(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
 
     async def _create(self, data: Mapping[str, Any]) -> None:
         if self.run is not None:
@@ -277,7 +273,7 @@ class LiveBridge:
             )
         started = time.monotonic()
         model = _live_model(data.get("model") or settings.GEMINI_LIVE_MODEL)
-        config: SessionConfig = data.get("config") or {}
+        config = cast(SessionConfig, data.get("config") or {})
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
         conversation = await database_sync_to_async(services.live_conversation_get_or_create)(
@@ -502,8 +498,7 @@ class LiveRun:
         self._switch_timers: list[asyncio.Task[None]] = []
         self._stop_reason: StopReason | None = None
         self._active_counted = False
-        self._first_audio_pending = True
-        self._last_user_input = time.monotonic()
+        self._awaiting_reply_since: float | None = None  # when the user last said or typed something unanswered
         self._counters = {"messages_in": 0, "messages_out": 0, "audio_seconds_in": 0.0, "audio_seconds_out": 0.0}
         self._reconnects = 0
         self._drops_warned = 0.0
@@ -553,7 +548,8 @@ class LiveRun:
         seconds = len(pcm) / 2 / INPUT_SAMPLE_RATE
         self._counters["audio_seconds_in"] += seconds
         metrics.audio_seconds("in", seconds)
-        self.recorder.user_audio(pcm)
+        if self.recorder.user_audio(pcm):
+            self._awaiting_reply_since = time.monotonic()  # the reply is timed from the end of speech
         self.enqueue(_Item("audio", pcm))
 
     def activity(self, *, start: bool) -> None:
@@ -564,7 +560,7 @@ class LiveRun:
                 "Push-to-talk needs voice activity detection off: send configure_vad {enabled: false} first.",
             )
         if not start:
-            self._last_user_input = time.monotonic()
+            self._awaiting_reply_since = time.monotonic()
             self._spawn(self.recorder.user_activity_end())
         self.enqueue(_Item("activity_start" if start else "activity_end"))
 
@@ -938,9 +934,9 @@ class LiveRun:
         seconds = len(pcm) / 2 / OUTPUT_SAMPLE_RATE
         self._counters["audio_seconds_out"] += seconds
         metrics.audio_seconds("out", seconds)
-        if self._first_audio_pending:
-            self._first_audio_pending = False
-            metrics.observe_time_to_first_audio(time.monotonic() - max(self._last_user_input, self._started))
+        if self._awaiting_reply_since is not None:
+            metrics.observe_time_to_first_audio(time.monotonic() - self._awaiting_reply_since)
+            self._awaiting_reply_since = None
         await self.recorder.model_audio(pcm)
         if not self.plan.forwards_audio:
             return
@@ -1077,7 +1073,7 @@ class LiveRun:
         if kind == "audio":
             await session.send_realtime_input(audio=types.Blob(data=item.data, mime_type=INPUT_AUDIO_MIME))
         elif kind == "text":
-            self._last_user_input = time.monotonic()
+            self._awaiting_reply_since = time.monotonic()
             if self.plan.model.text_via_realtime_input:
                 await session.send_realtime_input(text=item.data)
             else:
@@ -1107,29 +1103,7 @@ class LiveRun:
     async def _announce_saved(self, message: Message) -> None:
         """Tell every open socket of this user (any process) that a message was stored."""
         layer = get_channel_layer()
-        if layer is None:
-            return
-        await layer.group_send(
-            user_group(self.user.pk),
-            {
-                "type": "message.saved",
-                "sessionId": self.public_id,
-                "conversationId": self.conversation.public_id,
-                "message": saved_message_summary(message),
-            },
-        )
-
-
-def saved_message_summary(message: Message) -> dict[str, Any]:
-    """The ``message`` of a ``message_saved`` event."""
-    return {
-        "id": message.public_id,
-        "role": message.role,
-        "messageType": message.message_type,
-        "text": message.text or message.input_transcription or message.output_transcription,
-        "interrupted": message.interrupted,
-        "audioDuration": message.audio_duration,
-        "hasAudio": bool(message.audio),
-        "toolData": message.tool_data or None,
-        "createdAt": message.created_at.isoformat(),
-    }
+        if layer is not None:
+            await layer.group_send(
+                services.user_group(self.user.pk), services.message_saved_event(message, session_id=self.public_id)
+            )

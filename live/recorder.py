@@ -133,8 +133,8 @@ class Recorder:
 
     # -- hot path: audio and transcripts -------------------------------------------------------------------------
 
-    def user_audio(self, pcm: bytes) -> None:
-        """Take one frame of the user's 16 kHz PCM."""
+    def user_audio(self, pcm: bytes) -> bool:
+        """Take one frame of the user's 16 kHz PCM; return whether it is voiced (speech, not silence)."""
         voiced = pcm_rms(pcm) >= self._silence_rms
         turn = self._user
         if turn is None:
@@ -143,7 +143,7 @@ class Recorder:
                 self._preroll_bytes += len(pcm)
                 while self._preroll and self._preroll_bytes - len(self._preroll[0]) >= self._pad_bytes:
                     self._preroll_bytes -= len(self._preroll.popleft())
-                return
+                return False
             preroll = b"".join(self._preroll)[-self._pad_bytes :] if self._pad_bytes else b""
             self._preroll.clear()
             self._preroll_bytes = 0
@@ -154,6 +154,7 @@ class Recorder:
             turn.voiced_until = len(turn.pcm)
         if len(turn.pcm) >= self._max_user_bytes:
             self._cut_user_turn()
+        return voiced
 
     def input_transcription(self, text: str) -> None:
         """Add a piece of the transcript of what the user said."""

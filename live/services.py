@@ -16,12 +16,47 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from conversations.models import Conversation, LiveSession, User
+from conversations.models import Conversation, LiveSession, Message, User
 from conversations.services import conversation_create
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
-ENDED_BY_STAFF = "ENDED_BY_STAFF"
+ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
+
+
+def user_group(user_id: int) -> str:
+    """Name the channel-layer group of one user's open /live sockets (``message.saved`` goes there)."""
+    return f"user_{user_id}"
+
+
+def message_saved_event(message: Message, *, session_id: str | None = None) -> dict[str, Any]:
+    """The channel-layer event announcing a stored message (LiveConsumer.message_saved relays it as message_saved)."""
+    return {
+        "type": "message.saved",
+        "sessionId": session_id,
+        "conversationId": message.conversation.public_id,
+        "message": {
+            "id": message.public_id,
+            "role": message.role,
+            "messageType": message.message_type,
+            "text": message.text or message.input_transcription or message.output_transcription,
+            "interrupted": message.interrupted,
+            "audioDuration": message.audio_duration,
+            "hasAudio": bool(message.audio),
+            "toolData": message.tool_data or None,
+            "createdAt": message.created_at.isoformat(),
+        },
+    }
+
+
+def message_saved_announce(*, message: Message) -> None:
+    """Tell the owner's open /live sockets (other tabs, any process) about a message saved outside a live session.
+
+    For synchronous writers such as the REST chat: call inside or outside a transaction; it is sent after commit.
+    """
+    event = message_saved_event(message)
+    group = user_group(message.conversation.owner_id)
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event))
 
 
 def live_session_group(public_id: str) -> str:
@@ -83,7 +118,7 @@ def live_session_create(
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        active = LiveSession.objects.for_user(user).active().count()
+        active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
         if active >= limit:
             raise ProtocolError(
                 ErrorCode.SESSION_LIMIT_REACHED,
@@ -111,13 +146,15 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             raise ProtocolError(
                 ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
             )
+        if session.last_error_code == ENDED_BY_STAFF:
+            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session was ended by staff; start a new one.")
         if session.status != LiveSession.Status.DETACHED:
             raise ProtocolError(
                 ErrorCode.RESUME_FAILED, "That live session has ended; start a new one (the conversation is kept)."
             )
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
-        active = LiveSession.objects.for_user(user).active().count()
+        active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
         if active >= limit:
             raise ProtocolError(
                 ErrorCode.SESSION_LIMIT_REACHED,

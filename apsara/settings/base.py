@@ -98,8 +98,8 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py 8 reads with a 5 s socket timeout by default, which races channels-redis's 5 s blocking
-                # pop and kills idle consumers ("Timeout reading from ..."): allow reads well past one pop.
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis' blocking
+                # BZPOPMIN (5 s): an idle consumer's receive then fails with "Timeout reading". Read longer.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara"),
             },
@@ -182,6 +182,8 @@ LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
 LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
 LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence
 GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
+GENERATE_KEEPALIVE_SECONDS = env.float("GENERATE_KEEPALIVE_SECONDS", default=15.0)  # SSE comment while Gemini thinks
+GENERATE_IDLE_TIMEOUT_SECONDS = env.float("GENERATE_IDLE_TIMEOUT_SECONDS", default=120.0)  # then GEMINI_TIMEOUT
 
 # API
 # ------------------------------------------------------------------------------

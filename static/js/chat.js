@@ -103,6 +103,7 @@ function adoptConversation(id, conversation) {
   }
   menu.querySelector("input[name=title]").value = conversation?.title ?? "";
   menu.hidden = false;
+  document.dispatchEvent(new CustomEvent("apsara:conversation", { detail: { conversationId: id } }));
   const link = document.createElement("a");
   link.href = url;
   link.className = "current";
@@ -113,7 +114,8 @@ function adoptConversation(id, conversation) {
 
 /** Replace the message list with the server's rendering (Markdown sanitised server-side). */
 async function refreshMessages() {
-  const url = withId(chat.dataset.messagesUrlTemplate, conversationId);
+  const showAll = new URLSearchParams(location.search).get("all") === "1";
+  const url = withId(chat.dataset.messagesUrlTemplate, conversationId) + (showAll ? "?all=1" : "");
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
   if (!response.ok) return false;
   const template = document.createElement("template");
@@ -204,6 +206,11 @@ prompt.addEventListener("keydown", (event) => {
 prompt.addEventListener("input", autosize);
 // A voice session (talk.js) that created the conversation hands it over like the first typed prompt does.
 chat.addEventListener("talk:conversation", (event) => adoptConversation(event.detail.id, event.detail.conversation));
+
+// Other parts of the page (the Talk UI) ask for the list to be re-rendered after they saved messages.
+document.addEventListener("apsara:refresh-messages", () => {
+  if (conversationId && !busy) refreshMessages();
+});
 
 scrollToEnd();
 if (!list.querySelector(".msg")) prompt.focus();

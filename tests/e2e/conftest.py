@@ -7,6 +7,7 @@ threaded, and would not stream server-sent events the way daphne does in product
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ class DaphneThread:
         self.url = ""
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._server = None
+        self._server: Any = None
         self._thread = threading.Thread(target=self._run, name="daphne-e2e", daemon=True)
 
     def start(self, timeout: float = 30) -> None:
@@ -72,7 +73,7 @@ class DaphneThread:
             self._ready.set()
 
     def _poll_port(self) -> None:
-        from twisted.internet import reactor
+        reactor = _reactor()
 
         def check() -> None:
             if self._server is not None and self._server.listening_addresses:
@@ -80,16 +81,22 @@ class DaphneThread:
                 self.url = f"http://{host}:{port}"
                 self._ready.set()
             else:
-                reactor.callLater(0.05, check)  # type: ignore[attr-defined]
+                reactor.callLater(0.05, check)
 
-        reactor.callLater(0, check)  # type: ignore[attr-defined]
+        reactor.callLater(0, check)
 
     def stop(self) -> None:
-        from twisted.internet import reactor
-
         if self._thread.is_alive():
-            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+            reactor = _reactor()
+            reactor.callFromThread(reactor.stop)
             self._thread.join(10)
+
+
+def _reactor() -> Any:
+    """Return Twisted's global reactor (daphne installed the asyncio one); its stubs do not type the module."""
+    from twisted.internet import reactor
+
+    return reactor
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +160,28 @@ def page(browser, server_url: str) -> Iterator[object]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="package")
+def e2e_simulator_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start one Gemini simulator for the browser tests, with its own CA and state in a temp dir."""
+    from gemini_sim import start_background
+
+    handle = start_background(tmp_path_factory.mktemp("gemini_sim_e2e"), host="127.0.0.1", port=0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def simulator(e2e_simulator_handle: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Make it the app's embedded simulator (the server thread asks apsara.gemini for it per request)."""
+    import apsara.gemini
+
+    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: e2e_simulator_handle)
+    saved = dataclasses.asdict(e2e_simulator_handle.options)
+    yield e2e_simulator_handle
+    e2e_simulator_handle.simulator.faults.clear()
+    e2e_simulator_handle.set_options(**saved)
 
 
 @pytest.fixture(scope="session")

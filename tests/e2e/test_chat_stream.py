@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def slow_simulator() -> Iterator[Any]:
-    """Slow the embedded simulator's stream down, so a person (and the test) can watch text arrive."""
-    from apsara import gemini
-
-    gemini.simulator_address()  # starts the embedded simulator if this process has not yet
-    sim = gemini._embedded_simulator()
-    previous = sim.options.stream_delay
-    sim.set_options(stream_delay=0.4)
-    yield sim
-    sim.set_options(stream_delay=previous)
+def slow_simulator(simulator: Any) -> Any:
+    """Slow the simulator's stream down, so a person (and the test) can watch text arrive."""
+    simulator.set_options(stream_delay=0.4)
+    return simulator
 
 
 def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator: Any, screenshot_dir: Path) -> None:
@@ -102,3 +95,18 @@ def test_gemini_failure_is_shown_and_the_prompt_kept(page: Page, slow_simulator:
     expect(page.locator("#send")).to_be_enabled()
     page.reload()
     expect(page.locator("#messages .msg-user")).to_contain_text("Hello there")
+
+
+def test_typed_html_is_shown_as_text_while_streaming_and_after(page: Page) -> None:
+    """Markup typed into the composer never becomes elements: not in the pending bubble, not once rendered."""
+    sign_up(page, username="typist")
+    page.get_by_test_id("new-conversation").click()
+    page.fill("#prompt", '<img src=x onerror="window.__pwned = 1"> and **bold**')
+    page.locator("#send").click()
+    expect(page.locator("#messages .msg-user")).to_contain_text('<img src=x onerror="window.__pwned = 1">')
+    expect(page.locator("#chat")).to_have_attribute("data-state", "idle", timeout=30_000)
+    user = page.locator("#messages .msg-user")
+    expect(user).to_contain_text('<img src=x onerror="window.__pwned = 1">')
+    expect(user.locator("strong")).to_have_text("bold")
+    assert page.locator("#messages img").count() == 0
+    assert page.evaluate("window.__pwned") is None

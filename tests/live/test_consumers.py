@@ -362,3 +362,50 @@ async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect
         {"initialHistoryInClientContent": True},
         {"initial_history_in_client_content": True},
     )
+
+
+async def test_a_message_saved_outside_live_reaches_open_sockets(connect, live_user):
+    from conversations.services import message_create
+    from live.services import message_saved_announce
+
+    ws = await connect()
+    conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
+
+    @database_sync_to_async
+    def save_typed_reply() -> Message:
+        message = message_create(conversation=conversation, role="model", text="A typed reply")
+        message_saved_announce(message=message)
+        return message
+
+    message = await save_typed_reply()
+    saved = await ws.expect("message_saved")
+    assert saved["sessionId"] is None and saved["conversationId"] == conversation.public_id
+    assert saved["message"]["id"] == message.public_id and saved["message"]["messageType"] == "rest"
+    assert saved["message"]["hasAudio"] is False
+
+
+async def test_metrics_follow_a_session(sim, connect):
+    from live import metrics
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "created": value("apsara_live_sessions_created_total"),
+        "active": value("apsara_live_sessions_active"),
+        "audio_in": value("apsara_live_audio_seconds_total", direction="in"),
+        "audio_out": value("apsara_live_audio_seconds_total", direction="out"),
+        "first_audio": value("apsara_live_time_to_first_audio_seconds_count"),
+    }
+    ws = await connect()
+    await ws.create(model=MODEL)
+    assert value("apsara_live_sessions_created_total") == before["created"] + 1
+    assert value("apsara_live_sessions_active") == before["active"] + 1
+    await ws.send_audio(speech(0.5) + silence(1.0))
+    await ws.until_turn_complete()
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    assert value("apsara_live_audio_seconds_total", direction="in") == pytest.approx(before["audio_in"] + 1.5)
+    assert value("apsara_live_audio_seconds_total", direction="out") > before["audio_out"]
+    assert value("apsara_live_time_to_first_audio_seconds_count") == before["first_audio"] + 1
+    assert value("apsara_live_sessions_active") == before["active"]

@@ -63,3 +63,20 @@ def test_end_request_leaves_finished_sessions_alone(status: str) -> None:
     assert (session.status, session.last_error_code) == (status, "UPSTREAM_UNAVAILABLE")
     with pytest.raises(TimeoutError):
         receive(channel, timeout=0.3)
+
+
+@pytest.mark.timeout(60)
+async def test_end_request_closes_the_session_on_its_socket_and_it_cannot_be_resumed(sim, connect) -> None:
+    """Through a real consumer and gemini_sim: the socket gets session_ended, and resume_session is refused."""
+    from channels.db import database_sync_to_async
+
+    ws = await connect()
+    created = await ws.create(model="gemini-3.1-flash-live-preview")
+    row = await database_sync_to_async(LiveSession.objects.get)(public_id=created["sessionId"])
+    assert await database_sync_to_async(live_session_end_request)(live_session=row) is EndRequest.REQUESTED
+    ended = await ws.expect("session_ended")
+    assert ended["sessionId"] == created["sessionId"]
+    await ws.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == "RESUME_FAILED"
+    assert "ended by staff" in error["error"]["message"]
