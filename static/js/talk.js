@@ -11,6 +11,7 @@ const list = document.getElementById("messages");
 const RECONNECT_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 8000];
 const MAX_QUEUED_FRAMES = 75; // ~3 s of microphone audio kept while the socket is not ready
 const END_TIMEOUT_MS = 5000;
+const RELEASE_TAIL_MS = 300; // push-to-talk: keep sending this long after release so the last word is not cut
 
 const ICONS = {
   mic: '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 15a3.5 3.5 0 0 0 3.5-3.5v-6a3.5 3.5 0 1 0-7 0v6A3.5 3.5 0 0 0 12 15Zm6.5-3.5a.9.9 0 1 0-1.8 0 4.7 4.7 0 0 1-9.4 0 .9.9 0 1 0-1.8 0 6.5 6.5 0 0 0 5.6 6.43V20H8.8a.9.9 0 1 0 0 1.8h6.4a.9.9 0 1 0 0-1.8h-2.3v-2.07a6.5 6.5 0 0 0 5.6-6.43Z"/></svg>',
@@ -20,6 +21,7 @@ const ICONS = {
     '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 6.5A2.5 2.5 0 0 0 1.5 9v7A2.5 2.5 0 0 0 4 18.5h10a2.5 2.5 0 0 0 2.5-2.5v-1.6l4.4 2.9a.9.9 0 0 0 1.4-.75V7.45a.9.9 0 0 0-1.4-.75l-4.4 2.9V9A2.5 2.5 0 0 0 14 6.5Z"/></svg>',
   screen:
     '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3.5A2.5 2.5 0 0 0 1.5 6v9A2.5 2.5 0 0 0 4 17.5h7.1v1.7H8a.9.9 0 1 0 0 1.8h8a.9.9 0 1 0 0-1.8h-3.1v-1.7H20a2.5 2.5 0 0 0 2.5-2.5V6A2.5 2.5 0 0 0 20 3.5Zm0 1.8h16c.39 0 .7.31.7.7v9a.7.7 0 0 1-.7.7H4a.7.7 0 0 1-.7-.7V6c0-.39.31-.7.7-.7Z"/></svg>',
+  hand: '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 2.5a1.5 1.5 0 0 0-1.5 1.5v7h-.9V5.5a1.5 1.5 0 0 0-3 0V14l-1.6-1.9a1.6 1.6 0 0 0-2.5 2l4 5.4A5 5 0 0 0 10.5 21.5h3.3a5.7 5.7 0 0 0 5.7-5.7V7.5a1.5 1.5 0 0 0-3 0V11h-.9V5a1.5 1.5 0 0 0-3 0v6h-.1V4A1.5 1.5 0 0 0 12 2.5Z"/></svg>',
   end: '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="5" width="14" height="14" rx="2.5"/></svg>',
   close:
     '<svg width="16" height="16" viewBox="0 0 20 20" aria-hidden="true"><path d="M5 5l10 10M15 5 5 15" stroke="currentColor" stroke-width="2" stroke-linecap="round" fill="none"/></svg>',
@@ -28,6 +30,8 @@ const ICONS = {
 const STATUS_TEXT = {
   connecting: "Connecting…",
   listening: "Listening — speak any time",
+  holdToTalk: "Hold the talk button while you speak",
+  holding: "Talking — release to send",
   muted: "Muted — Gemini cannot hear you",
   speaking: "Gemini is speaking — talk to interrupt",
   reconnecting: "Connection lost — reconnecting…",
@@ -74,6 +78,9 @@ class TalkController {
     this.sessionId = null;
     this.conversationId = slot.dataset.conversationId || null;
     this.muted = false;
+    this.pushToTalk = false; // voice activity detection off: the person holds a button while speaking
+    this.holding = false;
+    this.tailUntil = 0;
     this.modelTurn = false; // the model is producing a turn (audio or transcript arriving)
     this.endRequested = false;
     this.reconnectAttempt = 0;
@@ -85,6 +92,7 @@ class TalkController {
     this.refreshing = null;
     this.refreshAgain = false;
     this.stats = {
+      framesCaptured: 0,
       framesSent: 0,
       samplesSent: 0, // 16 kHz microphone samples sent
       framesDropped: 0,
@@ -180,6 +188,45 @@ class TalkController {
       className: "btn talk-ctl",
     });
     this.screenButton.addEventListener("click", () => this.toggleFrames("screen"));
+    // Push-to-talk, for speakerphones whose echo makes Gemini interrupt itself.
+    this.modeButton = button({
+      id: "talk-mode",
+      label: "Hold to talk instead of automatic turns",
+      icon: "hand",
+      text: "Hold mode",
+      pressed: false,
+      className: "btn talk-ctl",
+    });
+    this.modeButton.addEventListener("click", () => this.setPushToTalk(!this.pushToTalk));
+    this.holdButton = button({
+      id: "talk-hold",
+      label: "Hold to talk",
+      icon: "mic",
+      text: "Hold to talk",
+      className: "btn btn-primary talk-hold",
+    });
+    this.holdButton.hidden = true;
+    this.holdButton.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0) return;
+      this.holdButton.setPointerCapture?.(event.pointerId);
+      this.beginActivity();
+    });
+    for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
+      this.holdButton.addEventListener(type, () => this.finishActivity());
+    }
+    this.holdButton.addEventListener("contextmenu", (event) => event.preventDefault()); // long-press on phones
+    this.holdButton.addEventListener("keydown", (event) => {
+      if ((event.key === " " || event.key === "Enter") && !event.repeat) {
+        event.preventDefault();
+        this.beginActivity();
+      }
+    });
+    this.holdButton.addEventListener("keyup", (event) => {
+      if (event.key === " " || event.key === "Enter") {
+        event.preventDefault();
+        this.finishActivity();
+      }
+    });
     this.cameraButton.hidden = !FrameSource.supported("camera");
     this.screenButton.hidden = !FrameSource.supported("screen");
     this.endButton = button({
@@ -197,7 +244,14 @@ class TalkController {
       className: "btn btn-quiet btn-icon talk-dismiss",
     });
     this.dismissButton.addEventListener("click", () => this.dismiss());
-    controls.append(this.muteButton, this.cameraButton, this.screenButton, this.endButton);
+    controls.append(
+      this.holdButton,
+      this.muteButton,
+      this.modeButton,
+      this.cameraButton,
+      this.screenButton,
+      this.endButton,
+    );
 
     const head = document.createElement("div");
     head.className = "talk-head";
@@ -232,13 +286,16 @@ class TalkController {
     this.panel.hidden = state === "idle";
     this.talkButton.hidden = live;
     this.talkButton.disabled = live;
-    for (const el of [this.muteButton, this.cameraButton, this.screenButton, this.endButton]) {
+    for (const el of [this.muteButton, this.modeButton, this.cameraButton, this.screenButton, this.endButton]) {
       el.disabled = !live || state === "ending";
     }
     this.controls.hidden = !live;
     this.dismissButton.hidden = live;
     this.meter.hidden = !live;
+    this.holdButton.hidden = !this.pushToTalk || !live;
+    this.holdButton.disabled = !["listening", "speaking"].includes(state);
     let text = message || STATUS_TEXT[state] || "";
+    if (state === "listening" && this.pushToTalk) text = this.holding ? STATUS_TEXT.holding : STATUS_TEXT.holdToTalk;
     if (state === "listening" && this.muted) text = STATUS_TEXT.muted;
     this.statusText.textContent = text;
   }
@@ -278,6 +335,8 @@ class TalkController {
     this.queuedFrames = [];
     this.muted = false;
     this.updateMuteButton();
+    this.pushToTalk = this.holding = false;
+    this.updateModeButton();
     this.setState("connecting");
     this.engine = new AudioEngine({
       onFrame: (pcm) => this.onMicFrame(pcm),
@@ -314,6 +373,9 @@ class TalkController {
     clearTimeout(this.endTimer);
     clearTimeout(this.reconnectTimer);
     this.endTimer = this.reconnectTimer = null;
+    clearTimeout(this.tailTimer);
+    this.holding = false;
+    this.holdButton.classList.remove("holding");
     this.stopFrames();
     const socket = this.socket;
     this.socket = null;
@@ -413,6 +475,7 @@ class TalkController {
   // -- microphone → server -----------------------------------------------------------------------------------------
 
   onMicFrame(pcm) {
+    this.stats.framesCaptured += 1;
     const ready = this.sessionId && this.socket?.readyState === WebSocket.OPEN && this.state !== "reconnecting";
     if (!ready) {
       // Keep the start of what was said while the session opens or the socket comes back (bounded).
@@ -425,6 +488,7 @@ class TalkController {
       }
       return;
     }
+    if (this.pushToTalk && !this.holding && performance.now() > this.tailUntil) return; // not talking
     this.flushQueuedFrames();
     this.sendFrame(pcm);
   }
@@ -439,6 +503,50 @@ class TalkController {
     const frames = this.queuedFrames;
     this.queuedFrames = [];
     for (const pcm of frames) this.sendFrame(pcm);
+  }
+
+  /** Switch between automatic turns (Gemini's voice activity detection) and holding a button to talk. */
+  setPushToTalk(on) {
+    if (!this.sessionId) return;
+    this.send({ type: "configure_vad", sessionId: this.sessionId, data: { enabled: !on } });
+    this.modeButton.disabled = true; // until vad_configured says it took effect
+  }
+
+  updateModeButton() {
+    this.modeButton.setAttribute("aria-pressed", String(this.pushToTalk));
+    const label = this.pushToTalk ? "Use automatic turns instead of holding to talk" : "Hold to talk instead of automatic turns";
+    this.modeButton.setAttribute("aria-label", label);
+    this.modeButton.title = label;
+  }
+
+  onVadConfigured(vad) {
+    this.pushToTalk = vad?.enabled === false;
+    this.holding = false;
+    this.modeButton.disabled = false;
+    this.updateModeButton();
+    this.setState(this.state);
+    if (this.pushToTalk) this.holdButton.focus();
+  }
+
+  beginActivity() {
+    if (!this.pushToTalk || this.holding || !this.sessionId) return;
+    if (this.state !== "listening" && this.state !== "speaking") return;
+    this.holding = true;
+    clearTimeout(this.tailTimer);
+    this.engine?.flush(); // the person is talking over the model: stop it now, not one round trip later
+    this.modelTurn = false;
+    this.send({ type: "activity_start", sessionId: this.sessionId });
+    this.holdButton.classList.add("holding");
+    this.setState("listening");
+  }
+
+  finishActivity() {
+    if (!this.holding) return;
+    this.holding = false;
+    this.holdButton.classList.remove("holding");
+    this.tailUntil = performance.now() + RELEASE_TAIL_MS;
+    this.tailTimer = setTimeout(() => this.send({ type: "activity_end", sessionId: this.sessionId }), RELEASE_TAIL_MS);
+    this.setState(this.state);
   }
 
   setMuted(muted) {
@@ -547,6 +655,7 @@ class TalkController {
       case "session_resumed":
         if (this.state === "reconnecting") this.stats.reconnects += 1;
         this.onSessionOpen(message);
+        if (message.config?.vad) this.onVadConfigured(message.config.vad); // the server's setting is the truth
         break;
       case "session_reconnecting":
         this.engine?.flush();
@@ -565,6 +674,9 @@ class TalkController {
       case "session_error":
         this.onSessionError(message.error ?? {});
         break;
+      case "vad_configured":
+        this.onVadConfigured(message.vad);
+        break;
       case "context_loaded": {
         const count = message.messagesLoaded;
         this.showInfo(`Gemini has the last ${count} message${count === 1 ? "" : "s"} of this conversation.`);
@@ -574,7 +686,7 @@ class TalkController {
         this.showNotice(message.error?.message ?? "The server could not use the microphone audio.");
         break;
       default:
-        break; // context_load_skipped, vad_configured, pong: nothing to show
+        break; // context_load_skipped, pong: nothing to show
     }
   }
 

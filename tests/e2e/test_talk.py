@@ -347,3 +347,40 @@ def test_talk_server_refusal_is_shown(talk_browser: Any, server_url: str, settin
     expect(page.locator("#talk-status")).to_have_text(re.compile(r"live sessions open \(the limit is 0\)\. End one"))
     expect(page.get_by_role("button", name="Talk with Gemini by voice")).to_be_visible()
     assert page.evaluate("window.apsaraTalk.stats.framesSent") == 0
+
+
+def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
+    """Hold mode turns Gemini's voice activity detection off; holding the button bounds the spoken turn."""
+    lead = 4.0  # silence before the speech, while the test switches modes
+    chromium, spoken = talk_browser([lead, SPEECH, 3.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="holder")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    page.get_by_role("button", name="Hold to talk instead of automatic turns").click()
+    hold = page.locator("#talk-hold")
+    expect(hold).to_be_visible()
+    expect(page.locator("#talk-mode")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#talk-status")).to_have_text("Hold the talk button while you speak")
+    sent_before = page.evaluate("window.apsaraTalk.stats.framesSent")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.apsaraTalk.stats.framesSent") == sent_before  # nothing is sent while not held
+
+    hold.hover()
+    page.mouse.down()
+    expect(page.locator("#talk-status")).to_have_text("Talking — release to send")
+    page.screenshot(path=screenshot_dir / "talk-holding.png")
+    page.wait_for_function(
+        "(s) => window.apsaraTalk.stats.framesCaptured * 0.04 >= s", arg=lead + spoken + 0.5, timeout=20_000
+    )
+    page.mouse.up()
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#messages .msg-user[data-message-id]")).to_contain_text("seconds of speech")
+    conversation = Conversation.objects.get(owner__username="holder")
+    user_row = Message.objects.get(conversation=conversation, role=Message.Role.USER)
+    rate, _, seconds = wav_info(user_row)
+    assert rate == 16000
+    assert spoken - 0.6 < seconds < spoken + 1.5, (seconds, spoken)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
