@@ -11,6 +11,7 @@ const list = document.getElementById("messages");
 const RECONNECT_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 8000];
 const MAX_QUEUED_FRAMES = 75; // ~3 s of microphone audio kept while the socket is not ready
 const END_TIMEOUT_MS = 5000;
+const MAX_BUFFERED_BYTES = 256 * 1024; // ~8 s of 16 kHz PCM16 waiting in the socket: stop adding to it
 const RELEASE_TAIL_MS = 300; // push-to-talk: keep sending this long after release so the last word is not cut
 
 const ICONS = {
@@ -392,6 +393,9 @@ class TalkController {
     for (const role of ["user", "model"]) {
       for (const bubble of this.pending[role]) bubble.classList.add("talk-orphan");
     }
+    // The last turns are saved as the session ends; their message_saved may not have made it before the socket
+    // closed, so read the list once more and let the saved messages replace what is left of the transcripts.
+    if (this.conversationId && state !== "error") setTimeout(() => this.settleList(), 400);
     this.meter.style.setProperty("--level", "0");
     this.setState(state, message);
     if (document.activeElement === document.body || this.panel.contains(document.activeElement)) {
@@ -494,6 +498,10 @@ class TalkController {
   }
 
   sendFrame(pcm) {
+    if (this.socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.stats.framesDropped += 1; // the network is not keeping up: old audio is worth less than new
+      return;
+    }
     this.socket.send(pcm);
     this.stats.framesSent += 1;
     this.stats.samplesSent += pcm.byteLength / 2;
@@ -867,6 +875,17 @@ class TalkController {
     list.querySelector("[data-empty]")?.remove();
     this.scrollToEnd();
     return true;
+  }
+
+  async settleList() {
+    if (this.active || !(await this.mergeServerList())) return;
+    for (const role of ["user", "model"]) {
+      this.pending[role] = this.pending[role].filter((bubble) => {
+        if (!bubble.classList.contains("talk-orphan")) return true;
+        bubble.remove();
+        return false;
+      });
+    }
   }
 
   /** Without the server's rendering (offline?), show a saved message from its summary. */

@@ -384,3 +384,24 @@ def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: P
     assert spoken - 0.6 < seconds < spoken + 1.5, (seconds, spoken)
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
+
+
+def test_talk_end_while_gemini_speaks_keeps_the_partial_turn(talk_browser: Any, server_url: str) -> None:
+    """Ending mid-answer silences it at once, and the cut-off answer is saved and shown (marked interrupted)."""
+    chromium, _ = talk_browser([SPEECH, 4.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="ender")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "speaking", timeout=30_000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    model = page.locator("#messages .msg-model[data-message-id]")
+    expect(model).to_have_count(1)
+    expect(model.locator(".badge-warn")).to_have_text("interrupted")
+    expect(page.locator("#messages .talk-pending")).to_have_count(0)
+    stats = page.evaluate("window.apsaraTalk.stats")
+    assert stats["playback"]["flushed"] > 0  # what had not played yet was dropped, not played after the end
+    conversation = Conversation.objects.get(owner__username="ender")
+    row = Message.objects.get(conversation=conversation, role=Message.Role.MODEL)
+    assert row.interrupted
