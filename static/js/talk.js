@@ -480,6 +480,7 @@ class TalkController {
 
   onMicFrame(pcm) {
     this.stats.framesCaptured += 1;
+    if (this.endRequested) return; // audio after end_session would only be refused (NO_ACTIVE_SESSION)
     const ready = this.sessionId && this.socket?.readyState === WebSocket.OPEN && this.state !== "reconnecting";
     if (!ready) {
       // Keep the start of what was said while the session opens or the socket comes back (bounded).

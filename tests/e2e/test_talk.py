@@ -6,6 +6,7 @@ audio, the page plays it (counted sample by sample), shows transcripts and the s
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, LiveSession, Message
+from live.protocol import parse_client_message, validate_server_message
 from tests.e2e.conftest import launch_chromium
 from tests.e2e.test_pages import sign_up
 from tests.factories import ConversationFactory, MessageFactory, UserFactory
@@ -83,8 +85,40 @@ def talk_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Callable[..
         chromium.close()
 
 
+WIRE: dict[int, list[tuple[str, str | bytes]]] = {}
+
+
+def record_wire(page: Page) -> None:
+    """Keep every /live frame the page sends ("out") and receives ("in")."""
+    frames = WIRE.setdefault(id(page), [])
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framesent", lambda payload: frames.append(("out", payload)))
+        ws.on("framereceived", lambda payload: frames.append(("in", payload)))
+
+    page.on("websocket", on_socket)
+
+
+def check_wire(page: Page) -> list[str]:
+    """Validate every frame against docs/live-protocol.md (live.protocol); return the JSON types, in order."""
+    types: list[str] = []
+    for direction, payload in WIRE.get(id(page), []):
+        if isinstance(payload, bytes):
+            assert len(payload) % 2 == 0
+            if direction == "out":
+                assert len(payload) == 1280  # 40 ms of 16 kHz PCM16
+            continue
+        if direction == "out":
+            message = parse_client_message(payload)
+        else:
+            message = json.loads(payload)
+            validate_server_message(message)
+        types.append(f"{direction}:{message['type']}")
+    return types
+
+
 def open_page(chromium: Any, server_url: str, *, viewport: dict[str, int] | None = None) -> Page:
-    """A new context and page on the server, logged out."""
+    """A new context and page on the server, logged out; its /live frames are recorded (`check_wire`)."""
     mobile = viewport == PHONE
     context = chromium.new_context(
         base_url=server_url,
@@ -94,7 +128,9 @@ def open_page(chromium: Any, server_url: str, *, viewport: dict[str, int] | None
         has_touch=mobile,
     )
     context.set_default_timeout(20_000)
-    return context.new_page()
+    page = context.new_page()
+    record_wire(page)
+    return page
 
 
 def talk_state(page: Page) -> str:
@@ -210,6 +246,13 @@ def test_talk_new_conversation_speech_reply_saved_and_ended(
     assert session.status == LiveSession.Status.ENDED
     page.screenshot(path=screenshot_dir / "talk-ended.png")
 
+    # Every frame either way followed the protocol; the conversation went as the contract describes.
+    types = check_wire(page)
+    assert types[:3] == ["out:create_session", "in:session_created", "in:context_load_skipped"]
+    assert types.count("in:message_saved") == 2
+    assert "in:session_error" not in types and "in:audio_error" not in types
+    assert types[-2:] == ["out:end_session", "in:session_ended"], types[-6:]
+
     page.reload()  # the history stays consistent with what was shown
     expect(page.locator("#messages .msg[data-message-id]")).to_have_count(2)
 
@@ -259,6 +302,7 @@ def test_talk_reconnects_and_resumes_after_a_dropped_socket(talk_browser: Any, s
     wait_state(page, "listening")
     assert page.evaluate("window.apsaraTalk.sessionId") == session_id
     assert page.evaluate("window.apsaraTalk.stats.reconnects") == 1
+    assert "out:resume_session" in check_wire(page)
 
     # The resumed session still works: typed text goes through it and comes back as saved messages.
     page.fill("#prompt", "Can you still hear me?")
@@ -376,6 +420,9 @@ def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: P
     )
     page.mouse.up()
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    types = check_wire(page)
+    assert types.index("out:configure_vad") < types.index("in:vad_configured") < types.index("out:activity_start")
+    assert types.index("out:activity_start") < types.index("out:activity_end")
     expect(page.locator("#messages .msg-user[data-message-id]")).to_contain_text("seconds of speech")
     conversation = Conversation.objects.get(owner__username="holder")
     user_row = Message.objects.get(conversation=conversation, role=Message.Role.USER)
