@@ -281,6 +281,7 @@ def test_talk_barge_in_flushes_playback(talk_browser: Any, server_url: str, scre
     page.screenshot(path=screenshot_dir / "talk-barge-in.png")
     models = list(Message.objects.filter(conversation=conversation, role=Message.Role.MODEL).order_by("created_at"))
     assert [m.interrupted for m in models] == [True, False]
+    assert "in:session_error" not in check_wire(page)
     # The interrupted turn's recording holds what the server sent before the barge-in.
     received = sum(wav_info(m)[1] for m in models)
     assert received == stats["samplesReceived"]
@@ -423,6 +424,7 @@ def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: P
     types = check_wire(page)
     assert types.index("out:configure_vad") < types.index("in:vad_configured") < types.index("out:activity_start")
     assert types.index("out:activity_start") < types.index("out:activity_end")
+    assert "in:session_error" not in types
     expect(page.locator("#messages .msg-user[data-message-id]")).to_contain_text("seconds of speech")
     conversation = Conversation.objects.get(owner__username="holder")
     user_row = Message.objects.get(conversation=conversation, role=Message.Role.USER)
