@@ -645,6 +645,7 @@ class TalkController {
     this.engine.play(buffer);
     if (!this.modelTurn) {
       this.modelTurn = true;
+      this.appendTranscript("model", ""); // a bubble for the answer at once; its transcript fills it in
       this.refreshSpeaking();
     }
   }

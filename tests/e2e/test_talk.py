@@ -117,7 +117,9 @@ def check_wire(page: Page) -> list[str]:
     return types
 
 
-def open_page(chromium: Any, server_url: str, *, viewport: dict[str, int] | None = None) -> Page:
+def open_page(
+    chromium: Any, server_url: str, *, viewport: dict[str, int] | None = None, color_scheme: str = "light"
+) -> Page:
     """A new context and page on the server, logged out; its /live frames are recorded (`check_wire`)."""
     mobile = viewport == PHONE
     context = chromium.new_context(
@@ -126,6 +128,7 @@ def open_page(chromium: Any, server_url: str, *, viewport: dict[str, int] | None
         device_scale_factor=2 if mobile else 1,
         is_mobile=mobile,
         has_touch=mobile,
+        color_scheme=color_scheme,
     )
     context.set_default_timeout(20_000)
     page = context.new_page()
@@ -318,7 +321,7 @@ def test_talk_reconnects_and_resumes_after_a_dropped_socket(talk_browser: Any, s
 def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
     """At 390x844 the live controls fit, are labelled and big enough to tap; the typed history is loaded."""
     chromium, _ = talk_browser([SPEECH, 3.0])
-    page = open_page(chromium, server_url, viewport=PHONE)
+    page = open_page(chromium, server_url, viewport=PHONE, color_scheme="dark")
     sign_up(page, username="phonetalker")
     user = UserFactory(username="phonetalker")  # get_or_create: the account just signed up
     conversation = ConversationFactory(owner=user, title="Trip planning")
@@ -339,6 +342,8 @@ def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_u
     expect(page.get_by_role("button", name="Unmute microphone")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#talk-status")).to_have_text(re.compile("Muted"))
     page.get_by_role("button", name="Unmute microphone").click()
+    page.wait_for_function("() => window.apsaraTalk.state === 'speaking'", timeout=30_000)
+    page.screenshot(path=screenshot_dir / "talk-phone-speaking.png")
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(2, timeout=30_000)
     page.screenshot(path=screenshot_dir / "talk-phone-saved.png")
     session = LiveSession.objects.get(conversation=conversation)
