@@ -238,6 +238,7 @@ def test_talk_new_conversation_speech_reply_saved_and_ended(
 
     # The audio players serve the stored WAVs.
     src = model_msg.locator("audio").get_attribute("src")
+    assert src
     response = page.request.get(src)
     assert response.ok and response.headers["content-type"].startswith("audio/")
 
@@ -323,10 +324,10 @@ def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_u
     chromium, _ = talk_browser([SPEECH, 3.0])
     page = open_page(chromium, server_url, viewport=PHONE, color_scheme="dark")
     sign_up(page, username="phonetalker")
-    user = UserFactory(username="phonetalker")  # get_or_create: the account just signed up
-    conversation = ConversationFactory(owner=user, title="Trip planning")
-    MessageFactory(conversation=conversation, role=Message.Role.USER, text="I want to plan a trip to Lisbon.")
-    MessageFactory(conversation=conversation, role=Message.Role.MODEL, text="Lisbon is lovely in spring.")
+    user = UserFactory.create(username="phonetalker")  # get_or_create: the account just signed up
+    conversation = ConversationFactory.create(owner=user, title="Trip planning")
+    MessageFactory.create(conversation=conversation, role=Message.Role.USER, text="I want to plan a trip to Lisbon.")
+    MessageFactory.create(conversation=conversation, role=Message.Role.MODEL, text="Lisbon is lovely in spring.")
     page.goto(f"/c/{conversation.public_id}/")
     page.get_by_role("button", name="Talk with Gemini by voice").click()
     wait_state(page, "listening")
