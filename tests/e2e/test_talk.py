@@ -460,3 +460,31 @@ def test_talk_end_while_gemini_speaks_keeps_the_partial_turn(talk_browser: Any, 
     conversation = Conversation.objects.get(owner__username="ender")
     row = Message.objects.get(conversation=conversation, role=Message.Role.MODEL)
     assert row.interrupted
+
+
+def test_talk_camera_frames_reach_gemini(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
+    """Sharing the (fake) camera sends a JPEG about once a second; Gemini's next answer has seen them."""
+    chromium, _ = talk_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="camera")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    page.get_by_role("button", name="Share camera").click()
+    expect(page.get_by_role("button", name="Stop sharing camera")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("video.talk-preview")).to_be_visible()
+    page.wait_for_function("() => window.apsaraTalk.stats.videoFramesSent >= 3", timeout=10_000)
+    page.screenshot(path=screenshot_dir / "talk-camera.png")
+    page.fill("#prompt", "What do you see?")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_contain_text("video frames", timeout=30_000)
+    page.get_by_role("button", name="Stop sharing camera").click()
+    expect(page.locator("video.talk-preview")).to_have_count(0)
+    sent = page.evaluate("window.apsaraTalk.stats.videoFramesSent")
+    page.wait_for_timeout(1500)
+    assert page.evaluate("window.apsaraTalk.stats.videoFramesSent") == sent  # stopped means stopped
+    types = check_wire(page)
+    assert types.count("out:send_message") >= 4  # the frames (JPEG, validated) and the typed text
+    assert "in:session_error" not in types
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
