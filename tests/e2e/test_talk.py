@@ -488,3 +488,23 @@ def test_talk_camera_frames_reach_gemini(talk_browser: Any, server_url: str, scr
     assert "in:session_error" not in types
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
+
+
+def test_talk_shows_gemini_reconnecting_then_carries_on(talk_browser: Any, server_url: str, simulator: Any) -> None:
+    """When Gemini's connection drops the server resumes it; the page says so, then listens again."""
+    chromium, _ = talk_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="upstream")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    simulator.inject_fault("drop", when="now")
+    page.wait_for_function("() => window.apsaraTalk.stats.events.includes('reconnecting')")
+    wait_state(page, "listening")
+    types = check_wire(page)
+    assert types.index("in:session_reconnecting") < types.index("in:session_resumed")
+    page.fill("#prompt", "Are you back?")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
