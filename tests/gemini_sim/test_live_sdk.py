@@ -331,7 +331,7 @@ async def test_video_frames_are_counted_and_acknowledged(sim):
 
 
 async def test_resumption_across_go_away_restores_the_conversation(make_sim):
-    sim = make_sim(connection_lifetime=1.5, go_away_before=1.0)
+    sim = make_sim(connection_lifetime=3.0, go_away_before=1.0)
     client = client_for(sim)
     cfg = AUDIO_CFG.model_copy(update={"session_resumption": types.SessionResumptionConfig()})
     async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
@@ -350,7 +350,7 @@ async def test_resumption_across_go_away_restores_the_conversation(make_sim):
 
 
 async def test_unknown_or_expired_handle_is_rejected(make_sim):
-    sim = make_sim(resumption_ttl=0.2)
+    sim = make_sim(resumption_ttl=1.0)
     client = client_for(sim)
     cfg = types.LiveConnectConfig(session_resumption=types.SessionResumptionConfig(handle="no-such-handle"))
     assert (await _close_of(client, NATIVE, cfg)).code == 1007
@@ -360,7 +360,7 @@ async def test_unknown_or_expired_handle_is_rejected(make_sim):
     again = types.LiveConnectConfig(session_resumption=types.SessionResumptionConfig(handle=handle))
     async with client.aio.live.connect(model=NATIVE, config=again) as session:  # valid right after the end
         assert session.session_id
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.2)
     assert (await _close_of(client, NATIVE, again)).code == 1007
     # and a handle is bound to its model
     async with client.aio.live.connect(model=NATIVE, config=resumable) as session:
@@ -397,12 +397,12 @@ async def test_ephemeral_token_session_and_uses(sim):
 async def test_ephemeral_token_expiry(sim):
     maker = _token_client(sim)
     token = maker.auth_tokens.create(
-        config=types.CreateAuthTokenConfig(uses=0, expire_time=_in(0.6), new_session_expire_time=_in(0.6))
+        config=types.CreateAuthTokenConfig(uses=0, expire_time=_in(1.5), new_session_expire_time=_in(1.5))
     )
     eph = client_for(sim, api_key=token.name, api_version="v1alpha")
     async with eph.aio.live.connect(model=NATIVE) as session:
         assert session.session_id
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.7)
     err = await _close_of(eph, NATIVE)
     assert err.code == 1007
     assert "expired" in str(err)
@@ -410,7 +410,7 @@ async def test_ephemeral_token_expiry(sim):
 
 async def test_open_session_ends_when_its_token_expires(sim):
     maker = _token_client(sim)
-    token = maker.auth_tokens.create(config=types.CreateAuthTokenConfig(expire_time=_in(0.5)))
+    token = maker.auth_tokens.create(config=types.CreateAuthTokenConfig(expire_time=_in(1.5)))
     eph = client_for(sim, api_key=token.name, api_version="v1alpha")
     async with eph.aio.live.connect(model=NATIVE) as session:
         with pytest.raises(errors.APIError) as exc:
@@ -422,14 +422,14 @@ async def test_open_session_ends_when_its_token_expires(sim):
 async def test_resuming_with_a_token_needs_no_new_use_or_new_session_window(sim):
     maker = _token_client(sim)
     token = maker.auth_tokens.create(
-        config=types.CreateAuthTokenConfig(uses=1, new_session_expire_time=_in(0.5), expire_time=_in(60))
+        config=types.CreateAuthTokenConfig(uses=1, new_session_expire_time=_in(1.5), expire_time=_in(60))
     )
     eph = client_for(sim, api_key=token.name, api_version="v1alpha")
     cfg = AUDIO_CFG.model_copy(update={"session_resumption": types.SessionResumptionConfig()})
     async with eph.aio.live.connect(model=NATIVE, config=cfg) as session:
         await say(session, "remember the number 7")
         handle = await next_handle(session)
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.6)
     resumed = AUDIO_CFG.model_copy(update={"session_resumption": types.SessionResumptionConfig(handle=handle)})
     async with eph.aio.live.connect(model=NATIVE, config=resumed) as session:
         assert "7" in (await say(session, "what number did I ask you to remember?")).text
