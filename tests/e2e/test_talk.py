@@ -167,7 +167,8 @@ def test_talk_new_conversation_speech_reply_saved_and_ended(
     talk_browser: Any, server_url: str, screenshot_dir: Path
 ) -> None:
     """Press Talk in a new conversation, say a sentence, hear the reply (every sample), see both turns saved."""
-    chromium, spoken = talk_browser([SPEECH, 4.0])
+    # A second of silence first: the page keeps at most ~3 s of audio while the session opens.
+    chromium, spoken = talk_browser([1.0, SPEECH, 4.0])
     page = open_page(chromium, server_url)
     sign_up(page, username="talker")
     page.get_by_test_id("new-conversation").click()
@@ -402,7 +403,7 @@ def test_talk_server_refusal_is_shown(talk_browser: Any, server_url: str, settin
 
 def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
     """Hold mode turns Gemini's voice activity detection off; holding the button bounds the spoken turn."""
-    lead = 4.0  # silence before the speech, while the test switches modes
+    lead = 6.0  # silence before the speech, while the test switches modes
     chromium, spoken = talk_browser([lead, SPEECH, 3.0])
     page = open_page(chromium, server_url)
     sign_up(page, username="holder")
