@@ -214,3 +214,6 @@ document.addEventListener("apsara:refresh-messages", () => {
 
 scrollToEnd();
 if (!list.querySelector(".msg")) prompt.focus();
+// Ready: the handlers above are in place, so sending can no longer fall back to a plain form submit.
+sendButton.disabled = false;
+chat.dataset.ready = "true";

@@ -189,3 +189,13 @@ def screenshot_dir() -> Path:
     """Where browser tests save screenshots for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def send_prompt(page: Any, text: str, *, press_enter: bool = True) -> None:
+    """Type a prompt into the chat once chat.js is ready (before that Enter is a newline), then send it."""
+    page.wait_for_selector("#chat[data-ready=true]")
+    page.fill("#prompt", text)
+    if press_enter:
+        page.keyboard.press("Enter")
+    else:
+        page.locator("#send").click()

@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, LiveSession, Message
 from live.protocol import parse_client_message, validate_server_message
-from tests.e2e.conftest import launch_chromium
+from tests.e2e.conftest import launch_chromium, send_prompt
 from tests.e2e.test_pages import sign_up
 from tests.factories import ConversationFactory, MessageFactory, UserFactory
 
@@ -311,8 +311,7 @@ def test_talk_reconnects_and_resumes_after_a_dropped_socket(talk_browser: Any, s
     assert "out:resume_session" in check_wire(page)
 
     # The resumed session still works: typed text goes through it and comes back as saved messages.
-    page.fill("#prompt", "Can you still hear me?")
-    page.keyboard.press("Enter")
+    send_prompt(page, "Can you still hear me?")
     expect(page.locator("#messages .msg-user[data-message-id]")).to_contain_text("Can you still hear me?")
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
     page.get_by_role("button", name="End voice session").click()
@@ -476,8 +475,7 @@ def test_talk_camera_frames_reach_gemini(talk_browser: Any, server_url: str, scr
     expect(page.locator("video.talk-preview")).to_be_visible()
     page.wait_for_function("() => window.apsaraTalk.stats.videoFramesSent >= 3", timeout=10_000)
     page.screenshot(path=screenshot_dir / "talk-camera.png")
-    page.fill("#prompt", "What do you see?")
-    page.keyboard.press("Enter")
+    send_prompt(page, "What do you see?")
     expect(page.locator("#messages .msg-model[data-message-id]")).to_contain_text("video frames", timeout=30_000)
     page.get_by_role("button", name="Stop sharing camera").click()
     expect(page.locator("video.talk-preview")).to_have_count(0)
@@ -504,8 +502,7 @@ def test_talk_shows_gemini_reconnecting_then_carries_on(talk_browser: Any, serve
     wait_state(page, "listening")
     types = check_wire(page)
     assert types.index("in:session_reconnecting") < types.index("in:session_resumed")
-    page.fill("#prompt", "Are you back?")
-    page.keyboard.press("Enter")
+    send_prompt(page, "Are you back?")
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
