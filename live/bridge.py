@@ -658,7 +658,7 @@ class LiveRun:
 
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
-            self._client = gemini.get_client()
+            self._client = gemini.shared_client()
         config = self.plan.connect_config(
             handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
         )
