@@ -237,27 +237,46 @@ async def run_session(
             await asyncio.wait_for(socket.close(), 5)
 
 
-async def connect_cycle(target: Target, sessions: int, frames: int = 5) -> tuple[int, list[str]]:
-    """Open ``sessions`` sessions at once, echo a few frames on each, close them all; return successes and errors."""
+async def connect_cycle(target: Target, sessions: int, frames: int = 5, limit_s: float = 180.0) -> dict[str, Any]:
+    """Open ``sessions`` sessions (20 handshakes at a time), echo a few frames on each, close them all.
+
+    Returns how many completed cleanly, the first distinct errors, and the connect times (to ``session_created``
+    for the bridge) in seconds; sessions still unfinished after ``limit_s`` are cancelled and count as failed.
+    """
     results = [SessionResult() for _ in range(sessions)]
     limiter = asyncio.Semaphore(CONNECT_CONCURRENCY)
     runs = [
-        run_session(
-            target,
-            i,
-            offset_ns=0,
-            stop_at=lambda: None,
-            window=lambda: None,
-            frames_limit=frames,
-            limiter=limiter,
-            result=results[i],
+        asyncio.create_task(
+            run_session(
+                target,
+                i,
+                offset_ns=0,
+                stop_at=lambda: None,
+                window=lambda: None,
+                frames_limit=frames,
+                limiter=limiter,
+                result=results[i],
+            )
         )
         for i in range(sessions)
     ]
-    await asyncio.wait_for(asyncio.gather(*runs), 120)
+    started = time.monotonic()
+    _, pending = await asyncio.wait(runs, timeout=limit_s)
+    for run in pending:
+        run.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
     ok = sum(1 for r in results if r.connected and not r.error and r.lost == 0)
     errors = sorted({r.error for r in results if r.error} | {e for r in results for e in r.server_errors})
-    return ok, errors[:5]
+    if pending:
+        errors.insert(0, f"{len(pending)} sessions unfinished after {limit_s:g}s")
+    connects = sorted(r.connect_s for r in results if r.connected)
+    return {
+        "ok": ok,
+        "errors": errors[:5],
+        "seconds": round(time.monotonic() - started, 1),
+        "connect_p50_s": round(connects[len(connects) // 2], 3) if connects else None,
+        "connect_max_s": round(connects[-1], 3) if connects else None,
+    }
 
 
 __all__ = ["FRAME_BYTES", "SessionResult", "Target", "connect_cycle", "run_session"]

@@ -190,9 +190,11 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = prompt.value.trim();
   if (!text || busy) return;
+  // During a voice session talk.js takes typed text into the live session (it cancels this event).
+  const routed = !chat.dispatchEvent(new CustomEvent("chat:submit", { cancelable: true, detail: { text } }));
   prompt.value = "";
   autosize();
-  send(text);
+  if (!routed) send(text);
 });
 
 prompt.addEventListener("keydown", (event) => {
@@ -202,6 +204,8 @@ prompt.addEventListener("keydown", (event) => {
   }
 });
 prompt.addEventListener("input", autosize);
+// A voice session (talk.js) that created the conversation hands it over like the first typed prompt does.
+chat.addEventListener("talk:conversation", (event) => adoptConversation(event.detail.id, event.detail.conversation));
 
 // Other parts of the page (the Talk UI) ask for the list to be re-rendered after they saved messages.
 document.addEventListener("apsara:refresh-messages", () => {

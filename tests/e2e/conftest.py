@@ -116,8 +116,8 @@ def server_url(browser: object, asgi_server: DaphneThread, transactional_db: Non
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless, driven by Playwright; Playwright never downloads a browser."""
+def playwright_driver() -> Iterator[object]:
+    """Playwright (sync API) for this package; every Chromium the tests launch comes from it."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (make test does).")
     from playwright.sync_api import sync_playwright
@@ -129,14 +129,27 @@ def browser() -> Iterator[object]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
+            yield playwright
     finally:
         if previous is None:
             del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def launch_chromium(playwright: Any, extra_args: list[str] | None = None) -> Any:
+    """Launch Debian's Chromium, headless, with the package's flags plus `extra_args`."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + list(extra_args or [])
+    )
+
+
+@pytest.fixture(scope="package")
+def browser(playwright_driver: Any) -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright; Playwright never downloads a browser."""
+    chromium = launch_chromium(playwright_driver)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
