@@ -169,6 +169,39 @@ def get_client() -> genai.Client:
     return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx))
 
 
+_shared_lock = threading.Lock()
+_shared: dict[tuple[Any, ...], genai.Client] = {}
+
+
+def shared_client() -> genai.Client:
+    """Return this process's client for the current configuration, built once (the live bridge's).
+
+    A client holds SSL contexts (a CA bundle each) and connection pools: building one per live session costs
+    milliseconds and memory the allocator keeps. Live connections are opened per session anyway.
+    """
+    mode = current_mode()
+    if mode is Mode.SIMULATOR:
+        base_url, ctx = simulator_address()
+        key: tuple[Any, ...] = (mode, base_url, id(ctx))
+    else:
+        key = (
+            mode,
+            settings.GEMINI_API_KEY,
+            settings.GEMINI_BASE_URL,
+            settings.GEMINI_CA_FILE,
+            settings.GEMINI_API_VERSION,
+            settings.GOOGLE_CLOUD_PROJECT,
+            settings.GOOGLE_CLOUD_LOCATION,
+            settings.GOOGLE_APPLICATION_CREDENTIALS,
+        )
+    with _shared_lock:
+        client = _shared.get(key)
+        if client is None:
+            _shared.clear()  # the configuration changed (tests): forget the old client
+            client = _shared[key] = get_client()
+    return client
+
+
 EPHEMERAL_TOKEN_API_VERSION = "v1alpha"  # SDK 3.4.0 supports ephemeral tokens on v1alpha only
 
 

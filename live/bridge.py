@@ -507,6 +507,7 @@ class LiveRun:
         self._model_busy = False
         self._switch_pending = False  # move to a new connection when the model's turn completes
         self._vad_ack_pending = False
+        self._connection_vad_enabled = plan.vad_enabled  # what the open Gemini connection was set up with
         self._switch_timers: list[asyncio.Task[None]] = []
         self._stop_reason: StopReason | None = None
         self._active_counted = False
@@ -584,11 +585,20 @@ class LiveRun:
         self.enqueue(_Item("activity_start" if start else "activity_end"))
 
     def configure_vad(self, vad: VadConfig) -> None:
-        """Apply new VAD settings by resuming the Gemini session with them (after the model's current turn)."""
+        """Apply new VAD settings by resuming the Gemini session with them.
+
+        Switching between automatic detection and push-to-talk applies at once: input that follows (e.g. an
+        activity_start) waits for the new connection, since the old one would refuse it. Tuning (sensitivity,
+        silence) waits for the model to finish speaking rather than cutting it off.
+        """
+        mode_change = bool(vad.get("enabled", True)) != self._connection_vad_enabled
         self.plan.vad = vad
         self._vad_ack_pending = True
-        if self._model_busy:
-            self._switch_pending = True  # do not cut the model off mid-sentence: move when its turn completes
+        if mode_change:
+            self._ready.clear()
+            self._request_switch()
+        elif self._model_busy:
+            self._switch_pending = True
         else:
             self._request_switch()
 
@@ -658,7 +668,7 @@ class LiveRun:
 
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
-            self._client = gemini.get_client()
+            self._client = gemini.shared_client()
         config = self.plan.connect_config(
             handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
         )
@@ -668,6 +678,7 @@ class LiveRun:
             stack.enter_async_context(self._client.aio.live.connect(model=self.plan.model.name, config=config)),
             timeout=settings.LIVE_CONNECT_TIMEOUT_SECONDS,
         )
+        self._connection_vad_enabled = self.plan.vad_enabled
         self._client_index = 0
         self._unconsumed.clear()
 

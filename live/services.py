@@ -114,22 +114,39 @@ def live_conversation_get_or_create(*, user: User, conversation_id: str | None) 
 SERVER_GONE = "SERVER_GONE"
 
 
-def _detach_stale_sessions(user: User) -> None:
+def _detach_stale_sessions(user: User) -> int:
     """Sessions whose holding process stopped sending heartbeats (it crashed or was killed) become detached.
 
-    They stop counting against the user's limit and can be taken over with resume_session.
+    They stop counting against the user's limit and can be taken over with resume_session. Called only when an
+    open session is in the way (a write per create would serialise SQLite under load for nothing).
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=3 * settings.LIVE_HEARTBEAT_SECONDS)
-    LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).filter(
-        Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff)
-    ).update(
-        status=LiveSession.Status.DETACHED,
-        ended_at=now,
-        channel_name="",
-        last_error_code=SERVER_GONE,
-        last_error="The server process holding this session stopped answering.",
+    return (
+        LiveSession.objects.for_user(user)
+        .filter(status__in=LiveSession.ACTIVE_STATUSES)
+        .filter(Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff))
+        .update(
+            status=LiveSession.Status.DETACHED,
+            ended_at=now,
+            channel_name="",
+            last_error_code=SERVER_GONE,
+            last_error="The server process holding this session stopped answering.",
+        )
     )
+
+
+def _check_limit(user: User, limit: int) -> None:
+    """Refuse another open session when the user has ``limit`` (sessions of dead processes do not count)."""
+    active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES)
+    count = active.count()
+    if count >= limit and _detach_stale_sessions(user):
+        count = active.count()
+    if count >= limit:
+        raise ProtocolError(
+            ErrorCode.SESSION_LIMIT_REACHED,
+            f"You already have {count} live sessions open (the limit is {limit}). End one and try again.",
+        )
 
 
 def live_session_create(
@@ -140,13 +157,7 @@ def live_session_create(
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        _detach_stale_sessions(user)
-        active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
-        if active >= limit:
-            raise ProtocolError(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
-            )
+        _check_limit(user, limit)
         return LiveSession.objects.create(
             last_seen_at=timezone.now(),
             user=user,
@@ -166,6 +177,8 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         session = LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
+        if session.status in LiveSession.ACTIVE_STATUSES and _detach_stale_sessions(user):
+            session.refresh_from_db()
         if session.status in LiveSession.ACTIVE_STATUSES:
             raise ProtocolError(
                 ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
@@ -178,12 +191,7 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             )
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
-        active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES).count()
-        if active >= limit:
-            raise ProtocolError(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
-            )
+        _check_limit(user, limit)
         session.status = LiveSession.Status.CONNECTING
         session.channel_name = channel_name
         session.ended_at = None

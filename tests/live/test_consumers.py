@@ -479,3 +479,30 @@ async def test_the_gemini_leg_is_uncompressed(sim, connect):
     headers = {k.lower(): v for k, v in connection["headers"].items()}
     assert "permessage-deflate" not in headers.get("sec-websocket-extensions", "")
     assert headers.get("x-goog-api-key")
+
+
+async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_input(sim, connect):
+    sim.set_options(realtime_factor=4)
+    ws = await connect()
+    await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
+    while not isinstance(await ws.next(), bytes):
+        pass
+    # What a page does when the person switches to push-to-talk and presses the button straight away.
+    await ws.send({"type": "configure_vad", "data": {"enabled": False}})
+    await ws.send({"type": "activity_start"})
+    await ws.send_audio(speech(0.6))
+    await ws.send({"type": "activity_end"})
+    await ws.expect("vad_configured")
+    while True:
+        turn = await ws.until_turn_complete()
+        heard = [
+            m["data"]["serverContent"]["inputTranscription"]["text"]
+            for m in turn
+            if isinstance(m, dict) and "inputTranscription" in m.get("data", {}).get("serverContent", {})
+        ]
+        if heard:
+            break
+    assert heard == ["(0.6 seconds of speech)"]
+    assert not ws.of_type("session_error")
+    assert not [c for c in sim.records(type="close") if c["code"] == 1007]

@@ -307,3 +307,20 @@ async def test_an_open_session_keeps_sending_heartbeats(sim, connect, settings):
     first = (await get(public_id=created["sessionId"])).last_seen_at
     await asyncio.sleep(0.7)
     assert (await get(public_id=created["sessionId"])).last_seen_at > first
+
+
+async def test_a_session_whose_process_died_can_be_taken_over_directly(sim, connect, live_user):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - dt.timedelta(minutes=10)
+    orphan = await database_sync_to_async(LiveSessionFactory)(
+        user=live_user, status=LiveSession.Status.ACTIVE, last_seen_at=long_ago, started_at=long_ago
+    )
+    fresh = await database_sync_to_async(LiveSessionFactory)(user=live_user, status=LiveSession.Status.ACTIVE)
+    ws = await connect()
+    await ws.send({"type": "resume_session", "data": {"sessionId": fresh.public_id}})
+    assert (await ws.expect("session_error"))["error"]["code"] == "SESSION_IN_USE"
+    await ws.send({"type": "resume_session", "data": {"sessionId": orphan.public_id}})
+    assert (await ws.expect("session_resumed"))["sessionId"] == orphan.public_id
