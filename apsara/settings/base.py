@@ -93,15 +93,24 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE",
 # CHANNEL LAYER: Redis when REDIS_URL is set, else in-memory (one process only)
 # ------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara")},
+# redis-py 8 times reads out after 5 s by default, exactly channels_redis's 5 s BZPOPMIN: a reply a moment late
+# raised TimeoutError out of idle consumers' channel-layer receive, and Channels closed their sockets with 1011.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=15.0)
+
+
+def _channel_layers(redis_url: str) -> dict:
+    if redis_url:
+        host = {"address": redis_url, "socket_timeout": REDIS_SOCKET_TIMEOUT}
+        return {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [host], "prefix": env("CHANNEL_LAYER_PREFIX", default="apsara")},
+            }
         }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+CHANNEL_LAYERS = _channel_layers(REDIS_URL)
 
 # STORAGE: audio on local disk or S3 (django-storages); see conversations.models.audio_storage
 # ------------------------------------------------------------------------------
