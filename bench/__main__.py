@@ -130,7 +130,9 @@ class Bench:
         if self.args.gemini_url:
             info = {"base_url": self.args.gemini_url, "ca_path": self.args.gemini_ca}
         else:
-            sim = self._child("sim", ["-m", "bench.sim_process", str(self.workdir / "sim")], env, self.harness_cpus)
+            sim = self._child(
+                "sim", ["-m", "bench.sim_process", str(self.workdir / "sim")], env, self.harness_cpus, reports=True
+            )
             info = json.loads(sim.read_line(60))
         sim_ssl = ssl.create_default_context(cafile=info["ca_path"])
 
@@ -156,7 +158,7 @@ class Bench:
         else:
             app_env.pop("REDIS_URL", None)
         users = max(max(self.args.sessions), self.args.cycle_sessions)
-        prep = self._child("prep", ["-m", "bench.django_prep", str(users)], app_env, self.harness_cpus)
+        prep = self._child("prep", ["-m", "bench.django_prep", str(users)], app_env, self.harness_cpus, reports=True)
         cookies = json.loads(prep.read_line(180))["cookies"]
         prep.stop()
 
@@ -193,9 +195,18 @@ class Bench:
         for port, child in waits:
             procs.wait_for_port(port, child)
 
-    def _child(self, name: str, args: list[str], env: dict[str, str], cpu_set: list[int] | None) -> procs.Child:
+    def _child(
+        self, name: str, args: list[str], env: dict[str, str], cpu_set: list[int] | None, *, reports: bool = False
+    ) -> procs.Child:
         child = procs.Child(
-            name, args, env=env, cwd=ROOT, log=self.workdir / f"{name}.log", cpu_set=cpu_set, niceness=self.args.nice
+            name,
+            args,
+            env=env,
+            cwd=ROOT,
+            log=self.workdir / f"{name}.log",
+            cpu_set=cpu_set,
+            niceness=self.args.nice,
+            reports=reports,
         )
         self.children[name] = child
         return child

@@ -63,6 +63,7 @@ class Child:
         log: Path,
         cpu_set: Sequence[int] | None = None,
         niceness: int | None = None,
+        reports: bool = False,
     ) -> None:
         self.name = name
         self.log_path = log
@@ -72,7 +73,9 @@ class Child:
             env=env,
             cwd=cwd,
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            # Only a child that reports readiness on stdout gets a pipe: one nobody reads fills up and then
+            # blocks the child's writes (daphne's access log would freeze the whole server).
+            stdout=subprocess.PIPE if reports else self._log,
             stderr=self._log,
         )
         pin(self.proc.pid, cpu_set)

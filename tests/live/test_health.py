@@ -74,3 +74,14 @@ async def test_health_never_shows_the_gemini_key(settings) -> None:
 async def test_health_refuses_other_methods() -> None:
     """Only GET is served."""
     assert (await AsyncClient().post("/live/health")).status_code == 405
+
+
+def test_redis_layer_reads_outlast_its_blocking_pop() -> None:
+    """The Redis client's read timeout exceeds channels_redis's BZPOPMIN wait, so an idle receive never times out."""
+    from channels_redis.core import RedisChannelLayer
+
+    from apsara.settings.base import _channel_layers
+
+    config = _channel_layers("redis://127.0.0.1:6379/4")["default"]["CONFIG"]
+    layer = RedisChannelLayer(**config)
+    assert layer.create_pool(0).connection_kwargs["socket_timeout"] > layer.brpop_timeout
