@@ -8,13 +8,16 @@ however the socket ends, stops every task the bridge started.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from live.bridge import LiveBridge
 from live.protocol import CLOSE_UNAUTHENTICATED, now_iso
@@ -30,12 +33,60 @@ class LiveConsumer(AsyncWebsocketConsumer):
     _user_group: str | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Run the consumer; if it is torn down without a disconnect (server shutdown, crash), still flush."""
+        """Run the consumer; if it is torn down without a disconnect (server shutdown, crash), still flush.
+
+        This is ``AsyncConsumer.__call__`` with a cheaper dispatch loop. Channels' ``await_many_dispatch`` starts a
+        task and an ``asyncio.wait`` per message, so each audio frame waits for three or four turns of the event
+        loop before it is handled; under load (long loop turns) a socket then cannot keep up with 25 frames a
+        second and its backlog grows without bound in daphne's queue. Here the socket's messages are awaited
+        directly in this task (a queued frame is taken at once) and the channel layer's in a task of its own;
+        a lock keeps dispatch one message at a time, as Channels does, and a failure on either side ends the
+        consumer, as it does there.
+        """
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        one_at_a_time = asyncio.Lock()
+        control: asyncio.Task[None] | None = None
         try:
-            await super().__call__(scope, receive, send)
+            if self.channel_layer is not None:
+                self.channel_name = await self.channel_layer.new_channel()
+                self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+                consumer = asyncio.current_task()
+                assert consumer is not None
+                control = asyncio.create_task(self._dispatch_control(one_at_a_time, consumer))
+            await self._dispatch_from(receive, one_at_a_time)
+        except asyncio.CancelledError:
+            failed = control is not None and control.done() and not control.cancelled()
+            failure = control.exception() if failed else None  # type: ignore[union-attr]
+            if failure is None:
+                raise
+            if not isinstance(failure, StopConsumer):
+                raise failure from None
+        except StopConsumer:
+            pass
         finally:
+            if control is not None:
+                control.cancel()
+                await asyncio.gather(control, return_exceptions=True)
             if self.bridge is not None:
                 await asyncio.shield(self.bridge.shutdown())
+
+    async def _dispatch_from(self, receive: Callable[[], Awaitable[dict[str, Any]]], lock: asyncio.Lock) -> None:
+        """Dispatch messages from one source, one at a time across sources, until the consumer stops."""
+        while True:
+            message = await receive()
+            async with lock:
+                await self.dispatch(message)
+
+    async def _dispatch_control(self, lock: asyncio.Lock, consumer: asyncio.Task[Any]) -> None:
+        """Dispatch channel-layer messages; if that fails, stop the consumer between two messages (it re-raises)."""
+        try:
+            await self._dispatch_from(self.channel_receive, lock)
+        except Exception:
+            async with lock:
+                consumer.cancel()
+            raise
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Dispatch without Channels' per-message database-connection hop (performance-anchors §5).
