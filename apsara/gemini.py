@@ -104,17 +104,27 @@ def _embedded_simulator() -> Any:
     return start_background(state_dir=settings.GEMINI_SIM_STATE_DIR, host="127.0.0.1", port=0)
 
 
-def _http_options(base_url: str | None, ssl_context: ssl.SSLContext | None) -> types.HttpOptions:
+LIVE_WEBSOCKET_ARGS: dict[str, Any] = {"compression": None, "ping_interval": 30, "ping_timeout": 60}
+
+
+def _http_options(
+    base_url: str | None, ssl_context: ssl.SSLContext | None, api_version: str | None = None
+) -> types.HttpOptions:
     kwargs: dict[str, Any] = {}
     if base_url:
         kwargs["base_url"] = base_url
-    if settings.GEMINI_API_VERSION:
-        kwargs["api_version"] = settings.GEMINI_API_VERSION
+    if api_version or settings.GEMINI_API_VERSION:
+        kwargs["api_version"] = api_version or settings.GEMINI_API_VERSION
+    # The SDK hands async_client_args that are websockets.connect() parameters to the Live connection (and only
+    # httpx's own to httpx): no permessage-deflate (base64 audio barely compresses; deflate costs CPU and ~50 KiB
+    # per connection), and keepalive pings that tolerate Gemini's slow pongs (8-30 s are reported) instead of
+    # failing the connection with 1011 after websockets' default 20 s.
+    kwargs["async_client_args"] = dict(LIVE_WEBSOCKET_ARGS)
     if ssl_context is not None:
         # Trust this CA for this client only (REST via httpx "verify", Live via websockets "ssl"),
         # never process-wide through SSL_CERT_FILE.
         kwargs["client_args"] = {"verify": ssl_context}
-        kwargs["async_client_args"] = {"verify": ssl_context, "ssl": ssl_context}
+        kwargs["async_client_args"].update({"verify": ssl_context, "ssl": ssl_context})
     return types.HttpOptions(**kwargs)
 
 
@@ -157,3 +167,56 @@ def get_client() -> genai.Client:
         )
     base_url, ctx = simulator_address()
     return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx))
+
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[Any, ...], genai.Client] = {}
+
+
+def shared_client() -> genai.Client:
+    """Return this process's client for the current configuration, built once (the live bridge's).
+
+    A client holds SSL contexts (a CA bundle each) and connection pools: building one per live session costs
+    milliseconds and memory the allocator keeps. Live connections are opened per session anyway.
+    """
+    mode = current_mode()
+    if mode is Mode.SIMULATOR:
+        base_url, ctx = simulator_address()
+        key: tuple[Any, ...] = (mode, base_url, id(ctx))
+    else:
+        key = (
+            mode,
+            settings.GEMINI_API_KEY,
+            settings.GEMINI_BASE_URL,
+            settings.GEMINI_CA_FILE,
+            settings.GEMINI_API_VERSION,
+            settings.GOOGLE_CLOUD_PROJECT,
+            settings.GOOGLE_CLOUD_LOCATION,
+            settings.GOOGLE_APPLICATION_CREDENTIALS,
+        )
+    with _shared_lock:
+        client = _shared.get(key)
+        if client is None:
+            _shared.clear()  # the configuration changed (tests): forget the old client
+            client = _shared[key] = get_client()
+    return client
+
+
+EPHEMERAL_TOKEN_API_VERSION = "v1alpha"  # SDK 3.4.0 supports ephemeral tokens on v1alpha only
+
+
+def ephemeral_client(token: str) -> genai.Client:
+    """Build a client that opens Live with an ephemeral token (``auth_tokens/…``) on the configured endpoint.
+
+    Tokens are minted with ``get_client().aio.auth_tokens.create`` on the Gemini Developer API (or the simulator);
+    Vertex has none.
+    """
+    mode = current_mode()
+    if mode is Mode.VERTEX:
+        raise ValueError("Ephemeral tokens exist only on the Gemini Developer API, not on Vertex AI.")
+    if mode is Mode.API_KEY:
+        ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
+        base_url = settings.GEMINI_BASE_URL or None
+    else:
+        base_url, ctx = simulator_address()
+    return genai.Client(api_key=token, http_options=_http_options(base_url, ctx, EPHEMERAL_TOKEN_API_VERSION))

@@ -132,9 +132,11 @@ SSE_DESCRIPTION = """Server-sent events, in this order:
 - `event: chunk` zero or more times: `{text}` (concatenated: the reply);
 - then either `event: done`: `{message}` (the saved model message), or `event: error`:
   `{code, message, partialMessage}` where code is GEMINI_ERROR | GEMINI_RATE_LIMITED | GEMINI_UNAVAILABLE |
-  GEMINI_BLOCKED | INTERNAL_ERROR and partialMessage is what arrived, saved with `interrupted: true` (or null).
+  GEMINI_BLOCKED | GEMINI_TIMEOUT | INTERNAL_ERROR and partialMessage is what arrived, saved with
+  `interrupted: true` (or null).
 
-Each event is `event: <name>\\ndata: <one line of JSON>\\n\\n`. See docs/api.md."""
+Each event is `event: <name>\\ndata: <one line of JSON>\\n\\n`. Lines starting with `:` are keep-alive comments
+(sent while Gemini is silent): ignore them. See docs/api.md."""
 
 
 class GenerateApi(APIView):

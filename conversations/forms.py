@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.auth.forms import UserCreationForm
 
 from conversations.models import Conversation, User
 
 
-class SignUpForm(BaseUserCreationForm):
+class SignUpForm(UserCreationForm):
     """Choose a username and a password (twice); the user itself is created by `user_create`."""
 
     class Meta:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -37,15 +39,16 @@ BLOCKING_FINISH_REASONS = {
 }
 
 
+@cache
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions meaning the connection to Gemini failed or dropped (the SDK may use httpx or httpx2)."""
+    """Exceptions meaning the connection to Gemini failed or dropped (the SDK may use httpx, httpx2 or aiohttp)."""
     found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
     for module_name in ("httpx", "httpx2", "aiohttp"):
         try:
-            module = __import__(module_name)
+            module = importlib.import_module(module_name)
         except ImportError:
             continue
-        for name in ("TransportError", "StreamError", "RemoteProtocolError", "ClientError"):
+        for name in ("TransportError", "StreamError", "ClientError"):
             exc = getattr(module, name, None)
             if isinstance(exc, type) and issubclass(exc, BaseException):
                 found.append(exc)
@@ -75,6 +78,9 @@ def generation_error(exc: BaseException) -> GenerationFailed:
     if isinstance(exc, _transport_errors()):
         return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini could not be reached: {exc or type(exc).__name__}")
     return GenerationFailed("INTERNAL_ERROR", "The reply failed on the server.")
+
+
+KEEPALIVE = b": keep-alive\n\n"
 
 
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
@@ -175,6 +181,30 @@ async def gemini_text_stream(
         await client.aio.aclose()
 
 
+async def with_keepalive(texts: AsyncIterator[str], *, interval: float) -> AsyncGenerator[str | None, None]:
+    """Yield what `texts` yields, and None each time `interval` seconds pass without anything (e.g. while thinking)."""
+    pending: asyncio.Future[str] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(texts))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            finished, pending = pending, None
+            try:
+                text = finished.result()
+            except StopAsyncIteration:
+                return
+            yield text
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
 def _save_model_message(generation: Generation, text: str, usage: dict[str, Any], interrupted: bool) -> dict:
     message = services.message_create(
         conversation=generation.conversation,
@@ -199,9 +229,21 @@ async def generation_stream(generation: Generation) -> AsyncIterator[bytes]:
     texts = gemini_text_stream(
         model=generation.model, contents=generation.contents, config=generation.config, usage=usage
     )
+    loop = asyncio.get_running_loop()
+    idle_limit = settings.GENERATE_IDLE_TIMEOUT_SECONDS
+    heard_at = loop.time()
     try:
-        async with contextlib.aclosing(texts):
-            async for text in texts:
+        ticking = with_keepalive(texts, interval=settings.GENERATE_KEEPALIVE_SECONDS)
+        # Closed in this order: the ticker cancels its pending read before the SDK stream is closed.
+        async with contextlib.aclosing(texts), contextlib.aclosing(ticking):
+            async for text in ticking:
+                if text is None:
+                    if loop.time() - heard_at > idle_limit:
+                        raise GenerationFailed("GEMINI_TIMEOUT", f"Gemini sent nothing for {idle_limit:g} seconds.")
+                    # An SSE comment: keeps proxies from closing a stream that waits for a slow first token.
+                    yield KEEPALIVE
+                    continue
+                heard_at = loop.time()
                 parts.append(text)
                 yield sse_event("chunk", {"text": text})
     except (asyncio.CancelledError, GeneratorExit):

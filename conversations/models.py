@@ -152,6 +152,9 @@ class LiveSession(models.Model):
     channel_name = models.CharField(max_length=200, blank=True, help_text="consumer currently holding it")
     resumption_handle = models.TextField(blank=True)
     resumption_handle_issued_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="last heartbeat of the server process holding it (stale: that process died)"
+    )
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     messages_in = models.PositiveIntegerField(default=0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from .audio import WavAudio
@@ -18,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 200
 TITLE_FROM_PROMPT_CHARS = 60
+AUDIO_PURGE_BATCH = 500
 
 
 def conversation_title_from_prompt(prompt: str) -> str:
@@ -203,3 +206,37 @@ def message_delete(*, message: Message) -> None:
     message.delete()
     _delete_files_on_commit(names)
     conversation_refresh(conversation=conversation)
+
+
+@dataclass(frozen=True)
+class AudioPurge:
+    """What ``message_audio_purge`` removed (or, on a dry run, would remove)."""
+
+    messages: int
+    audio_seconds: float
+    cutoff: dt.datetime
+
+
+def message_audio_purge(
+    *, older_than: dt.timedelta, dry_run: bool = False, batch_size: int = AUDIO_PURGE_BATCH
+) -> AudioPurge:
+    """Delete the audio files of messages created before now - ``older_than``; keep the messages and transcripts."""
+    cutoff = timezone.now() - older_than
+    stale = Message.objects.filter(created_at__lt=cutoff).exclude(audio="")
+    if dry_run:
+        totals = stale.aggregate(count=Count("id"), seconds=Sum("audio_duration"))
+        return AudioPurge(totals["count"], round(totals["seconds"] or 0.0, 3), cutoff)
+    purged, seconds = 0, 0.0
+    while True:
+        # In batches, each its own transaction: a large purge neither holds locks long nor loads every row.
+        with transaction.atomic():
+            batch = list(
+                stale.select_for_update(skip_locked=True).values_list("pk", "audio", "audio_duration")[:batch_size]
+            )
+            if not batch:
+                break
+            Message.objects.filter(pk__in=[pk for pk, _, _ in batch]).update(audio="")
+            _delete_files_on_commit([name for _, name, _ in batch if name])
+        purged += len(batch)
+        seconds += sum(duration or 0.0 for _, _, duration in batch)
+    return AudioPurge(purged, round(seconds, 3), cutoff)

@@ -56,10 +56,22 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     return render(request, "conversations/detail.html", _chat_context(request, conversation))
 
 
+MESSAGES_SHOWN = 200  # the chat view shows the latest messages; `?all=1` shows every one
+
+
+def _messages_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, object]:
+    """Return the latest messages of a conversation (oldest first), or all of them when asked."""
+    if conversation is None:
+        return {"conversation": None, "messages_list": [], "messages_hidden": 0}
+    messages = selectors.message_list(conversation=conversation)
+    total = messages.count()
+    hidden = 0 if request.GET.get("all") == "1" else max(total - MESSAGES_SHOWN, 0)
+    return {"conversation": conversation, "messages_list": messages[hidden:], "messages_hidden": hidden}
+
+
 def _chat_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, object]:
     return {
-        "conversation": conversation,
-        "messages_list": selectors.message_list(conversation=conversation) if conversation else [],
+        **_messages_context(request, conversation),
         "conversations": selectors.conversation_list_for_user(user=request.user)[:50],  # type: ignore[arg-type]
         "prompt_max_chars": settings.GENERATE_MAX_PROMPT_CHARS,
     }
@@ -70,8 +82,7 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
 def conversation_messages(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """Render just the message list, so the chat view can refresh it after a streamed reply."""
     conversation = _owned_conversation(request, conversation_id)
-    context = {"conversation": conversation, "messages_list": selectors.message_list(conversation=conversation)}
-    return render(request, "conversations/_messages.html", context)
+    return render(request, "conversations/_messages.html", _messages_context(request, conversation))
 
 
 @login_required
@@ -84,7 +95,7 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
         services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
         flash.success(request, "Conversation renamed.")
     else:
-        flash.error(request, "Title: " + " ".join(form.errors.get("title", ["invalid."])))
+        flash.error(request, "Title: " + " ".join(str(error) for error in form.errors.get("title", ["invalid."])))
     return redirect(_next_url(request, conversation))
 
 

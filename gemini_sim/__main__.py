@@ -19,9 +19,9 @@ fault SPEC (repeatable): KIND[:ARG]@WHEN[xCOUNT]
   WHEN: setup | message | turn | audio | tool_response | rest ; xCOUNT: how many sessions (default 1)
   e.g. --fault close:1008@turn  --fault stall:3@audio  --fault drop@setupx2  --fault http:429@rest
 
-control endpoints (no auth, loopback use): GET/POST /_sim/options (JSON of option names as below, e.g.
-{"realtime_factor": 0}), POST /_sim/faults (JSON {"kind","when","code","reason","seconds","status","count"}),
-GET/DELETE /_sim/records.
+control endpoints (unauthenticated: keep the simulator on loopback): GET/POST /_sim/options (JSON of
+gemini_sim.server.Options fields, e.g. {"realtime_factor": 0, "connection_lifetime": 30}), POST /_sim/faults
+(JSON {"kind","when","code","reason","seconds","status","count"}), GET/DELETE /_sim/records (needs --keep-records).
 
 Trust the CA it prints (STATE_DIR/ca.pem), e.g. GEMINI_BASE_URL=https://127.0.0.1:PORT GEMINI_CA_FILE=STATE_DIR/ca.pem
 """
@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default: any non-empty key"
     )  # fmt: skip
     p.add_argument("--record", metavar="FILE", help="append every client frame and REST request as JSON lines")
+    p.add_argument(
+        "--keep-records",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep the last N records in memory for GET /_sim/records (default 0: off)",
+    )
     p.add_argument(
         "--lifetime",
         type=float,
@@ -155,7 +162,8 @@ async def serve(args: argparse.Namespace) -> None:
         vad_threshold=args.vad_threshold,
         silence_ms=args.silence_ms,
         echo=args.echo,
-        record=False,
+        record=args.keep_records > 0,
+        record_limit=max(1, args.keep_records),
         record_path=args.record,
     )
     extra = (args.host,) if args.host not in ("0.0.0.0", "::") else ()  # noqa: S104

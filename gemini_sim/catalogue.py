@@ -24,12 +24,29 @@ class Model:
     client_content_only_initially: bool = False
     input_token_limit: int = 131072
     output_token_limit: int = 8192
+    # 3.x puts audio and its transcript in one serverContent; 2.5 sends one part per message.
+    combined_parts: bool = False
+    # 3.8 Extended Thinking reports interactionStatus IN_PROGRESS while it works and IDLE when done.
+    interaction_status: bool = False
+    # 3.8: functions are NON_BLOCKING unless declared BLOCKING (the model keeps talking while they run).
+    async_tools_default: bool = False
 
 
 MODELS: dict[str, Model] = {
     m.name: m
     for m in (
-        Model("gemini-3.8-live", "Gemini 3.8 Live", True, True, BOTH, True, False, output_token_limit=65536),
+        Model(
+            "gemini-3.8-live",
+            "Gemini 3.8 Live",
+            True,
+            True,
+            BOTH,
+            True,
+            False,
+            output_token_limit=65536,
+            combined_parts=True,
+            async_tools_default=True,
+        ),
         Model(
             "gemini-3.8-live-extended-thinking",
             "Gemini 3.8 Live Extended Thinking",
@@ -39,6 +56,9 @@ MODELS: dict[str, Model] = {
             True,
             False,
             output_token_limit=65536,
+            combined_parts=True,
+            interaction_status=True,
+            async_tools_default=True,
         ),
         Model(
             "gemini-3.1-flash-live-preview",
@@ -49,6 +69,7 @@ MODELS: dict[str, Model] = {
             True,
             True,
             output_token_limit=65536,
+            combined_parts=True,
         ),
         Model("gemini-2.5-flash-native-audio-preview-12-2025", "Gemini 2.5 Flash Native Audio (12-2025)", True, True),
         Model("gemini-2.5-flash-native-audio-latest", "Gemini 2.5 Flash Native Audio Latest", True, True),

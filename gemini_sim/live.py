@@ -19,6 +19,8 @@ automatic activity detection is on, clientContent on 3.x models
 without historyConfig (3.1: also after the first reply)
 unknown/expired resumption handle, or resuming with another model      1007   Request contains an invalid argument.
 connection lifetime reached (after ``goAway``)                         1011   Deadline expired before operation …
+the session's ephemeral token expires                                  1007   The ephemeral token has expired.
+injected faults (``Simulator.add_fault``)                              any    as injected; ``drop`` gives 1006
 ====================================================================  =====  ======================================
 
 Server messages are camelCase JSON in binary frames: ``setupComplete {sessionId}`` first, then per reply
@@ -34,6 +36,12 @@ while the model is answering interrupts it unless ``activityHandling`` is ``NO_I
 for the reply to finish). With ``automaticActivityDetection.disabled``, ``activityStart``/``activityEnd`` bound
 the turn and ``activityStart`` interrupts. The input transcription describes what was heard, e.g.
 ``(1.2 seconds of speech)``.
+
+Tools: when a request names a declared function, the model sends ``toolCall`` (ids ``function-call-…``) and waits
+for the ``toolResponse``, then answers with the result. NON_BLOCKING functions (declared so, or by default on 3.8)
+don't wait: the model says "Let me check that for you." and ends its turn; the result is answered as its
+``scheduling`` says (WHEN_IDLE, the default: after the current reply; INTERRUPT: at once; SILENT: no reply).
+3.8 Extended Thinking also reports ``interactionStatus`` IN_PROGRESS/IDLE.
 """
 
 from __future__ import annotations
@@ -41,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import copy
 import json
 import logging
 import re
@@ -154,22 +161,27 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return model.part_text(content.get("parts") or [])
-    return ""
+def _section(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """A sub-message of the setup: absent is empty, anything but an object is an invalid argument."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Close(1007, INVALID)
+    return value
 
 
-def _functions(tools: Any) -> list[dict[str, Any]]:
-    if isinstance(tools, dict):
-        tools = tools.get("tools", [tools])
-    out: list[dict[str, Any]] = []
-    for tool in tools if isinstance(tools, list) else []:
-        if isinstance(tool, dict):
-            out.extend(f for f in tool.get("functionDeclarations") or [] if isinstance(f, dict) and f.get("name"))
-    return out
+def _millis(value: Any) -> float:
+    """An int32 milliseconds field (proto-JSON allows numbers as strings); 0 when absent."""
+    if value is None:
+        return 0.0
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise Close(1007, INVALID) from None
+    if ms < 0:
+        raise Close(1007, INVALID)
+    return ms
 
 
 class LiveSession:
@@ -191,10 +203,12 @@ class LiveSession:
         self.queue: collections.deque[Turn] = collections.deque()
         self.gen_task: asyncio.Task[None] | None = None
         self.timer_task: asyncio.Task[None] | None = None
+        self.expiry_task: asyncio.Task[None] | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.close_request: tuple[int, str] | None = None
         self.pending_calls: dict[str, dict[str, Any] | None] = {}
         self.call_names: dict[str, str] = {}
+        self.background_calls: dict[str, str] = {}  # NON_BLOCKING calls still running: id -> name
         self.tool_done = asyncio.Event()
         self.spoken: list[str] = []
         self.handles: list[str] = []
@@ -326,7 +340,7 @@ class LiveSession:
 
     async def shutdown_tasks(self) -> None:
         """Stop the reply and timer tasks."""
-        for task in (self.gen_task, self.timer_task):
+        for task in (self.gen_task, self.timer_task, self.expiry_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -341,14 +355,20 @@ class LiveSession:
         if list(message) != ["setup"] or not isinstance(message["setup"], dict):
             raise Close(1007, INVALID)
         setup = message["setup"]
-        token = self.authenticate(resuming=bool((setup.get("sessionResumption") or {}).get("handle")))
+        resumption = setup.get("sessionResumption")
+        token = self.authenticate(resuming=isinstance(resumption, dict) and bool(resumption.get("handle")))
         if token is not None:
             setup = token.constrain(setup)
             self.sim.recorder.add({"type": "effective_setup", "session": self.id, "setup": setup})
-        self.cfg = self.configure(setup)
+        try:
+            self.cfg = self.configure(setup)
+        except wire.InvalidArgument:
+            raise Close(1007, INVALID) from None
         await self.fault_point("setup")
         self.send({"setupComplete": {"sessionId": self.id}})
         self.timer_task = asyncio.create_task(self.lifetime())
+        if token is not None:
+            self.expiry_task = asyncio.create_task(self.token_expiry(token.expire_time))
         if self.cfg.resumption:
             self.issue_handle()
         first_message = True
@@ -361,7 +381,10 @@ class LiveSession:
                 await self.fault_point("message")
             if self.stall_until:
                 await self.stalled()
-            self.dispatch(wire.camelize(message))
+            try:
+                self.dispatch(wire.camelize(message))
+            except wire.InvalidArgument:
+                raise Close(1007, INVALID) from None
 
     def authenticate(self, *, resuming: bool) -> Any:
         """Check credentials for this route; return the ephemeral token when there is one."""
@@ -399,18 +422,19 @@ class LiveSession:
                 1008, f"{shown} is not found for API version {self.route.version}, or is not supported for "
                 "bidiGenerateContent."
             )  # fmt: skip
-        gen = setup.get("generationConfig") or {}
-        if not isinstance(gen, dict):
+        gen = _section(setup, "generationConfig")
+        modalities = gen.get("responseModalities") or ["AUDIO"]
+        if not isinstance(modalities, list):
             raise Close(1007, INVALID)
-        modalities = [str(m).upper() for m in gen.get("responseModalities") or ["AUDIO"]]
+        modalities = [str(m).upper() for m in modalities]
         if any(m not in ("AUDIO", "TEXT") for m in modalities):
             raise Close(1007, INVALID)
         if "TEXT" in modalities and found.audio_only:
             raise Close(1007, NO_VOICES)
         if len(set(modalities)) > 1:
             raise Close(1007, INVALID)
-        speech = gen.get("speechConfig") or {}
-        if not isinstance(speech, dict) or speech.get("multiSpeakerVoiceConfig"):
+        speech = _section(gen, "speechConfig")
+        if speech.get("multiSpeakerVoiceConfig"):
             raise Close(1007, INVALID)
         voice = catalogue.DEFAULT_VOICE
         requested = wire.get_path(speech, "voiceConfig.prebuiltVoiceConfig.voiceName")
@@ -419,25 +443,26 @@ class LiveSession:
             if not match:
                 raise Close(1007, INVALID)
             voice = match[0]
-        rtc = setup.get("realtimeInputConfig") or {}
-        aad = rtc.get("automaticActivityDetection") or {}
+        rtc = _section(setup, "realtimeInputConfig")
+        aad = _section(rtc, "automaticActivityDetection")
         handling = rtc.get("activityHandling")
-        if handling not in _ACTIVITY_HANDLING or not isinstance(aad, dict):
+        if handling not in _ACTIVITY_HANDLING:
             raise Close(1007, INVALID)
         low_start = aad.get("startOfSpeechSensitivity") == "START_SENSITIVITY_LOW"
-        start_ms = aad.get("prefixPaddingMs") or (60 if low_start else 20)
-        silence_ms = aad.get("silenceDurationMs") or self.sim.options.silence_ms
+        start_ms = _millis(aad.get("prefixPaddingMs")) or (60 if low_start else 20)
+        silence_ms = _millis(aad.get("silenceDurationMs")) or self.sim.options.silence_ms
         resumption = setup.get("sessionResumption")
         if resumption is not None and not isinstance(resumption, dict):
             raise Close(1007, INVALID)
+        _section(setup, "historyConfig")
         handle = (resumption or {}).get("handle") or None
         cfg = Config(
             model=found,
             model_name=found.name,
             modalities=modalities,
             voice=voice,
-            system_instruction=_text_of(setup.get("systemInstruction")),
-            functions=_functions(setup.get("tools")),
+            system_instruction=model.instruction_text(setup.get("systemInstruction")),
+            functions=model.declared_functions(setup.get("tools")),
             auto_vad=not aad.get("disabled", False),
             interrupts=handling != "NO_INTERRUPTION",
             start_ms=float(start_ms),
@@ -456,9 +481,14 @@ class LiveSession:
                 raise Close(1007, INVALID)
             if snap.model != found.name:
                 raise Close(1007, INVALID)
-            self.history = copy.deepcopy(snap.history)
+            self.history = list(snap.history)  # turns are never mutated once appended
             self.replies = sum(1 for t in self.history if t.get("role") == "model")
         return cfg
+
+    async def token_expiry(self, expire_time: float) -> None:
+        """An ephemeral token's session ends when the token expires."""
+        await asyncio.sleep(max(0.0, expire_time - time.time()))
+        self.request_close(1007, "The ephemeral token has expired.")
 
     async def lifetime(self) -> None:
         """goAway ``go_away_before`` seconds before the connection lifetime ends, then close."""
@@ -473,9 +503,7 @@ class LiveSession:
     def issue_handle(self) -> None:
         """Send a sessionResumptionUpdate with a new handle for the current state."""
         handle = secrets.token_urlsafe(32)
-        self.sim.handles[handle] = Snapshot(
-            copy.deepcopy(self.history), self.cfg.model_name if self.cfg else "", self.id
-        )
+        self.sim.handles[handle] = Snapshot(list(self.history), self.cfg.model_name if self.cfg else "", self.id)
         self.handles.append(handle)
         update: dict[str, Any] = {"newHandle": handle, "resumable": True}
         if self.cfg is not None and self.cfg.transparent:
@@ -667,7 +695,7 @@ class LiveSession:
             if not isinstance(r, dict):
                 raise Close(1007, INVALID)
             call_id = r.get("id")
-            if self.route.api == catalogue.GEMINI and not call_id:
+            if (self.route.api == catalogue.GEMINI and not call_id) or not isinstance(call_id, str | None):
                 raise Close(1007, INVALID)
             if not call_id:  # Vertex tolerates a missing id: match the pending call by name
                 name = r.get("name")
@@ -675,16 +703,42 @@ class LiveSession:
                 call_id = waiting[0] if waiting else None
             if call_id in self.pending_calls:
                 self.pending_calls[call_id] = r
+            elif call_id in self.background_calls:
+                self.background_result(call_id, r)
         if self.pending_calls and all(v is not None for v in self.pending_calls.values()):
             self.tool_done.set()
+
+    def non_blocking(self, name: str) -> bool:
+        """Whether a function runs in the background (NON_BLOCKING), from its declaration or the model's default."""
+        assert self.cfg is not None
+        decl = next((f for f in self.cfg.functions if f.get("name") == name), {})
+        behavior = decl.get("behavior")
+        if behavior in ("NON_BLOCKING", "BLOCKING"):
+            return behavior == "NON_BLOCKING"
+        return self.cfg.model.async_tools_default
+
+    def background_result(self, call_id: str, response: dict[str, Any]) -> None:
+        """A NON_BLOCKING function's result: answer as its ``scheduling`` says (default WHEN_IDLE)."""
+        scheduling = response.get("scheduling") or "WHEN_IDLE"
+        if scheduling not in ("SCHEDULING_UNSPECIFIED", "SILENT", "WHEN_IDLE", "INTERRUPT"):
+            raise Close(1007, INVALID)
+        if not response.get("willContinue"):
+            self.background_calls.pop(call_id, None)
+        parts = [{"functionResponse": response}]
+        if scheduling == "SILENT":
+            self.history.append({"role": "user", "parts": parts})
+        elif scheduling == "INTERRUPT":
+            self.start_turn(Turn(parts=parts), force_interrupt=True)
+        else:
+            self.start_turn(Turn(parts=parts), wait=True)
 
     def context_update(self, body: dict[str, Any]) -> None:
         """Mid-session system instruction / tools."""
         assert self.cfg is not None
         if "systemInstruction" in body:
-            self.cfg.system_instruction = _text_of(body["systemInstruction"])
+            self.cfg.system_instruction = model.instruction_text(body["systemInstruction"])
         if "tools" in body:
-            self.cfg.functions = _functions(body["tools"])
+            self.cfg.functions = model.declared_functions(body["tools"])
 
     # -- replies ----------------------------------------------------------------------------------------------------
     @property
@@ -692,11 +746,11 @@ class LiveSession:
         """Whether a reply is under way."""
         return self.gen_task is not None and not self.gen_task.done()
 
-    def start_turn(self, turn: Turn, *, force_interrupt: bool = False) -> None:
-        """Reply to a user turn: barge in on a reply under way, or queue behind it (NO_INTERRUPTION)."""
+    def start_turn(self, turn: Turn, *, force_interrupt: bool = False, wait: bool = False) -> None:
+        """Reply to a user turn: barge in on a reply under way, or queue behind it (NO_INTERRUPTION, ``wait``)."""
         assert self.cfg is not None
         if self.generating:
-            if self.cfg.interrupts or force_interrupt:
+            if (self.cfg.interrupts or force_interrupt) and not wait:
                 self.interrupt()
             else:
                 self.queue.append(turn)
@@ -718,7 +772,13 @@ class LiveSession:
             self.history.append({"role": "model", "parts": [{"text": " ".join(self.spoken)}]})
             self.spoken = []
         self.send({"serverContent": {"interrupted": True}})
-        self.send({"serverContent": {"turnComplete": True}})
+        self.send({"serverContent": self.done({"turnComplete": True})})
+
+    def done(self, content: dict[str, Any]) -> dict[str, Any]:
+        """Mark the end of an interaction (IDLE) on models that report interactionStatus."""
+        if self.cfg is not None and self.cfg.model.interaction_status:
+            content["interactionStatus"] = "IDLE"
+        return content
 
     async def reply_loop(self) -> None:
         """Answer queued turns one after another."""
@@ -738,6 +798,8 @@ class LiveSession:
         assert cfg is not None
         opts = self.sim.options
         await self.fault_point("turn")
+        if cfg.model.interaction_status:
+            self.send({"serverContent": {"interactionStatus": "IN_PROGRESS"}})
         if opts.latency > 0 and opts.realtime_factor > 0:
             await asyncio.sleep(opts.latency / opts.realtime_factor)
         note = ""
@@ -753,8 +815,17 @@ class LiveSession:
             note=note,
             heard=turn.heard,
         )
-        if answer.calls:
+        if answer.calls and self.non_blocking(answer.calls[0][0]):
             calls: list[dict[str, Any]] = [
+                {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
+                for name, args in answer.calls
+            ]
+            self.background_calls.update({c["id"]: c["name"] for c in calls})
+            self.send({"toolCall": {"functionCalls": calls}})
+            self.history.append({"role": "model", "parts": [{"functionCall": c} for c in calls]})
+            answer = model.Reply(text="Let me check that for you.")
+        if answer.calls:
+            calls = [
                 {"id": f"function-call-{secrets.token_hex(8)}", "name": name, "args": args}
                 for name, args in answer.calls
             ]
@@ -784,7 +855,7 @@ class LiveSession:
         out_modality = "AUDIO" if "AUDIO" in cfg.modalities else "TEXT"
         self.send(
             {
-                "serverContent": {"turnComplete": True},
+                "serverContent": self.done({"turnComplete": True}),
                 "usageMetadata": {
                     "promptTokenCount": prompt_total,
                     "responseTokenCount": out_tokens,
@@ -840,9 +911,12 @@ class LiveSession:
                     ]
                 }
             }
-            if cfg.output_transcription and piece_words:
-                content["outputTranscription"] = {"text": " ".join(piece_words) + (" " if i < n - 1 else "")}
+            said = {"text": " ".join(piece_words) + (" " if i < n - 1 else "")} if cfg.output_transcription else None
+            if said and piece_words and cfg.model.combined_parts:
+                content["outputTranscription"] = said
             self.send({"serverContent": content})
+            if said and piece_words and not cfg.model.combined_parts:
+                self.send({"serverContent": {"outputTranscription": said}})
             self.spoken.extend(piece_words)
             await self.ws.drain()
             if factor <= 0:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import wire
 
 _GENERIC = {"get", "set", "fetch", "find", "lookup", "look", "search", "query", "current", "make", "do", "run", "the"}
 _STOP = {
@@ -33,9 +34,63 @@ class Reply:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
-def part_text(parts: list[dict[str, Any]]) -> str:
-    """Join the text parts of a turn."""
+def part_text(parts: Any) -> str:
+    """Join the text parts of a turn (anything malformed counts as no text)."""
+    if not isinstance(parts, list):
+        return ""
     return " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)).strip()
+
+
+def instruction_text(content: Any) -> str:
+    """The text of a system instruction (a Content, or a bare string as some clients send)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, dict) or not isinstance(content.get("parts", []), list):
+        raise wire.InvalidArgument("systemInstruction must be a Content")
+    return part_text(content.get("parts", []))
+
+
+def declared_functions(tools: Any) -> list[dict[str, Any]]:
+    """The function declarations in a ``tools`` list (or contextUpdate's ``{"tools": [...]}``)."""
+    if tools is None:
+        return []
+    if isinstance(tools, dict):
+        tools = tools.get("tools", [tools])
+    if not isinstance(tools, list):
+        raise wire.InvalidArgument("tools must be a list")
+    out: list[dict[str, Any]] = []
+    for tool in tools:
+        if not isinstance(tool, dict):
+            raise wire.InvalidArgument("a tool must be an object")
+        declarations = tool.get("functionDeclarations") or []
+        if not isinstance(declarations, list) or not all(isinstance(f, dict) for f in declarations):
+            raise wire.InvalidArgument("functionDeclarations must be a list of objects")
+        for fn in declarations:
+            if not isinstance(fn.get("name"), str) or not fn["name"]:
+                raise wire.InvalidArgument("a function declaration needs a name")
+            _check_schema(fn.get("parameters"))
+            out.append(fn)
+    return out
+
+
+def _check_schema(schema: Any) -> None:
+    """A function's parameter Schema: objects all the way down (properties, items), enums as lists."""
+    if schema is None:
+        return
+    if not isinstance(schema, dict):
+        raise wire.InvalidArgument("a Schema must be an object")
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise wire.InvalidArgument("Schema.properties must be an object")
+        for sub in props.values():
+            if not isinstance(sub, dict):
+                raise wire.InvalidArgument("a property Schema must be an object")
+            _check_schema(sub)
+    if schema.get("items") is not None:
+        _check_schema(schema["items"])
+    if schema.get("enum") is not None and not isinstance(schema["enum"], list):
+        raise wire.InvalidArgument("Schema.enum must be a list")
 
 
 def _facts(history: list[dict[str, Any]]) -> tuple[str | None, list[str], dict[str, str]]:
@@ -220,15 +275,50 @@ def _answer(q: str, ql: str, history: list[dict[str, Any]], *, model: str, note:
         return prefix + (f"Hello, {name}! " if name else "Hello! ") + "How can I help you today?"
     if re.search(r"\b(thanks|thank you)\b", ql):
         return prefix + "You're welcome. Is there anything else I can help with?"
-    topic = " ".join(w for w in re.findall(r"[\w'-]+", q)[-6:])
-    templates = (
-        "That's a good question about {t}. I'm the offline Gemini simulator, so I can't look things up, "
-        "but I'm happy to keep talking it through with you.",
-        "Thanks for telling me about {t}. I'm a simulated assistant, so my answers are simple, "
-        "but I'm following along.",
-        "Let me think about {t}. In short: it depends on the details, and I'd be glad to go through them step by step.",
-    )
-    return prefix + templates[zlib.crc32(ql.encode()) % len(templates)].format(t=topic)
+    m = re.match(r"^(?:my (?!name\b)([a-z][a-z ]{1,30}?) is|i am called|i'm called)\b", ql)
+    if m and m.group(1) and m.group(1) in mine:
+        return prefix + f"Thanks, I'll remember that your {m.group(1)} is {mine[m.group(1)]}."
+    if name and re.match(r"^(i am called|i'm called)\b", ql):
+        return prefix + f"Nice to meet you, {name}. I'll remember your name."
+    topic = _topic(q)
+    if _REQUEST.match(ql):
+        return prefix + (
+            f"Sure, I can help with {topic}. I'm the offline Gemini simulator, so my answer is short: begin with a "
+            "clear goal, keep each step simple, and check the result as you go."
+        )
+    if _QUESTION.match(ql) or q.rstrip().endswith("?"):
+        return prefix + (
+            f"Good question about {topic}. I'm the offline Gemini simulator, so I can't look that up, but here is "
+            "how I would approach it: start with the basics, then work through the details one step at a time."
+        )
+    return prefix + "Thanks for telling me. I'm the offline Gemini simulator; ask me anything, and I'll do my best."
+
+
+_QUESTION = re.compile(r"^(what|what's|whats|who|whom|whose|when|where|why|how|which|can|could|would|should|is|are|"
+                       r"do|does|did|will|may)\b")  # fmt: skip
+_REQUEST = re.compile(r"^(please |could you |can you |would you )?(help|explain|write|tell|describe|give|make|"
+                      r"create|list|show|summari[sz]e|translate|draft|plan|suggest)\b")  # fmt: skip
+_LEAD = re.compile(
+    r"^(?:please |could you |can you |would you |will you )?(?:help me(?: to)?|tell me(?: about)?|explain(?: to me)?|"
+    r"describe|how (?:do|can|should|would) (?:i|you|we)|what (?:is|are|was|were)(?: the| a| an)?|who (?:is|was)|"
+    r"why (?:is|are|do|does)|where (?:is|are)|when (?:is|was|did)|write(?: me)?|give me|show me|list|summari[sz]e|"
+    r"translate|draft|plan|suggest|create|make)\s+",
+    re.IGNORECASE,
+)
+
+
+def _topic(q: str) -> str:
+    """The subject of a request, e.g. "How do I bake bread?" → "bake bread"."""
+    topic = q.strip().rstrip("?.!")
+    for _ in range(2):
+        topic = _LEAD.sub("", topic)
+    words = topic.split()
+    if words and words[0][:1].isupper() and words[0][1:].islower() and words[0].lower() in _COMMON_STARTS:
+        words[0] = words[0].lower()
+    return " ".join(words[:10]) if words else "that"
+
+
+_COMMON_STARTS = {"is", "are", "the", "a", "an", "this", "that", "it", "my", "your", "there", "do", "does", "will"}
 
 
 def estimate_tokens(text: str) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from . import catalogue, model, wire
 if TYPE_CHECKING:
     from .server import HttpRequest, HttpResponse, Simulator
 
+log = logging.getLogger("gemini_sim")
 VERSIONS = ("v1", "v1alpha", "v1beta")
 VERTEX_VERSIONS = ("v1", "v1beta1")
 _GEMINI = re.compile(r"^/(v1|v1alpha|v1beta)/(models(?:/([^/:]+))?(?::(\w+))?|auth_tokens)$")
@@ -90,7 +92,15 @@ def model_resource(m: catalogue.Model) -> dict[str, Any]:
 
 
 async def handle(sim: Simulator, request: HttpRequest) -> HttpResponse:
-    """Answer one REST request."""
+    """Answer one REST request (a bug answers 500 like the service, never a dropped connection)."""
+    try:
+        return await _handle(sim, request)
+    except Exception:
+        log.exception("gemini_sim: REST request failed")
+        return error(500, "Internal error encountered.")
+
+
+async def _handle(sim: Simulator, request: HttpRequest) -> HttpResponse:
     body: Any = None
     if request.body:
         try:
@@ -169,14 +179,6 @@ def _validate_contents(body: dict[str, Any]) -> list[dict[str, Any]]:
     return contents
 
 
-def _functions(tools: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for tool in tools if isinstance(tools, list) else []:
-        if isinstance(tool, dict):
-            out.extend(f for f in tool.get("functionDeclarations") or [] if isinstance(f, dict) and f.get("name"))
-    return out
-
-
 async def generate(
     sim: Simulator,
     request: HttpRequest,
@@ -200,21 +202,24 @@ async def generate(
     body = wire.camelize(raw) if isinstance(raw, dict) else {}
     try:
         contents = _validate_contents(body)
+        instruction = model.instruction_text(body.get("systemInstruction"))
+        functions = model.declared_functions(body.get("tools"))
+        generation_config = body.get("generationConfig") or {}
+        if not isinstance(generation_config, dict):
+            raise wire.InvalidArgument("generationConfig must be an object")
     except wire.InvalidArgument as exc:
         return error(400, str(exc))
-    prompt_tokens = model.history_tokens(contents) + model.estimate_tokens(
-        model.part_text((body.get("systemInstruction") or {}).get("parts", []))
-    )
+    prompt_tokens = model.history_tokens(contents) + model.estimate_tokens(instruction)
     if method == "countTokens":
         return ok({"totalTokens": prompt_tokens})
     reply = model.respond(
         contents,
         model=found.name,
-        system_instruction=model.part_text((body.get("systemInstruction") or {}).get("parts", [])),
-        functions=_functions(body.get("tools")),
+        system_instruction=instruction,
+        functions=functions,
     )
     response_id = secrets.token_urlsafe(12)
-    max_tokens = (body.get("generationConfig") or {}).get("maxOutputTokens")
+    max_tokens = generation_config.get("maxOutputTokens")
     finish = "STOP"
     text = reply.text
     if isinstance(max_tokens, int) and max_tokens > 0 and model.estimate_tokens(text) > max_tokens:

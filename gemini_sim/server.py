@@ -48,7 +48,7 @@ class Options:
     vad_threshold: float = 500.0  # mean |sample| above which 16-bit input audio counts as speech
     silence_ms: int = 800  # default silenceDurationMs ending a spoken turn
     record: bool = True  # keep client frames/requests in memory for ``records()`` (bounded)
-    record_limit: int = 20000
+    record_limit: int = 5000
     record_path: str | None = None  # also append them as JSON lines to this file
     echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see LiveSession.echo)
 
@@ -95,6 +95,7 @@ class Recorder:
         self.options = options
         self._items: collections.deque[dict[str, Any]] = collections.deque(maxlen=options.record_limit)
         self._lock = threading.Lock()
+        self._file: Any = None
 
     def add(self, entry: dict[str, Any]) -> None:
         """Record one entry (cheap when recording is off)."""
@@ -104,9 +105,14 @@ class Recorder:
         with self._lock:
             if self.options.record:
                 self._items.append(entry)
-            if self.options.record_path:
-                with open(self.options.record_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry, default=str) + "\n")
+            path = self.options.record_path
+            if path:
+                if self._file is None or self._file.name != path:
+                    if self._file is not None:
+                        self._file.close()
+                    self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open while recording
+                self._file.write(json.dumps(entry, default=str) + "\n")
+                self._file.flush()
 
     def items(self) -> list[dict[str, Any]]:
         """A copy of the in-memory records, oldest first."""

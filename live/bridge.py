@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -61,7 +61,7 @@ from live.protocol import (
     session_error,
 )
 from live.recorder import Recorder
-from live.upstream import UpstreamFailure, classify
+from live.upstream import UpstreamFailure, classify, is_upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +84,6 @@ class Outlet(Protocol):
     async def group_discard(self, group: str) -> None: ...
 
 
-def user_group(user_id: int) -> str:
-    """Name the channel-layer group of one user's open sockets (message_saved goes there)."""
-    return f"user_{user_id}"
-
-
 def _live_model(name: str) -> gemini.LiveModel:
     # A model missing from the catalogue is tried with the newest models' behaviour; Gemini says if it is unknown.
     return gemini.live_model(name) or gemini.LiveModel(name, name, True, True, True)
@@ -97,6 +92,14 @@ def _live_model(name: str) -> gemini.LiveModel:
 def _seconds(duration: str | None, default: float) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", duration or "")
     return float(match.group(1)) if match else default
+
+
+_HANDLED_CONTENT_FIELDS = frozenset(
+    {"model_turn", "input_transcription", "output_transcription", "interrupted", "generation_complete", "turn_complete"}
+)
+CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
+MAX_TOOL_CALLS = 8  # running at once per session
+UNCONSUMED_ITEMS = 250  # sent but not yet covered by a resumption handle: replayed after a reconnect (~10 s)
 
 
 class _Fatal(Exception):
@@ -257,7 +260,8 @@ class LiveBridge:
         elif kind == "resume_session":
             await self._resume(message["data"])  # type: ignore[typeddict-item]
         else:
-            run = self._require_run(message.get("sessionId"))  # type: ignore[union-attr]
+            session_id = message.get("sessionId")
+            run = self._require_run(session_id if isinstance(session_id, str) else None)
             if kind == "end_session":
                 await run.stop("client")
             elif kind == "send_message":
@@ -267,7 +271,7 @@ class LiveBridge:
             elif kind == "activity_end":
                 run.activity(start=False)
             elif kind == "configure_vad":
-                run.configure_vad(validate_vad(message["data"]))  # type: ignore[typeddict-item]
+                run.configure_vad(validate_vad(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
 
     async def _create(self, data: Mapping[str, Any]) -> None:
         if self.run is not None:
@@ -277,7 +281,7 @@ class LiveBridge:
             )
         started = time.monotonic()
         model = _live_model(data.get("model") or settings.GEMINI_LIVE_MODEL)
-        config: SessionConfig = data.get("config") or {}
+        config = cast(SessionConfig, data.get("config") or {})
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
         conversation = await database_sync_to_async(services.live_conversation_get_or_create)(
@@ -464,7 +468,10 @@ class LiveRun:
         self.resumed = resumed
         self._handle = handle
         self._started = started
-        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.LIVE_INBOUND_QUEUE_ITEMS)
+        # Audio may fill the queue up to its bound; text, push-to-talk and tool results have room of their own on
+        # top, so a flood of audio never costs a typed message or a turn boundary.
+        self._audio_bound = settings.LIVE_INBOUND_QUEUE_ITEMS
+        self.inbound: asyncio.Queue[_Item] = asyncio.Queue(maxsize=self._audio_bound + CONTROL_HEADROOM)
         self.rate_guard = AudioRateGuard(
             factor=settings.LIVE_AUDIO_RATE_FACTOR,
             burst_seconds=settings.LIVE_AUDIO_BURST_SECONDS,
@@ -486,24 +493,25 @@ class LiveRun:
         self._stack: AsyncExitStack | None = None
         self._ready = asyncio.Event()  # set while a Gemini connection is open for sending
         self._switch = asyncio.Event()
-        self._switch_reason: str | None = None
+        self._switch_on_handle = False  # move to a new connection when the next resumption handle arrives
         self._main: asyncio.Task[None] | None = None
         self._finishing: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._helpers: set[asyncio.Task[Any]] = set()
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._resend: collections.deque[_Item] = collections.deque()
-        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=2000)
+        self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=UNCONSUMED_ITEMS)
         self._client_index = 0
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
         self._model_busy = False
-        self._go_away_pending = False
+        self._switch_pending = False  # move to a new connection when the model's turn completes
+        self._vad_ack_pending = False
+        self._connection_vad_enabled = plan.vad_enabled  # what the open Gemini connection was set up with
         self._switch_timers: list[asyncio.Task[None]] = []
         self._stop_reason: StopReason | None = None
         self._active_counted = False
-        self._first_audio_pending = True
-        self._last_user_input = time.monotonic()
+        self._awaiting_reply_since: float | None = None  # when the user last said or typed something unanswered
         self._counters = {"messages_in": 0, "messages_out": 0, "audio_seconds_in": 0.0, "audio_seconds_out": 0.0}
         self._reconnects = 0
         self._drops_warned = 0.0
@@ -530,30 +538,38 @@ class LiveRun:
             await self._finishing
 
     def enqueue(self, item: _Item) -> None:
-        """Queue something for Gemini; a full queue drops it and tells the browser (BACKPRESSURE)."""
-        try:
+        """Queue something for Gemini; when full, audio is dropped and the browser told (BACKPRESSURE)."""
+        media = item.kind in ("audio", "video")
+        full = self.inbound.qsize() >= self._audio_bound if media else self.inbound.full()
+        if not full:
             self.inbound.put_nowait(item)
             self._counters["messages_in"] += 1
-        except asyncio.QueueFull:
-            now = time.monotonic()
-            if now - self._drops_warned > 2.0:
-                self._drops_warned = now
-                self._spawn(
-                    self.bridge.send(
-                        session_error(
-                            self.public_id,
-                            ErrorCode.BACKPRESSURE,
-                            "Gemini is not keeping up (or is reconnecting); input is being dropped. Slow down.",
-                        )
+            return
+        if not media:
+            raise ProtocolError(
+                ErrorCode.BACKPRESSURE,
+                "Gemini is not keeping up (or is reconnecting); this message was not delivered. Try again shortly.",
+            )
+        now = time.monotonic()
+        if now - self._drops_warned > 2.0:
+            self._drops_warned = now
+            self._spawn(
+                self.bridge.send(
+                    session_error(
+                        self.public_id,
+                        ErrorCode.BACKPRESSURE,
+                        "Gemini is not keeping up (or is reconnecting); audio and video are being dropped. Slow down.",
                     )
                 )
+            )
 
     def user_audio(self, pcm: bytes) -> None:
         """Record and forward one frame of microphone audio."""
         seconds = len(pcm) / 2 / INPUT_SAMPLE_RATE
         self._counters["audio_seconds_in"] += seconds
         metrics.audio_seconds("in", seconds)
-        self.recorder.user_audio(pcm)
+        if self.recorder.user_audio(pcm):
+            self._awaiting_reply_since = time.monotonic()  # the reply is timed from the end of speech
         self.enqueue(_Item("audio", pcm))
 
     def activity(self, *, start: bool) -> None:
@@ -564,14 +580,27 @@ class LiveRun:
                 "Push-to-talk needs voice activity detection off: send configure_vad {enabled: false} first.",
             )
         if not start:
-            self._last_user_input = time.monotonic()
+            self._awaiting_reply_since = time.monotonic()
             self._spawn(self.recorder.user_activity_end())
         self.enqueue(_Item("activity_start" if start else "activity_end"))
 
     def configure_vad(self, vad: VadConfig) -> None:
-        """Apply new VAD settings by resuming the Gemini session with them (transparent to the browser)."""
+        """Apply new VAD settings by resuming the Gemini session with them.
+
+        Switching between automatic detection and push-to-talk applies at once: input that follows (e.g. an
+        activity_start) waits for the new connection, since the old one would refuse it. Tuning (sensitivity,
+        silence) waits for the model to finish speaking rather than cutting it off.
+        """
+        mode_change = bool(vad.get("enabled", True)) != self._connection_vad_enabled
         self.plan.vad = vad
-        self._request_switch("reconfigure")
+        self._vad_ack_pending = True
+        if mode_change:
+            self._ready.clear()
+            self._request_switch()
+        elif self._model_busy:
+            self._switch_pending = True
+        else:
+            self._request_switch()
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -639,7 +668,7 @@ class LiveRun:
 
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
-            self._client = gemini.get_client()
+            self._client = gemini.shared_client()
         config = self.plan.connect_config(
             handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
         )
@@ -649,6 +678,7 @@ class LiveRun:
             stack.enter_async_context(self._client.aio.live.connect(model=self.plan.model.name, config=config)),
             timeout=settings.LIVE_CONNECT_TIMEOUT_SECONDS,
         )
+        self._connection_vad_enabled = self.plan.vad_enabled
         self._client_index = 0
         self._unconsumed.clear()
 
@@ -693,8 +723,9 @@ class LiveRun:
                 )
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
-        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active")
+        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active", seen=True)
         await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
+        self._spawn(self._heartbeat())
         metrics.session_active(1)
         self._active_counted = True
         self._ready.set()
@@ -741,13 +772,14 @@ class LiveRun:
             await asyncio.gather(receiver, switch, return_exceptions=True)
         if switch in done:
             self._switch.clear()
-            reason, self._switch_reason = self._switch_reason or "reconfigure", None
-            return reason, None
+            return "switch", None
         exc = receiver.exception() if not receiver.cancelled() else None
         return "error", exc
 
     async def _reconnect(self, reason: str, exc: BaseException | None) -> None:
         """Move the session to a new Gemini connection (resuming with the latest handle)."""
+        if exc is not None and not is_upstream_error(exc):
+            raise exc  # a bug on this side, not Gemini's doing: end the session as a crash (everything is flushed)
         failure = classify(exc) if exc is not None else None
         if failure is not None:
             metrics.upstream_error(failure.code)
@@ -762,7 +794,7 @@ class LiveRun:
                     "timestamp": now_iso(),
                 }
             )
-        self._go_away_pending = False
+        self._switch_pending = self._switch_on_handle = False
         for timer in self._switch_timers:
             timer.cancel()
         self._switch_timers.clear()
@@ -788,7 +820,8 @@ class LiveRun:
         self._reconnects += 1
         metrics.reconnect()
         self._ready.set()
-        if reason == "reconfigure":
+        if self._vad_ack_pending:
+            self._vad_ack_pending = False
             await self.bridge.send(
                 {
                     "type": "vad_configured",
@@ -809,8 +842,7 @@ class LiveRun:
                 }
             )
 
-    def _request_switch(self, reason: str) -> None:
-        self._switch_reason = reason
+    def _request_switch(self) -> None:
         self._switch.set()
 
     async def _finish(self, failure: UpstreamFailure | None) -> None:
@@ -881,8 +913,8 @@ class LiveRun:
         if content is not None and content.turn_complete:
             await self.recorder.turn_complete()
             self._model_busy = False
-            if self._go_away_pending:
-                self._go_away_pending = False
+            if self._switch_pending:
+                self._switch_pending = False
                 self._switch_after_handle()
         if msg.tool_call is not None:
             for call in msg.tool_call.function_calls or []:
@@ -908,7 +940,29 @@ class LiveRun:
             )
 
     async def _on_server_content(self, content: types.LiveServerContent) -> dict[str, Any]:
-        payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"model_turn"})
+        # Built by hand for the fields every audio chunk carries (a pydantic dump per chunk is most of the relay's
+        # cost); anything else Gemini sends (grounding, reasons, statuses...) is dumped as is.
+        payload: dict[str, Any] = {}
+        extra = content.model_fields_set - _HANDLED_CONTENT_FIELDS
+        if extra:
+            payload = content.model_dump(mode="json", by_alias=True, exclude_none=True, include=extra)
+        for field, key in (
+            ("input_transcription", "inputTranscription"),
+            ("output_transcription", "outputTranscription"),
+        ):
+            transcription = getattr(content, field)
+            if transcription is not None:
+                payload[key] = {"text": transcription.text or ""}
+                if transcription.finished is not None:
+                    payload[key]["finished"] = transcription.finished
+        for field, key in (
+            ("interrupted", "interrupted"),
+            ("generation_complete", "generationComplete"),
+            ("turn_complete", "turnComplete"),
+        ):
+            value = getattr(content, field)
+            if value is not None:
+                payload[key] = value
         parts_out: list[dict[str, Any]] = []
         for part in (content.model_turn.parts or []) if content.model_turn else []:
             blob = part.inline_data
@@ -938,9 +992,9 @@ class LiveRun:
         seconds = len(pcm) / 2 / OUTPUT_SAMPLE_RATE
         self._counters["audio_seconds_out"] += seconds
         metrics.audio_seconds("out", seconds)
-        if self._first_audio_pending:
-            self._first_audio_pending = False
-            metrics.observe_time_to_first_audio(time.monotonic() - max(self._last_user_input, self._started))
+        if self._awaiting_reply_since is not None:
+            metrics.observe_time_to_first_audio(time.monotonic() - self._awaiting_reply_since)
+            self._awaiting_reply_since = None
         await self.recorder.model_audio(pcm)
         if not self.plan.forwards_audio:
             return
@@ -962,26 +1016,36 @@ class LiveRun:
         if update.resumable and update.new_handle:
             self._handle = update.new_handle
             self._save_handle(update.new_handle)
-            if self._switch_reason == "goaway-handle":
-                self._request_switch("goaway")
+            if self._switch_on_handle:
+                self._request_switch()
 
     def _on_go_away(self, time_left: float) -> None:
         """Gemini will close this connection in ``time_left`` seconds: move before then, between turns if we can."""
         margin = min(5.0, time_left / 2)
         self._switch_timers.append(self._spawn(self._switch_at(max(0.0, time_left - margin))))
         if self._model_busy:
-            self._go_away_pending = True  # switch when the turn completes (and its handle arrives)
+            self._switch_pending = True  # switch when the turn completes (and its handle arrives)
         else:
-            self._request_switch("goaway")
+            self._request_switch()
 
     def _switch_after_handle(self) -> None:
         # The handle that includes the turn just completed follows turnComplete; wait briefly for it.
-        self._switch_reason = "goaway-handle"
+        self._switch_on_handle = True
         self._switch_timers.append(self._spawn(self._switch_at(1.0)))
 
     async def _switch_at(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        self._request_switch("goaway")
+        self._request_switch()
+
+    async def _heartbeat(self) -> None:
+        """Tell the database this process still holds the session (see services._detach_stale_sessions)."""
+        update = database_sync_to_async(services.live_session_update)
+        while True:
+            await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
+            try:
+                await update(session_id=self.pk, seen=True)
+            except Exception:
+                logger.exception("live: heartbeat of %s failed", self.public_id)
 
     def _save_handle(self, handle: str) -> None:
         self._pending_handle = handle
@@ -1001,13 +1065,9 @@ class LiveRun:
 
     def _start_tool(self, call: types.FunctionCall) -> None:
         call_id = call.id or f"call-{len(self._tool_tasks)}"
-        if len(self._tool_tasks) >= 8:
-            self.enqueue(
-                _Item(
-                    "tool_response",
-                    types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"}),
-                )
-            )
+        if len(self._tool_tasks) >= MAX_TOOL_CALLS:
+            refusal = types.FunctionResponse(id=call.id, name=call.name, response={"error": "too many calls at once"})
+            self._spawn(self.inbound.put(_Item("tool_response", refusal)))
             return
         self._tool_tasks[call_id] = asyncio.create_task(self._run_tool(call_id, call))
 
@@ -1077,7 +1137,7 @@ class LiveRun:
         if kind == "audio":
             await session.send_realtime_input(audio=types.Blob(data=item.data, mime_type=INPUT_AUDIO_MIME))
         elif kind == "text":
-            self._last_user_input = time.monotonic()
+            self._awaiting_reply_since = time.monotonic()
             if self.plan.model.text_via_realtime_input:
                 await session.send_realtime_input(text=item.data)
             else:
@@ -1107,29 +1167,7 @@ class LiveRun:
     async def _announce_saved(self, message: Message) -> None:
         """Tell every open socket of this user (any process) that a message was stored."""
         layer = get_channel_layer()
-        if layer is None:
-            return
-        await layer.group_send(
-            user_group(self.user.pk),
-            {
-                "type": "message.saved",
-                "sessionId": self.public_id,
-                "conversationId": self.conversation.public_id,
-                "message": saved_message_summary(message),
-            },
-        )
-
-
-def saved_message_summary(message: Message) -> dict[str, Any]:
-    """The ``message`` of a ``message_saved`` event."""
-    return {
-        "id": message.public_id,
-        "role": message.role,
-        "messageType": message.message_type,
-        "text": message.text or message.input_transcription or message.output_transcription,
-        "interrupted": message.interrupted,
-        "audioDuration": message.audio_duration,
-        "hasAudio": bool(message.audio),
-        "toolData": message.tool_data or None,
-        "createdAt": message.created_at.isoformat(),
-    }
+        if layer is not None:
+            await layer.group_send(
+                services.user_group(self.user.pk), services.message_saved_event(message, session_id=self.public_id)
+            )

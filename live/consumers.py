@@ -16,8 +16,9 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from live.bridge import LiveBridge, user_group
+from live.bridge import LiveBridge
 from live.protocol import CLOSE_UNAUTHENTICATED, now_iso
+from live.services import user_group
 
 logger = logging.getLogger(__name__)
 

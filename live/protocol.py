@@ -87,8 +87,8 @@ _SERVER = pydantic.ConfigDict(extra="forbid")
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pydantic.with_config(_STRICT)
 class VoiceConfig(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     voiceName: str
     languageCode: str
     speakingRate: float  # accepted for seed compatibility; Gemini Live has no such knob (a notice says so)
@@ -96,34 +96,34 @@ class VoiceConfig(TypedDict, total=False):
     volumeGainDb: float
 
 
+@pydantic.with_config(_STRICT)
 class SpeechConfig(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     voiceConfig: VoiceConfig
     languageCode: str
 
 
+@pydantic.with_config(_STRICT)
 class CompressionConfig(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     enabled: bool
     maxTokens: int
     compressionRatio: float
 
 
+@pydantic.with_config(_STRICT)
 class VadConfig(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     enabled: bool
     sensitivity: float  # 0.0 - 1.0
     silenceThreshold: int  # milliseconds
 
 
+@pydantic.with_config(_STRICT)
 class ToolRef(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     name: str
     description: str
 
 
+@pydantic.with_config(_STRICT)
 class SessionConfig(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     responseModalities: list[Literal["TEXT", "AUDIO"]]
     mediaResolution: Literal["LOW", "MEDIUM", "HIGH"]
     speechConfig: SpeechConfig
@@ -134,8 +134,8 @@ class SessionConfig(TypedDict, total=False):
     binaryAudio: bool  # model audio as binary frames instead of base64 in session_message
 
 
+@pydantic.with_config(_STRICT)
 class CreateSessionData(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     model: str
     conversationId: str | None
     loadConversationContext: bool
@@ -143,14 +143,14 @@ class CreateSessionData(TypedDict, total=False):
     userId: Any  # seed compatibility: accepted and ignored, the user is the authenticated one
 
 
+@pydantic.with_config(_STRICT)
 class CreateSession(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["create_session"]
     data: NotRequired[CreateSessionData]
 
 
+@pydantic.with_config(_STRICT)
 class SendMessageData(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     text: str
     audioChunk: str  # base64 PCM16LE 16 kHz mono (or a WAV of that)
     mimeType: str  # of audioChunk; default audio/pcm;rate=16000
@@ -161,54 +161,54 @@ class SendMessageData(TypedDict, total=False):
     tools: Any  # seed compatibility: tools are chosen at create_session; ignored here
 
 
+@pydantic.with_config(_STRICT)
 class SendMessage(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["send_message"]
     sessionId: NotRequired[str]
     data: SendMessageData
 
 
+@pydantic.with_config(_STRICT)
 class ActivityStart(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["activity_start"]
     sessionId: NotRequired[str]
 
 
+@pydantic.with_config(_STRICT)
 class ActivityEnd(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["activity_end"]
     sessionId: NotRequired[str]
 
 
+@pydantic.with_config(_STRICT)
 class ConfigureVad(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["configure_vad"]
     sessionId: NotRequired[str]
     data: VadConfig
 
 
+@pydantic.with_config(_STRICT)
 class ResumeSessionData(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     sessionId: str
     resumeHandle: NotRequired[str | None]  # seed compatibility; the server's stored handle is what is used
     binaryAudio: NotRequired[bool]
 
 
+@pydantic.with_config(_STRICT)
 class ResumeSession(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["resume_session"]
     sessionId: NotRequired[str]
     data: ResumeSessionData
 
 
+@pydantic.with_config(_STRICT)
 class EndSession(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["end_session"]
     sessionId: NotRequired[str]
 
 
+@pydantic.with_config(_STRICT)
 class Ping(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
     type: Literal["ping"]
 
 
@@ -286,8 +286,8 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@pydantic.with_config(_SERVER)
 class EffectiveConfig(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     responseModalities: list[str]  # what the browser gets
     upstreamModalities: list[str]  # what Gemini was asked for
     textViaTranscription: bool  # TEXT served from output transcription of an audio-only model
@@ -299,8 +299,8 @@ class EffectiveConfig(TypedDict):
     vad: VadConfig
 
 
+@pydantic.with_config(_SERVER)
 class SessionCreated(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_created"]
     sessionId: str
     model: str
@@ -312,8 +312,8 @@ class SessionCreated(TypedDict):
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class ContextLoaded(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["context_loaded"]
     sessionId: str
     conversationId: str
@@ -323,8 +323,8 @@ class ContextLoaded(TypedDict):
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class ContextLoadSkipped(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["context_load_skipped"]
     sessionId: str
     conversationId: str
@@ -332,16 +332,16 @@ class ContextLoadSkipped(TypedDict):
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class SessionMessage(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_message"]
     sessionId: str
     data: dict[str, Any]  # Gemini's server message, camelCase (serverContent | toolCall | toolCallCancellation …)
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class SavedMessage(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     id: str
     role: Literal["user", "model", "tool"]
     messageType: Literal["rest", "live"]
@@ -353,8 +353,8 @@ class SavedMessage(TypedDict):
     createdAt: str
 
 
+@pydantic.with_config(_SERVER)
 class MessageSaved(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["message_saved"]
     sessionId: str | None
     conversationId: str
@@ -362,16 +362,16 @@ class MessageSaved(TypedDict):
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class SessionReconnecting(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_reconnecting"]
     sessionId: str
     reason: str
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class SessionResumed(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_resumed"]
     sessionId: str
     conversationId: str
@@ -381,54 +381,54 @@ class SessionResumed(TypedDict):
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class SessionEnded(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_ended"]
     sessionId: str
     reason: Literal["client", "admin", "upstream", "error", "backpressure"]
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class ErrorBody(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     code: str
     message: str
     retryAfter: NotRequired[int]  # milliseconds
 
 
+@pydantic.with_config(_SERVER)
 class SessionError(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["session_error"]
     sessionId: str | None
     error: ErrorBody
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class AudioErrorBody(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     code: str
     message: str
     supportedFormats: list[str]
 
 
+@pydantic.with_config(_SERVER)
 class AudioErrorMessage(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["audio_error"]
     sessionId: str | None
     error: AudioErrorBody
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class VadConfigured(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["vad_configured"]
     sessionId: str
     vad: VadConfig
     timestamp: str
 
 
+@pydantic.with_config(_SERVER)
 class Pong(TypedDict):
-    __pydantic_config__ = _SERVER  # type: ignore[misc]
     type: Literal["pong"]
     protocolVersion: str
     timestamp: str

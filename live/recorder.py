@@ -16,6 +16,8 @@ import asyncio
 import collections
 import logging
 import math
+import operator
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +36,43 @@ logger = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 3
 
 
+class PcmBuffer:
+    """Growing PCM of one turn: in memory up to ``memory_bytes``, then in a temporary file (a long turn, many
+    sessions), so a session's memory stays bounded however long people talk."""
+
+    def __init__(self, initial: bytes = b"", *, memory_bytes: int = 128 * 1024) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=memory_bytes)  # noqa: SIM115 (closed by read/close)
+        self._size = 0
+        if initial:
+            self.append(initial)
+
+    def append(self, data: bytes) -> None:
+        """Add samples at the end."""
+        self._file.write(data)
+        self._size += len(data)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def truncate(self, size: int) -> None:
+        """Drop everything after ``size`` bytes."""
+        if size < self._size:
+            self._file.truncate(size)
+            self._file.seek(size)
+            self._size = size
+
+    def read(self) -> bytes:
+        """Return all samples and release the buffer (in the writer's thread: it may read a file)."""
+        self._file.seek(0)
+        data = self._file.read()
+        self.close()
+        return data
+
+    def close(self) -> None:
+        """Release the buffer."""
+        self._file.close()
+
+
 def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Message:
     """Store one recorded turn as a live message (its audio as WAV)."""
     audio = pcm16_to_wav(pcm, sample_rate=sample_rate) if pcm else None
@@ -41,18 +80,18 @@ def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Mess
 
 
 def pcm_rms(pcm: bytes) -> float:
-    """Root mean square of PCM16LE samples (every 4th sample: plenty for a speech gate, cheap per frame)."""
+    """Root mean square of PCM16LE samples (every 8th sample: plenty for a speech gate, cheap per frame)."""
     usable = len(pcm) - len(pcm) % 2
     if usable < 2:
         return 0.0
-    samples = memoryview(pcm)[:usable].cast("h")[::4]
-    return math.sqrt(sum(s * s for s in samples) / len(samples))
+    samples = memoryview(pcm)[:usable].cast("h")[::8]
+    return math.sqrt(sum(map(operator.mul, samples, samples)) / len(samples))
 
 
 @dataclass
 class _UserTurn:
     started_at: datetime
-    pcm: bytearray = field(default_factory=bytearray)
+    pcm: PcmBuffer = field(default_factory=PcmBuffer)
     voiced_until: int = 0  # byte offset just after the last voiced frame
     transcript: list[str] = field(default_factory=list)
 
@@ -60,7 +99,7 @@ class _UserTurn:
 @dataclass
 class _ModelTurn:
     started_at: datetime
-    pcm: bytearray = field(default_factory=bytearray)
+    pcm: PcmBuffer = field(default_factory=PcmBuffer)
     transcript: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
@@ -133,8 +172,8 @@ class Recorder:
 
     # -- hot path: audio and transcripts -------------------------------------------------------------------------
 
-    def user_audio(self, pcm: bytes) -> None:
-        """Take one frame of the user's 16 kHz PCM."""
+    def user_audio(self, pcm: bytes) -> bool:
+        """Take one frame of the user's 16 kHz PCM; return whether it is voiced (speech, not silence)."""
         voiced = pcm_rms(pcm) >= self._silence_rms
         turn = self._user
         if turn is None:
@@ -143,17 +182,18 @@ class Recorder:
                 self._preroll_bytes += len(pcm)
                 while self._preroll and self._preroll_bytes - len(self._preroll[0]) >= self._pad_bytes:
                     self._preroll_bytes -= len(self._preroll.popleft())
-                return
+                return False
             preroll = b"".join(self._preroll)[-self._pad_bytes :] if self._pad_bytes else b""
             self._preroll.clear()
             self._preroll_bytes = 0
             started = timezone.now() - timedelta(seconds=len(preroll) / 2 / INPUT_SAMPLE_RATE)
-            turn = self._user = _UserTurn(started_at=started, pcm=bytearray(preroll))
-        turn.pcm += pcm
+            turn = self._user = _UserTurn(started_at=started, pcm=PcmBuffer(preroll))
+        turn.pcm.append(pcm)
         if voiced:
             turn.voiced_until = len(turn.pcm)
         if len(turn.pcm) >= self._max_user_bytes:
             self._cut_user_turn()
+        return voiced
 
     def input_transcription(self, text: str) -> None:
         """Add a piece of the transcript of what the user said."""
@@ -167,7 +207,7 @@ class Recorder:
     async def model_audio(self, pcm: bytes) -> None:
         """Take a chunk of the model's 24 kHz PCM."""
         turn = self._model_turn()
-        turn.pcm += pcm
+        turn.pcm.append(pcm)
         if len(turn.pcm) >= self._max_model_bytes:
             await self._finish_model_turn()
 
@@ -253,7 +293,7 @@ class Recorder:
             return
         self._user = None
         keep = min(len(turn.pcm), turn.voiced_until + self._pad_bytes)
-        del turn.pcm[keep:]
+        turn.pcm.truncate(keep)
         if self._pending_user is not None:
             # Two cuts without a model turn between them (e.g. speech, tool call, more speech): keep both, in order.
             self._held.append(self._pending_user)
@@ -267,13 +307,14 @@ class Recorder:
         for turn in held:
             transcript = "".join(turn.transcript).strip()
             if not turn.pcm and not transcript:
+                turn.pcm.close()
                 continue
             await self._enqueue(
                 {
                     "role": Message.Role.USER,
                     "created_at": turn.started_at,
                     "input_transcription": transcript,
-                    "pcm": bytes(turn.pcm),
+                    "pcm": turn.pcm if turn.pcm else None,
                     "sample_rate": INPUT_SAMPLE_RATE,
                 }
             )
@@ -287,6 +328,7 @@ class Recorder:
         transcript = "".join(turn.transcript).strip()
         text = "".join(turn.text).strip() or transcript
         if not turn.pcm and not text:
+            turn.pcm.close()
             return
         await self._enqueue(
             {
@@ -294,7 +336,7 @@ class Recorder:
                 "created_at": turn.started_at,
                 "text": text,
                 "output_transcription": transcript,
-                "pcm": bytes(turn.pcm),
+                "pcm": turn.pcm if turn.pcm else None,
                 "sample_rate": OUTPUT_SAMPLE_RATE,
                 "usage": turn.usage,
                 "interrupted": turn.interrupted,
@@ -320,6 +362,11 @@ class Recorder:
                 self._jobs.task_done()
 
     async def _save(self, save: Callable[..., Awaitable[Message]], job: dict[str, Any]) -> None:
+        buffer = job.get("pcm")
+        if isinstance(buffer, PcmBuffer):
+            job["pcm"] = await asyncio.to_thread(buffer.read)  # read once (perhaps from disk): retries reuse it
+        elif buffer is None:
+            job.pop("pcm", None)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 message = await save(conversation=self.conversation, live_config=self.live_config, **job)

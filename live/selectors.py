@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
-from conversations.models import Message
+from conversations.models import LiveSession, Message
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from conversations.models import User
 
 
@@ -23,3 +25,15 @@ def message_search(*, user: User, query: str, limit: int) -> list[Message]:
         .select_related("conversation")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def live_session_list(
+    *, user: User | None = None, statuses: Sequence[str] | None = None, limit: int = 50
+) -> list[LiveSession]:
+    """Return live sessions, newest first, optionally of one user and in the given statuses."""
+    sessions: QuerySet[LiveSession] = LiveSession.objects.select_related("user", "conversation")
+    if user is not None:
+        sessions = sessions.filter(user=user)
+    if statuses:
+        sessions = sessions.filter(status__in=statuses)
+    return list(sessions.order_by("-started_at", "-id")[:limit])

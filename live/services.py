@@ -7,21 +7,57 @@ All functions are synchronous; async callers wrap them in ``database_sync_to_asy
 from __future__ import annotations
 
 import enum
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from conversations.models import Conversation, LiveSession, User
+from conversations.models import Conversation, LiveSession, Message, User
 from conversations.services import conversation_create
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
 ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
+
+
+def user_group(user_id: int) -> str:
+    """Name the channel-layer group of one user's open /live sockets (``message.saved`` goes there)."""
+    return f"user_{user_id}"
+
+
+def message_saved_event(message: Message, *, session_id: str | None = None) -> dict[str, Any]:
+    """The channel-layer event announcing a stored message (LiveConsumer.message_saved relays it as message_saved)."""
+    return {
+        "type": "message.saved",
+        "sessionId": session_id,
+        "conversationId": message.conversation.public_id,
+        "message": {
+            "id": message.public_id,
+            "role": message.role,
+            "messageType": message.message_type,
+            "text": message.text or message.input_transcription or message.output_transcription,
+            "interrupted": message.interrupted,
+            "audioDuration": message.audio_duration,
+            "hasAudio": bool(message.audio),
+            "toolData": message.tool_data or None,
+            "createdAt": message.created_at.isoformat(),
+        },
+    }
+
+
+def message_saved_announce(*, message: Message) -> None:
+    """Tell the owner's open /live sockets (other tabs, any process) about a message saved outside a live session.
+
+    For synchronous writers such as the REST chat: call inside or outside a transaction; it is sent after commit.
+    """
+    event = message_saved_event(message)
+    group = user_group(message.conversation.owner_id)
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event))
 
 
 def live_session_group(public_id: str) -> str:
@@ -75,6 +111,44 @@ def live_conversation_get_or_create(*, user: User, conversation_id: str | None) 
     )
 
 
+SERVER_GONE = "SERVER_GONE"
+
+
+def _detach_stale_sessions(user: User) -> int:
+    """Sessions whose holding process stopped sending heartbeats (it crashed or was killed) become detached.
+
+    They stop counting against the user's limit and can be taken over with resume_session. Called only when an
+    open session is in the way (a write per create would serialise SQLite under load for nothing).
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=3 * settings.LIVE_HEARTBEAT_SECONDS)
+    return (
+        LiveSession.objects.for_user(user)
+        .filter(status__in=LiveSession.ACTIVE_STATUSES)
+        .filter(Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff))
+        .update(
+            status=LiveSession.Status.DETACHED,
+            ended_at=now,
+            channel_name="",
+            last_error_code=SERVER_GONE,
+            last_error="The server process holding this session stopped answering.",
+        )
+    )
+
+
+def _check_limit(user: User, limit: int) -> None:
+    """Refuse another open session when the user has ``limit`` (sessions of dead processes do not count)."""
+    active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES)
+    count = active.count()
+    if count >= limit and _detach_stale_sessions(user):
+        count = active.count()
+    if count >= limit:
+        raise ProtocolError(
+            ErrorCode.SESSION_LIMIT_REACHED,
+            f"You already have {count} live sessions open (the limit is {limit}). End one and try again.",
+        )
+
+
 def live_session_create(
     *, user: User, conversation: Conversation, model: str, config: dict[str, Any], channel_name: str
 ) -> LiveSession:
@@ -83,13 +157,9 @@ def live_session_create(
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        active = LiveSession.objects.for_user(user).active().count()
-        if active >= limit:
-            raise ProtocolError(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
-            )
+        _check_limit(user, limit)
         return LiveSession.objects.create(
+            last_seen_at=timezone.now(),
             user=user,
             conversation=conversation,
             model=model,
@@ -107,6 +177,8 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         session = LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
+        if session.status in LiveSession.ACTIVE_STATUSES and _detach_stale_sessions(user):
+            session.refresh_from_db()
         if session.status in LiveSession.ACTIVE_STATUSES:
             raise ProtocolError(
                 ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
@@ -119,16 +191,12 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
             )
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
-        active = LiveSession.objects.for_user(user).active().count()
-        if active >= limit:
-            raise ProtocolError(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"You already have {active} live sessions open (the limit is {limit}). End one and try again.",
-            )
+        _check_limit(user, limit)
         session.status = LiveSession.Status.CONNECTING
         session.channel_name = channel_name
         session.ended_at = None
-        session.save(update_fields=["status", "channel_name", "ended_at"])
+        session.last_seen_at = timezone.now()
+        session.save(update_fields=["status", "channel_name", "ended_at", "last_seen_at"])
         return session
 
 
@@ -141,9 +209,12 @@ def live_session_update(
     error: str | None = None,
     counters: dict[str, float] | None = None,
     reconnects: int = 0,
+    seen: bool = False,
 ) -> None:
-    """Record a session's status, latest resumption handle, last error and counter increments."""
+    """Record a session's status, latest resumption handle, last error, counter increments and heartbeat."""
     fields: dict[str, Any] = {}
+    if seen:
+        fields["last_seen_at"] = timezone.now()
     if status is not None:
         fields["status"] = status
         if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):

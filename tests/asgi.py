@@ -53,6 +53,7 @@ class AsgiStream:
         self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.task: asyncio.Task[None] | None = None
+        self.comments: list[str] = []  # SSE comment lines (keep-alives), in arrival order
 
     async def _receive(self) -> dict[str, Any]:
         if not self._request_read:
@@ -90,8 +91,11 @@ class AsgiStream:
             buffer += piece
             while b"\n\n" in buffer:
                 block, buffer = buffer.split(b"\n\n", 1)
-                fields = dict(line.split(": ", 1) for line in block.decode().splitlines() if ": " in line)
-                yield fields["event"], json.loads(fields["data"])
+                lines = block.decode().splitlines()
+                self.comments.extend(line for line in lines if line.startswith(":"))
+                fields = dict(line.split(": ", 1) for line in lines if ": " in line and not line.startswith(":"))
+                if fields:
+                    yield fields["event"], json.loads(fields["data"])
 
     async def disconnect(self) -> None:
         """Go away like a closed browser tab, and wait for the server to finish with the request."""

@@ -114,3 +114,28 @@ def test_chromium_is_installed() -> None:
         pytest.fail("/usr/bin/chromium is missing: run scripts/install-browser.sh (make test does)")
     result = subprocess.run([str(chromium), "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert "Chromium" in result.stdout
+
+
+async def test_redis_layer_receive_waits_longer_than_its_blocking_pop() -> None:
+    """A socket idle on the channel layer for longer than one BZPOPMIN round keeps waiting, then gets its message.
+
+    redis-py 8 reads with a 5 s socket timeout by default, the same as channels-redis's 5 s blocking pop: without
+    a longer timeout in CHANNEL_LAYERS every idle consumer died with "Timeout reading from …".
+    """
+    _redis_url()
+    from channels.layers import channel_layers
+
+    layer = channel_layers.make_backend("default")
+    channel = await layer.new_channel()
+    wait = layer.brpop_timeout + 1.5
+
+    async def send_later() -> None:
+        await asyncio.sleep(wait)
+        await layer.send(channel, {"type": "test.late"})
+
+    sender = asyncio.create_task(send_later())
+    try:
+        message = await asyncio.wait_for(layer.receive(channel), timeout=wait + 10)
+    finally:
+        await sender
+    assert message == {"type": "test.late"}

@@ -9,5 +9,7 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 GEMINI_API_KEY = ""  # tests always use the simulator, whatever the shell has set
 GEMINI_BASE_URL = ""
+GEMINI_API_VERSION = ""
+GEMINI_CA_FILE = ""
 GOOGLE_GENAI_USE_VERTEXAI = False
 APSARA_REQUIRE_REAL_SERVICES = env.bool("APSARA_REQUIRE_REAL_SERVICES", default=False)

@@ -103,6 +103,7 @@ function adoptConversation(id, conversation) {
   }
   menu.querySelector("input[name=title]").value = conversation?.title ?? "";
   menu.hidden = false;
+  document.dispatchEvent(new CustomEvent("apsara:conversation", { detail: { conversationId: id } }));
   const link = document.createElement("a");
   link.href = url;
   link.className = "current";
@@ -113,7 +114,8 @@ function adoptConversation(id, conversation) {
 
 /** Replace the message list with the server's rendering (Markdown sanitised server-side). */
 async function refreshMessages() {
-  const url = withId(chat.dataset.messagesUrlTemplate, conversationId);
+  const showAll = new URLSearchParams(location.search).get("all") === "1";
+  const url = withId(chat.dataset.messagesUrlTemplate, conversationId) + (showAll ? "?all=1" : "");
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
   if (!response.ok) return false;
   const template = document.createElement("template");
@@ -188,9 +190,11 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = prompt.value.trim();
   if (!text || busy) return;
+  // During a voice session talk.js takes typed text into the live session (it cancels this event).
+  const routed = !chat.dispatchEvent(new CustomEvent("chat:submit", { cancelable: true, detail: { text } }));
   prompt.value = "";
   autosize();
-  send(text);
+  if (!routed) send(text);
 });
 
 prompt.addEventListener("keydown", (event) => {
@@ -200,6 +204,16 @@ prompt.addEventListener("keydown", (event) => {
   }
 });
 prompt.addEventListener("input", autosize);
+// A voice session (talk.js) that created the conversation hands it over like the first typed prompt does.
+chat.addEventListener("talk:conversation", (event) => adoptConversation(event.detail.id, event.detail.conversation));
+
+// Other parts of the page (the Talk UI) ask for the list to be re-rendered after they saved messages.
+document.addEventListener("apsara:refresh-messages", () => {
+  if (conversationId && !busy) refreshMessages();
+});
 
 scrollToEnd();
 if (!list.querySelector(".msg")) prompt.focus();
+// Ready: the handlers above are in place, so sending can no longer fall back to a plain form submit.
+sendButton.disabled = false;
+chat.dataset.ready = "true";

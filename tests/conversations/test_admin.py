@@ -188,3 +188,22 @@ def test_admin_needs_staff(client, user) -> None:
     """A normal user is sent to the admin login."""
     client.force_login(user)
     assert client.get(reverse("admin:conversations_conversation_changelist")).status_code == 302
+
+
+def test_admin_corrects_a_transcription(staff_client, talk) -> None:
+    """Staff can fix a transcription on a message's page; the recording and the rest stay as they were."""
+    message = talk.messages.exclude(audio="").get()
+    response = staff_client.post(
+        reverse("admin:conversations_message_change", args=[message.pk]),
+        {"text": "", "input_transcription": "what colour is the lamp?", "output_transcription": "", "interrupted": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    stored = Message.objects.get(pk=message.pk)
+    assert stored.input_transcription == "what colour is the lamp?"
+    assert stored.audio.name == message.audio.name
+    assert stored.message_type == "live"
+
+
+def test_messages_cannot_be_added_by_hand(staff_client) -> None:
+    """Messages come from chats and live sessions only."""
+    assert staff_client.get(reverse("admin:conversations_message_add")).status_code == 403

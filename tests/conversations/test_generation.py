@@ -10,9 +10,18 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 from google.genai import errors as genai_errors
+from google.genai import types
 
 from conversations import services
-from conversations.generation import generation_error, sse_event
+from conversations.generation import (
+    GenerationFailed,
+    _check_blocked,
+    _chunk_text,
+    generation_error,
+    generation_prepare,
+    generation_stream,
+    sse_event,
+)
 from conversations.models import Conversation, Message
 from tests.asgi import AsgiStream, session_cookie_for
 
@@ -80,6 +89,51 @@ async def test_generate_streams_chunks_before_the_reply_ends(user, gemini_sim) -
     assert conversation.kind == "rest"
     saved = [(m.role, m.text) async for m in Message.objects.filter(conversation=conversation).order_by("created_at")]
     assert saved == [("user", "Hello there, how are you today?"), ("model", reply)]
+
+
+async def test_keepalive_comments_while_gemini_is_slow(user, gemini_sim, settings) -> None:
+    """While waiting on Gemini, the stream carries SSE comments so proxies keep it open; the reply is unchanged."""
+    settings.GENERATE_KEEPALIVE_SECONDS = 0.05
+    gemini_sim.set_options(stream_delay=0.4)
+    stream = await generate(user, {"prompt": "Hello there, how are you today?"})
+    events = await collect(stream)
+    assert [name for name, _ in events][-1] == "done"
+    assert stream.comments and set(stream.comments) == {": keep-alive"}
+    reply = "".join(data["text"] for name, data in events if name == "chunk")
+    assert events[-1][1]["message"]["content"]["text"] == reply
+
+
+async def test_gemini_going_silent_mid_reply_times_out(user, gemini_sim, settings) -> None:
+    """A reply that stops arriving ends with GEMINI_TIMEOUT; the text that came is saved as interrupted."""
+    settings.GENERATE_KEEPALIVE_SECONDS = 0.05
+    settings.GENERATE_IDLE_TIMEOUT_SECONDS = 0.3
+    gemini_sim.set_options(stream_delay=5.0)  # the first chunk comes at once, the next one far too late
+    events = await collect(await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper."}))
+    name, error = events[-1]
+    assert name == "error"
+    assert error["code"] == "GEMINI_TIMEOUT"
+    assert "0.3 seconds" in error["message"]
+    chunks = "".join(data["text"] for name, data in events if name == "chunk")
+    assert chunks
+    saved = await Message.objects.aget(public_id=error["partialMessage"]["id"])
+    assert (saved.text, saved.interrupted) == (chunks, True)
+
+
+async def test_with_keepalive_yields_none_while_waiting() -> None:
+    """Keep-alive ticks come only while the source is silent, and every item comes through in order."""
+    import asyncio
+
+    from conversations.generation import with_keepalive
+
+    async def slow() -> AsyncIterator[str]:
+        yield "a"
+        await asyncio.sleep(0.25)
+        yield "b"
+
+    out = [item async for item in with_keepalive(slow(), interval=0.05)]
+    assert [item for item in out if item is not None] == ["a", "b"]
+    assert out[0] == "a" and out[-1] == "b"
+    assert out.count(None) >= 2
 
 
 async def test_generate_sends_history_and_options_to_gemini(user, gemini_sim) -> None:
@@ -180,8 +234,6 @@ async def test_client_going_away_mid_stream_keeps_what_arrived(user, gemini_sim)
 
 async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) -> None:
     """A response closed between two chunks (the server gave up sending) still saves the text sent so far."""
-    from conversations.generation import generation_prepare, generation_stream
-
     gemini_sim.set_options(stream_delay=0.2)
     prepared = await sync_to_async(generation_prepare)(user=user, prompt="Tell me a story about the sea, please.")
     stream = generation_stream(prepared)
@@ -248,3 +300,34 @@ def test_generation_error_codes(exc: BaseException, code: str) -> None:
     assert failure.message
     if code == "INTERNAL_ERROR":
         assert "bug" not in failure.message  # server internals are not shown to the client
+
+
+def _response(**candidate: Any) -> types.GenerateContentResponse:
+    return types.GenerateContentResponse.model_validate({"candidates": [candidate]} if candidate else {})
+
+
+def test_chunk_text_leaves_out_thoughts() -> None:
+    """Only visible text is streamed: thought parts are not shown to the person."""
+    chunk = _response(content={"role": "model", "parts": [{"text": "hidden", "thought": True}, {"text": "shown"}]})
+    assert _chunk_text(chunk) == "shown"
+    assert _chunk_text(_response()) == ""
+
+
+@pytest.mark.parametrize(
+    ("payload", "blocked"),
+    [
+        ({"candidates": [{"finishReason": "SAFETY"}]}, True),
+        ({"promptFeedback": {"blockReason": "SAFETY"}}, True),
+        ({"candidates": [{"finishReason": "STOP"}]}, False),
+        ({"candidates": [{"finishReason": "MAX_TOKENS"}]}, False),
+    ],
+)
+def test_blocked_replies_are_reported(payload: dict[str, Any], blocked: bool) -> None:
+    """A reply Gemini stops for safety (or a refused prompt) becomes GEMINI_BLOCKED; normal ends do not."""
+    chunk = types.GenerateContentResponse.model_validate(payload)
+    if blocked:
+        with pytest.raises(GenerationFailed) as info:
+            _check_blocked(chunk)
+        assert info.value.code == "GEMINI_BLOCKED"
+    else:
+        _check_blocked(chunk)

@@ -189,3 +189,49 @@ def test_simulator_banner_on_every_page(client: Client, user: User, settings) ->
     assert 'data-testid="simulator-banner"' in client.get(reverse("conversation-list")).content.decode()
     settings.GEMINI_API_KEY = "set"
     assert 'data-testid="simulator-banner"' not in client.get(reverse("conversation-list")).content.decode()
+
+
+def test_signup_refuses_a_taken_username_whatever_its_case(client: Client, user: User) -> None:
+    """A username that exists (in any letter case) is refused with a message on the field."""
+    response = client.post(
+        reverse("signup"),
+        {"username": user.username.upper(), "password1": "correct-horse-battery", "password2": "correct-horse-battery"},
+    )
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert User.objects.count() == 1
+
+
+def test_login_with_a_wrong_password_says_so(client: Client, user: User) -> None:
+    """A wrong password re-shows the form with an error and keeps the username."""
+    response = client.post(reverse("login"), {"username": user.username, "password": "wrong"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="form-error"' in page and "correct username and password" in page
+    assert f'value="{user.username}"' in page
+
+
+def test_long_conversation_shows_latest_messages_with_a_way_to_all(client_in: Client, user: User, monkeypatch) -> None:
+    """Only the latest messages are rendered at first; `?all=1` renders every one, oldest first."""
+    from conversations import views
+
+    monkeypatch.setattr(views, "MESSAGES_SHOWN", 3)
+    conversation = ConversationFactory(owner=user)
+    messages = [MessageFactory(conversation=conversation) for _ in range(5)]
+    url = reverse("conversation-detail", args=[conversation.public_id])
+    page = client_in.get(url).content.decode()
+    assert messages[0].public_id not in page and messages[1].public_id not in page
+    assert page.index(messages[2].public_id) < page.index(messages[4].public_id)
+    assert "2 earlier messages not shown" in page
+    page = client_in.get(url + "?all=1").content.decode()
+    assert all(m.public_id in page for m in messages) and "earlier message" not in page
+    fragment = client_in.get(reverse("conversation-messages", args=[conversation.public_id])).content.decode()
+    assert messages[1].public_id not in fragment and messages[4].public_id in fragment
+
+
+def test_list_shows_message_counts(client_in: Client, user: User) -> None:
+    """Each conversation in the list says how many messages it has."""
+    conversation = ConversationFactory(owner=user)
+    MessageFactory(conversation=conversation)
+    MessageFactory(conversation=conversation)
+    assert "2 messages" in client_in.get(reverse("conversation-list")).content.decode()

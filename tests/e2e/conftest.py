@@ -7,10 +7,12 @@ threaded, and would not stream server-sent events the way daphne does in product
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +37,7 @@ class DaphneThread:
         self.url = ""
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._server = None
+        self._server: Any = None
         self._thread = threading.Thread(target=self._run, name="daphne-e2e", daemon=True)
 
     def start(self, timeout: float = 30) -> None:
@@ -71,7 +73,7 @@ class DaphneThread:
             self._ready.set()
 
     def _poll_port(self) -> None:
-        from twisted.internet import reactor
+        reactor = _reactor()
 
         def check() -> None:
             if self._server is not None and self._server.listening_addresses:
@@ -79,16 +81,22 @@ class DaphneThread:
                 self.url = f"http://{host}:{port}"
                 self._ready.set()
             else:
-                reactor.callLater(0.05, check)  # type: ignore[attr-defined]
+                reactor.callLater(0.05, check)
 
-        reactor.callLater(0, check)  # type: ignore[attr-defined]
+        reactor.callLater(0, check)
 
     def stop(self) -> None:
-        from twisted.internet import reactor
-
         if self._thread.is_alive():
-            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+            reactor = _reactor()
+            reactor.callFromThread(reactor.stop)
             self._thread.join(10)
+
+
+def _reactor() -> Any:
+    """Return Twisted's global reactor (daphne installed the asyncio one); its stubs do not type the module."""
+    from twisted.internet import reactor
+
+    return reactor
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +116,8 @@ def server_url(browser: object, asgi_server: DaphneThread, transactional_db: Non
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless, driven by Playwright; Playwright never downloads a browser."""
+def playwright_driver() -> Iterator[object]:
+    """Playwright (sync API) for this package; every Chromium the tests launch comes from it."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (make test does).")
     from playwright.sync_api import sync_playwright
@@ -121,14 +129,27 @@ def browser() -> Iterator[object]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
+            yield playwright
     finally:
         if previous is None:
             del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def launch_chromium(playwright: Any, extra_args: list[str] | None = None) -> Any:
+    """Launch Debian's Chromium, headless, with the package's flags plus `extra_args`."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + list(extra_args or [])
+    )
+
+
+@pytest.fixture(scope="package")
+def browser(playwright_driver: Any) -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright; Playwright never downloads a browser."""
+    chromium = launch_chromium(playwright_driver)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -141,8 +162,40 @@ def page(browser, server_url: str) -> Iterator[object]:
     context.close()
 
 
+@pytest.fixture(scope="package")
+def e2e_simulator_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start one Gemini simulator for the browser tests, with its own CA and state in a temp dir."""
+    from gemini_sim import start_background
+
+    handle = start_background(tmp_path_factory.mktemp("gemini_sim_e2e"), host="127.0.0.1", port=0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def simulator(e2e_simulator_handle: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Make it the app's embedded simulator (the server thread asks apsara.gemini for it per request)."""
+    import apsara.gemini
+
+    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: e2e_simulator_handle)
+    saved = dataclasses.asdict(e2e_simulator_handle.options)
+    yield e2e_simulator_handle
+    e2e_simulator_handle.simulator.faults.clear()
+    e2e_simulator_handle.set_options(**saved)
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     """Where browser tests save screenshots for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def send_prompt(page: Any, text: str, *, press_enter: bool = True) -> None:
+    """Type a prompt into the chat once chat.js is ready (before that Enter is a newline), then send it."""
+    page.wait_for_selector("#chat[data-ready=true]")
+    page.fill("#prompt", text)
+    if press_enter:
+        page.keyboard.press("Enter")
+    else:
+        page.locator("#send").click()

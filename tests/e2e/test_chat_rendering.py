@@ -52,15 +52,6 @@ def test_stored_markdown_is_formatted_and_injection_is_inert(page: Page, screens
     conversation = ConversationFactory(owner=user, title="Lisbon")
     MessageFactory(conversation=conversation, text=INJECTIONS)
     MessageFactory(conversation=conversation, role=Message.Role.MODEL, text=REPLY + "\n\n" + INJECTIONS)
-    spoken = MessageFactory(
-        conversation=conversation,
-        message_type=Message.MessageType.LIVE,
-        text="",
-        input_transcription="What should I eat there?",
-        audio_mime_type="audio/wav",
-        audio_duration=0.25,
-    )
-    spoken.audio.save("q.wav", ContentFile(wav_bytes()), save=True)
     MessageFactory(
         conversation=conversation,
         role=Message.Role.MODEL,
@@ -75,7 +66,7 @@ def test_stored_markdown_is_formatted_and_injection_is_inert(page: Page, screens
     log_in(page, "reader")
     page.goto(f"/c/{conversation.public_id}/")
     messages = page.locator("#messages")
-    expect(messages.locator(".msg")).to_have_count(4)
+    expect(messages.locator(".msg")).to_have_count(3)
 
     model = messages.locator(".msg-model").first
     expect(model.locator("strong")).to_have_text("plan")
@@ -90,12 +81,40 @@ def test_stored_markdown_is_formatted_and_injection_is_inert(page: Page, screens
     expect(messages.locator(".msg-user").first).to_contain_text("<script>window.__pwned")  # shown as text
     assert not [url for url in external_requests if "pixel.png" in url or ":9/" in url]
 
-    audio = messages.locator("audio")
-    expect(audio).to_have_attribute("src", f"/api/files/{spoken.public_id}/download")
-    expect(messages).to_contain_text("What should I eat there?")
     expect(messages).to_contain_text("Try pastéis de nata.")
     expect(messages.locator(".badge-warn")).to_have_text("interrupted")
     page.screenshot(path=screenshot_dir / "chat-rendering.png", full_page=True)
 
     page.emulate_media(color_scheme="dark")
     page.screenshot(path=screenshot_dir / "chat-rendering-dark.png", full_page=True)
+
+
+def test_audio_message_plays_from_storage(page: Page, audio_storage_backend: str, screenshot_dir: Path) -> None:
+    """A spoken message shows a player that loads the recording (S3: through the presigned redirect) and its words."""
+    user = UserFactory(username=f"listener-{audio_storage_backend}")
+    conversation = ConversationFactory(owner=user, title="Voice")
+    spoken = MessageFactory(
+        conversation=conversation,
+        message_type=Message.MessageType.LIVE,
+        text="",
+        input_transcription="What should I eat there?",
+        audio_mime_type="audio/wav",
+        audio_duration=0.25,
+    )
+    spoken.audio.save("q.wav", ContentFile(wav_bytes()), save=True)
+
+    log_in(page, user.username)
+    page.goto(f"/c/{conversation.public_id}/")
+    audio = page.locator("#messages audio")
+    expect(audio).to_have_attribute("src", f"/api/files/{spoken.public_id}/download")
+    expect(page.locator("#messages")).to_contain_text("What should I eat there?")
+    duration = audio.evaluate(
+        """el => new Promise(resolve => {
+            el.addEventListener("loadedmetadata", () => resolve(el.duration), { once: true });
+            el.addEventListener("error", () => resolve(-1), { once: true });
+            el.preload = "metadata";
+            el.load();
+        })"""
+    )
+    assert duration == pytest.approx(0.25, abs=0.02)  # the browser fetched and decoded the recording
+    page.screenshot(path=screenshot_dir / f"chat-audio-{audio_storage_backend}.png")

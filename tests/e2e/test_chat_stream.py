@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +10,17 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, Message
+from tests.e2e.conftest import send_prompt
 from tests.e2e.test_pages import sign_up
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def slow_simulator() -> Iterator[Any]:
-    """Slow the embedded simulator's stream down, so a person (and the test) can watch text arrive."""
-    from apsara import gemini
-
-    gemini.simulator_address()  # starts the embedded simulator if this process has not yet
-    sim = gemini._embedded_simulator()
-    previous = sim.options.stream_delay
-    sim.set_options(stream_delay=0.4)
-    yield sim
-    sim.set_options(stream_delay=previous)
+def slow_simulator(simulator: Any) -> Any:
+    """Slow the simulator's stream down, so a person (and the test) can watch text arrive."""
+    simulator.set_options(stream_delay=0.4)
+    return simulator
 
 
 def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator: Any, screenshot_dir: Path) -> None:
@@ -35,8 +29,7 @@ def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator:
     page.get_by_test_id("new-conversation").click()
     expect(page).to_have_url(re.compile(r"/c/new/$"))
 
-    page.fill("#prompt", "Please count to 40 for me")
-    page.keyboard.press("Enter")
+    send_prompt(page, "Please count to 40 for me")
     expect(page.locator("#messages .msg-user")).to_contain_text("Please count to 40 for me")
 
     # Partial text is on screen while the stream is still open (data-state only leaves "streaming" at the end).
@@ -78,8 +71,7 @@ def test_phone_chat_after_a_reply(browser, server_url: str, screenshot_dir: Path
     try:
         sign_up(page, username="phonechat")
         page.get_by_test_id("new-conversation").click()
-        page.fill("#prompt", "Hello! Tell me a story in 3 sentences.")
-        page.locator("#send").click()
+        send_prompt(page, "Hello! Tell me a story in 3 sentences.", press_enter=False)
         expect(page.locator("#chat")).to_have_attribute("data-state", "idle", timeout=30_000)
         expect(page.locator("#messages .msg")).to_have_count(2)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -94,11 +86,24 @@ def test_gemini_failure_is_shown_and_the_prompt_kept(page: Page, slow_simulator:
     sign_up(page, username="unlucky")
     page.get_by_test_id("new-conversation").click()
     slow_simulator.inject_fault("http", when="rest", status=503)
-    page.fill("#prompt", "Hello there")
-    page.locator("#send").click()
+    send_prompt(page, "Hello there", press_enter=False)
     expect(page.locator("#chat")).to_have_attribute("data-state", "error", timeout=30_000)
     expect(page.locator("#chat-error")).to_be_visible()
     expect(page.locator("#messages .msg-model.failed .msg-error")).not_to_be_empty()
     expect(page.locator("#send")).to_be_enabled()
     page.reload()
     expect(page.locator("#messages .msg-user")).to_contain_text("Hello there")
+
+
+def test_typed_html_is_shown_as_text_while_streaming_and_after(page: Page) -> None:
+    """Markup typed into the composer never becomes elements: not in the pending bubble, not once rendered."""
+    sign_up(page, username="typist")
+    page.get_by_test_id("new-conversation").click()
+    send_prompt(page, '<img src=x onerror="window.__pwned = 1"> and **bold**', press_enter=False)
+    expect(page.locator("#messages .msg-user")).to_contain_text('<img src=x onerror="window.__pwned = 1">')
+    expect(page.locator("#chat")).to_have_attribute("data-state", "idle", timeout=30_000)
+    user = page.locator("#messages .msg-user")
+    expect(user).to_contain_text('<img src=x onerror="window.__pwned = 1">')
+    expect(user.locator("strong")).to_have_text("bold")
+    assert page.locator("#messages img").count() == 0
+    assert page.evaluate("window.__pwned") is None

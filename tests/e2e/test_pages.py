@@ -76,5 +76,14 @@ def test_phone_sized_screen(browser, server_url: str, screenshot_dir: Path) -> N
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0
         page.screenshot(path=screenshot_dir / "phone-chat.png")
+
+        ConversationFactory(owner=User.objects.get(username="phone"), title="A rather long title for a small screen")
+        page.goto("/")
+        page.locator(".conv-row details.menu summary").click()
+        panel = page.locator(".conv-row .menu-panel")
+        expect(panel).to_be_visible()
+        box = panel.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390  # the menu fits on screen
+        page.screenshot(path=screenshot_dir / "phone-list-menu.png")
     finally:
         context.close()

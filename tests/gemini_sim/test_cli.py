@@ -25,16 +25,16 @@ def test_help_documents_every_option():
     ).stdout
     for flag in ("--host", "--port", "--state-dir", "--api-key", "--record", "--lifetime", "--go-away-before",
                  "--realtime-factor", "--audio-chunk-ms", "--latency", "--stream-delay", "--resumption-ttl",
-                 "--vad-threshold", "--silence-ms", "--fault"):  # fmt: skip
+                 "--vad-threshold", "--silence-ms", "--fault", "--keep-records"):  # fmt: skip
         assert flag in out
     for action in build_parser()._actions:
         assert action.help, action.dest
     # every run-time option is reachable from the command line (record/record_limit are in-process only)
     dests = {a.dest for a in build_parser()._actions}
-    renamed = {"connection_lifetime": "lifetime", "record_path": "record"}
+    renamed = {"connection_lifetime": "lifetime", "record_path": "record", "record": "keep_records",
+               "record_limit": "keep_records"}  # fmt: skip
     for name in Options.__dataclass_fields__:
-        if name not in ("record", "record_limit"):
-            assert renamed.get(name, name) in dests, name
+        assert renamed.get(name, name) in dests, name
 
 
 def test_fault_specs_parse():

@@ -130,8 +130,24 @@ async def test_wrong_paths_are_404_at_the_handshake(sim, path):
         ("this is not json", 1007, INVALID),
         ('{"setup": {"model": "models/gemini-2.5-flash-native-audio-latest"}, "realtimeInput": {}}', 1007, INVALID),
         ('{"setup": {}}', 1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "generationConfig": {"responseModalities": ["IMAGE"]}}}),
+         1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "generationConfig": {
+            "responseModalities": ["AUDIO", "TEXT"]}}}), 1007, "Cannot extract voices from a non-audio request."),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "realtimeInputConfig": {"activityHandling": "SOMETIMES"}}}),
+         1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "generationConfig": {"speechConfig": {
+            "multiSpeakerVoiceConfig": {"speakerVoiceConfigs": []}}}}}), 1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "sessionResumption": "yes"}}), 1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "generationConfig": "AUDIO"}}), 1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "realtimeInputConfig": {"automaticActivityDetection": {
+            "silenceDurationMs": "soon"}}}}), 1007, INVALID),
+        (json.dumps({"setup": {"model": f"models/{NATIVE}", "historyConfig": [True]}}), 1007, INVALID),
+        (json.dumps({"setup": {"model": 42}}), 1007, INVALID),
+        (json.dumps({"setup": {"model": "models/gemini-2.5-pro"}}), 1008,
+         "models/gemini-2.5-pro is not found for API version v1beta, or is not supported for bidiGenerateContent."),
     ],
-)
+)  # fmt: skip
 async def test_bad_first_frames(sim, first, code, reason):
     async with ws_connect(sim, GEN.format(v="v1beta") + "?key=k") as ws:
         await ws.send(first)

@@ -331,7 +331,7 @@ async def test_video_frames_are_counted_and_acknowledged(sim):
 
 
 async def test_resumption_across_go_away_restores_the_conversation(make_sim):
-    sim = make_sim(connection_lifetime=1.5, go_away_before=1.0)
+    sim = make_sim(connection_lifetime=3.0, go_away_before=1.0)
     client = client_for(sim)
     cfg = AUDIO_CFG.model_copy(update={"session_resumption": types.SessionResumptionConfig()})
     async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
@@ -350,7 +350,7 @@ async def test_resumption_across_go_away_restores_the_conversation(make_sim):
 
 
 async def test_unknown_or_expired_handle_is_rejected(make_sim):
-    sim = make_sim(resumption_ttl=0.2)
+    sim = make_sim(resumption_ttl=1.0)
     client = client_for(sim)
     cfg = types.LiveConnectConfig(session_resumption=types.SessionResumptionConfig(handle="no-such-handle"))
     assert (await _close_of(client, NATIVE, cfg)).code == 1007
@@ -360,7 +360,7 @@ async def test_unknown_or_expired_handle_is_rejected(make_sim):
     again = types.LiveConnectConfig(session_resumption=types.SessionResumptionConfig(handle=handle))
     async with client.aio.live.connect(model=NATIVE, config=again) as session:  # valid right after the end
         assert session.session_id
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.2)
     assert (await _close_of(client, NATIVE, again)).code == 1007
     # and a handle is bound to its model
     async with client.aio.live.connect(model=NATIVE, config=resumable) as session:
@@ -397,28 +397,39 @@ async def test_ephemeral_token_session_and_uses(sim):
 async def test_ephemeral_token_expiry(sim):
     maker = _token_client(sim)
     token = maker.auth_tokens.create(
-        config=types.CreateAuthTokenConfig(uses=0, expire_time=_in(0.6), new_session_expire_time=_in(0.6))
+        config=types.CreateAuthTokenConfig(uses=0, expire_time=_in(1.5), new_session_expire_time=_in(1.5))
     )
     eph = client_for(sim, api_key=token.name, api_version="v1alpha")
     async with eph.aio.live.connect(model=NATIVE) as session:
         assert session.session_id
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.7)
     err = await _close_of(eph, NATIVE)
     assert err.code == 1007
     assert "expired" in str(err)
 
 
+async def test_open_session_ends_when_its_token_expires(sim):
+    maker = _token_client(sim)
+    token = maker.auth_tokens.create(config=types.CreateAuthTokenConfig(expire_time=_in(1.5)))
+    eph = client_for(sim, api_key=token.name, api_version="v1alpha")
+    async with eph.aio.live.connect(model=NATIVE) as session:
+        with pytest.raises(errors.APIError) as exc:
+            await collect(session, wait=5)
+    assert exc.value.code == 1007
+    assert "The ephemeral token has expired." in str(exc.value)
+
+
 async def test_resuming_with_a_token_needs_no_new_use_or_new_session_window(sim):
     maker = _token_client(sim)
     token = maker.auth_tokens.create(
-        config=types.CreateAuthTokenConfig(uses=1, new_session_expire_time=_in(0.5), expire_time=_in(60))
+        config=types.CreateAuthTokenConfig(uses=1, new_session_expire_time=_in(1.5), expire_time=_in(60))
     )
     eph = client_for(sim, api_key=token.name, api_version="v1alpha")
     cfg = AUDIO_CFG.model_copy(update={"session_resumption": types.SessionResumptionConfig()})
     async with eph.aio.live.connect(model=NATIVE, config=cfg) as session:
         await say(session, "remember the number 7")
         handle = await next_handle(session)
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.6)
     resumed = AUDIO_CFG.model_copy(update={"session_resumption": types.SessionResumptionConfig(handle=handle)})
     async with eph.aio.live.connect(model=NATIVE, config=resumed) as session:
         assert "7" in (await say(session, "what number did I ask you to remember?")).text
@@ -537,3 +548,92 @@ async def test_history_in_batches_then_recall_on_3_8(sim):
             await collect(session, wait=0.3)
         reply = await say(session, "What is my favourite colour?")
     assert "green" in reply.text
+
+
+@pytest.mark.parametrize(("model", "combined"), [(NATIVE, False), ("gemini-3.8-live", True)])
+async def test_transcript_rides_with_audio_on_3_x_only(sim, model, combined):
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"history_config": types.HistoryConfig(initial_history_in_client_content=True)})
+    async with client.aio.live.connect(model=model, config=cfg) as session:
+        turn = await say(session, "tell me a story")
+    both = [
+        m
+        for m in turn.messages
+        if m.server_content and m.server_content.model_turn and m.server_content.output_transcription
+    ]
+    assert bool(both) is combined
+    assert turn.text.startswith("Once upon a time")
+
+
+async def test_extended_thinking_reports_interaction_status(sim):
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"history_config": types.HistoryConfig(initial_history_in_client_content=True)})
+    async with client.aio.live.connect(model="gemini-3.8-live-extended-thinking", config=cfg) as session:
+        turn = await say(session, "Hello")  # the SDK's receive() ends at IDLE
+    statuses = [m.server_content.interaction_status for m in turn.messages if m.server_content]
+    assert statuses[0] == types.InteractionStatus.IN_PROGRESS
+    assert statuses[-1] == types.InteractionStatus.IDLE
+    assert turn.turn_complete and turn.text.startswith("Hello")
+
+
+def _weather(behavior: types.Behavior | None = None) -> types.Tool:
+    return types.Tool(
+        function_declarations=[
+            WEATHER.function_declarations[0].model_copy(update={"behavior": behavior} if behavior else {})
+        ]
+    )
+
+
+async def test_3_8_tools_are_non_blocking_by_default(sim):
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(
+        update={"tools": [_weather()], "history_config": types.HistoryConfig(initial_history_in_client_content=True)}
+    )
+    async with client.aio.live.connect(model="gemini-3.8-live", config=cfg) as session:
+        await session.send_realtime_input(text="What's the weather in Paris?")
+        first = await collect(session, stop_on_tool_call=False)  # the model keeps talking while the tool runs
+        [call] = first.tool_call.function_calls
+        assert first.text == "Let me check that for you." and first.turn_complete
+        await session.send_tool_response(
+            function_responses=[types.FunctionResponse(id=call.id, name=call.name, response={"result": "sunny"})]
+        )
+        result = await collect(session)  # WHEN_IDLE (default): a new turn with the result
+    assert "sunny" in result.text
+
+
+async def test_declared_blocking_wins_on_3_8(sim):
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(
+        update={
+            "tools": [_weather(types.Behavior.BLOCKING)],
+            "history_config": types.HistoryConfig(initial_history_in_client_content=True),
+        }
+    )
+    async with client.aio.live.connect(model="gemini-3.8-live", config=cfg) as session:
+        first = await say(session, "What's the weather in Paris?")
+    assert first.tool_call is not None and not first.audio
+
+
+async def test_non_blocking_result_scheduling(make_sim):
+    sim = make_sim(realtime_factor=10)
+    client = client_for(sim)
+    cfg = AUDIO_CFG.model_copy(update={"tools": [_weather(types.Behavior.NON_BLOCKING)]})
+    async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
+        await session.send_realtime_input(text="What's the weather in Rome?")
+        [call] = (await collect(session, stop_on_tool_call=False)).tool_call.function_calls
+        silent = types.FunctionResponse(
+            id=call.id, name=call.name, response={"result": "rain"}, scheduling="SILENT", will_continue=None
+        )
+        await session.send_tool_response(function_responses=[silent])
+        with pytest.raises(TimeoutError):  # SILENT: into the context, no reply
+            await collect(session, wait=0.3)
+        await session.send_realtime_input(text="What's the weather in Oslo?")
+        [call] = (await collect(session, stop_on_tool_call=False)).tool_call.function_calls
+        await session.send_realtime_input(text="count to 60")
+        await until(session, lambda m: m.server_content and m.server_content.model_turn)
+        urgent = types.FunctionResponse(id=call.id, name=call.name, response={"result": "snow"}, scheduling="INTERRUPT")
+        await session.send_tool_response(function_responses=[urgent])
+        cut = await collect(session)
+        result = await collect(session)
+    assert cut.interrupted
+    assert "snow" in result.text

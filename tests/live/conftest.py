@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 
 from conversations.models import User
+from live.diagnostics import speech_like_pcm
 from tests.factories import UserFactory
 
 
@@ -55,14 +54,7 @@ def login_cookie(user: User) -> str:
 
 def speech(seconds: float, *, rate: int = 16_000, amplitude: int = 6000) -> bytes:
     """Speech-like PCM16LE: a voiced harmonic tone with a syllable envelope (well above any VAD threshold)."""
-    n = int(seconds * rate)
-    out = bytearray()
-    for i in range(n):
-        t = i / rate
-        env = 0.6 + 0.4 * abs(math.sin(math.pi * t * 4))
-        v = math.sin(2 * math.pi * 140 * t) + 0.5 * math.sin(2 * math.pi * 280 * t)
-        out += struct.pack("<h", int(amplitude * env * v / 1.5))
-    return bytes(out)
+    return speech_like_pcm(seconds, rate=rate, amplitude=amplitude)
 
 
 def silence(seconds: float, *, rate: int = 16_000) -> bytes:
@@ -118,7 +110,10 @@ class LiveSocket:
             left = deadline - loop.time()
             if left <= 0:
                 raise AssertionError(f"no {kind} within {within}s; got {self.kinds()}")
-            item = await self.next(left)
+            try:
+                item = await self.next(left)
+            except TimeoutError:
+                raise AssertionError(f"no {kind} within {within}s; got {self.kinds()}") from None
             if item is None:
                 raise AssertionError(f"socket closed ({self.closed_code}) waiting for {kind}; got {self.kinds()}")
             if isinstance(item, dict) and item.get("type") == kind and all(item.get(k) == v for k, v in match.items()):
@@ -133,7 +128,10 @@ class LiveSocket:
             left = deadline - loop.time()
             if left <= 0:
                 raise AssertionError(f"no turnComplete within {within}s; got {self.kinds()}")
-            item = await self.next(left)
+            try:
+                item = await self.next(left)
+            except TimeoutError:
+                raise AssertionError(f"no turnComplete within {within}s; got {self.kinds()}") from None
             if item is None:
                 raise AssertionError(f"socket closed ({self.closed_code}); got {self.kinds()}")
             if (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import wave
 
 import pytest
@@ -295,19 +296,20 @@ async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_
 
 
 async def test_end_session_from_the_admin_over_the_channel_layer(sim, connect):
-    from channels.layers import get_channel_layer
+    from live.services import live_session_end_request
 
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     await ws.until_turn_complete()
-    await get_channel_layer().group_send(
-        f"live_session_{created['sessionId']}", {"type": "live.end", "session_id": created["sessionId"]}
-    )
+    row = await session_row(created["sessionId"])
+    # What the admin action does: mark it ended, then live.end to live_session_<id> after commit.
+    await database_sync_to_async(live_session_end_request)(live_session=row)
     ended = await ws.expect("session_ended")
     assert ended["reason"] == "admin"
     row = await session_row(created["sessionId"])
-    assert row.status == LiveSession.Status.ENDED
+    assert row.status == LiveSession.Status.ENDED and row.last_error_code == "ENDED_BY_STAFF"
+    assert not row.resumption_handle
     assert len(await messages_of(created["conversationId"])) == 2
     await ws.send({"type": "ping"})
     assert (await ws.expect("pong"))["protocolVersion"] == "1.0"
@@ -362,3 +364,145 @@ async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect
         {"initialHistoryInClientContent": True},
         {"initial_history_in_client_content": True},
     )
+
+
+async def test_a_message_saved_outside_live_reaches_open_sockets(connect, live_user):
+    from conversations.services import message_create
+    from live.services import message_saved_announce
+
+    ws = await connect()
+    conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
+
+    @database_sync_to_async
+    def save_typed_reply() -> Message:
+        message = message_create(conversation=conversation, role="model", text="A typed reply")
+        message_saved_announce(message=message)
+        return message
+
+    message = await save_typed_reply()
+    saved = await ws.expect("message_saved")
+    assert saved["sessionId"] is None and saved["conversationId"] == conversation.public_id
+    assert saved["message"]["id"] == message.public_id and saved["message"]["messageType"] == "rest"
+    assert saved["message"]["hasAudio"] is False
+
+
+async def test_metrics_follow_a_session(sim, connect):
+    from live import metrics
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "created": value("apsara_live_sessions_created_total"),
+        "active": value("apsara_live_sessions_active"),
+        "audio_in": value("apsara_live_audio_seconds_total", direction="in"),
+        "audio_out": value("apsara_live_audio_seconds_total", direction="out"),
+        "first_audio": value("apsara_live_time_to_first_audio_seconds_count"),
+    }
+    ws = await connect()
+    await ws.create(model=MODEL)
+    assert value("apsara_live_sessions_created_total") == before["created"] + 1
+    assert value("apsara_live_sessions_active") == before["active"] + 1
+    await ws.send_audio(speech(0.5) + silence(1.0))
+    await ws.until_turn_complete()
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    assert value("apsara_live_audio_seconds_total", direction="in") == pytest.approx(before["audio_in"] + 1.5)
+    assert value("apsara_live_audio_seconds_total", direction="out") > before["audio_out"]
+    assert value("apsara_live_time_to_first_audio_seconds_count") == before["first_audio"] + 1
+    assert value("apsara_live_sessions_active") == before["active"]
+
+
+async def test_context_requested_for_an_empty_conversation_is_skipped(sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL, loadConversationContext=True)
+    skipped = await ws.expect("context_load_skipped")
+    assert skipped["sessionId"] == created["sessionId"] and skipped["conversationId"] == created["conversationId"]
+    assert skipped["reason"]
+
+
+@pytest.mark.parametrize(
+    ("model", "text_as_realtime", "history_config"),
+    [
+        ("gemini-3.1-flash-live-preview", True, True),
+        ("gemini-3.8-live", True, True),
+        ("gemini-2.5-flash-native-audio-preview-12-2025", False, False),
+    ],
+)
+async def test_translation_is_model_aware(sim, connect, live_user, model, text_as_realtime, history_config):
+    conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
+    await database_sync_to_async(MessageFactory)(conversation=conversation, role="user", text="My name is Ada")
+    await database_sync_to_async(MessageFactory)(conversation=conversation, role="model", text="Hello Ada.")
+    ws = await connect()
+    await ws.create(model=model, conversationId=conversation.public_id, loadConversationContext=True)
+    await ws.expect("context_loaded")
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    turn = await ws.until_turn_complete()
+    assert "Your name is Ada" in "".join(
+        m["data"]["serverContent"].get("outputTranscription", {}).get("text", "")
+        for m in turn
+        if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
+    )
+    sent = sim.client_messages()
+    assert ("historyConfig" in sent[0]["setup"]) is history_config
+    typed = [m for m in sent[1:] if "What is my name?" in json.dumps(m)]
+    assert len(typed) == 1
+    assert ("realtime_input" in typed[0] or "realtimeInput" in typed[0]) is text_as_realtime
+
+
+async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(sim, connect):
+    sim.set_options(realtime_factor=8)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 2 sentences"}})
+    while not isinstance(await ws.next(), bytes):
+        pass
+    await ws.send({"type": "configure_vad", "data": {"enabled": True, "silenceThreshold": 300}})
+    turn = await ws.until_turn_complete()
+    assert not [
+        m for m in turn if isinstance(m, dict) and m.get("data", {}).get("serverContent", {}).get("interrupted")
+    ]
+    configured = await ws.expect("vad_configured")
+    assert configured["vad"] == {"enabled": True, "silenceThreshold": 300}
+    setups = [m["setup"] for m in sim.client_messages() if "setup" in m]
+    assert len(setups) == 2 and "300" in json.dumps(setups[1])
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    stored = await messages_of(created["conversationId"])
+    assert [(m.role, m.interrupted) for m in stored] == [("user", False), ("model", False)]
+
+
+async def test_the_gemini_leg_is_uncompressed(sim, connect):
+    ws = await connect()
+    await ws.create(model=MODEL)
+    [connection] = sim.records(type="connect")
+    headers = {k.lower(): v for k, v in connection["headers"].items()}
+    assert "permessage-deflate" not in headers.get("sec-websocket-extensions", "")
+    assert headers.get("x-goog-api-key")
+
+
+async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_input(sim, connect):
+    sim.set_options(realtime_factor=4)
+    ws = await connect()
+    await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
+    while not isinstance(await ws.next(), bytes):
+        pass
+    # What a page does when the person switches to push-to-talk and presses the button straight away.
+    await ws.send({"type": "configure_vad", "data": {"enabled": False}})
+    await ws.send({"type": "activity_start"})
+    await ws.send_audio(speech(0.6))
+    await ws.send({"type": "activity_end"})
+    await ws.expect("vad_configured")
+    while True:
+        turn = await ws.until_turn_complete()
+        heard = [
+            m["data"]["serverContent"]["inputTranscription"]["text"]
+            for m in turn
+            if isinstance(m, dict) and "inputTranscription" in m.get("data", {}).get("serverContent", {})
+        ]
+        if heard:
+            break
+    assert heard == ["(0.6 seconds of speech)"]
+    assert not ws.of_type("session_error")
+    assert not [c for c in sim.records(type="close") if c["code"] == 1007]

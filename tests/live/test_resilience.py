@@ -210,3 +210,81 @@ async def test_gemini_failing_mid_session_for_good_ends_it_cleanly(sim, connect)
     assert error["error"]["code"] == "MODEL_NOT_FOUND"
     await ws.expect("session_ended", reason="error")
     assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"]
+
+
+async def test_a_crash_in_the_bridge_ends_the_session_and_keeps_what_was_said(sim, connect, monkeypatch):
+    from live.recorder import Recorder
+
+    def broken_usage(self, usage):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Recorder, "usage", broken_usage)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"binaryAudio": True})
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    error = await ws.expect("session_error")
+    assert error["error"]["code"] == "INTERNAL_ERROR" and "a bug" not in error["error"]["message"]
+    await ws.expect("session_ended", reason="error")
+    stored = await messages_of(created["conversationId"])
+    assert [m.role for m in stored] == ["user", "model"]
+    assert stored[1].audio_duration > 0 and stored[1].interrupted  # cut off by the crash, kept and flagged
+    row = await session_row(created["sessionId"])
+    assert row.status == LiveSession.Status.FAILED and row.last_error_code == "INTERNAL_ERROR"
+    await ws.send({"type": "ping"})
+    await ws.expect("pong")
+
+
+async def test_tool_call_cancellation_is_honoured(sim, connect, monkeypatch):
+    from live import tools
+
+    started = asyncio.Event()
+
+    async def slow_tool(*, user, name, args):
+        started.set()
+        await asyncio.sleep(30)
+        return {"result": "too late"}
+
+    monkeypatch.setattr(tools, "tool_execute", slow_tool)
+    sim.set_options(realtime_factor=1)
+    ws = await connect()
+    created = await ws.create(model=MODEL, config={"tools": ["calculator"]})
+    await ws.send({"type": "send_message", "data": {"text": "Use the calculator for 15 * 23"}})
+    await asyncio.wait_for(started.wait(), 10)
+    from tests.live.conftest import silence, speech
+
+    await ws.send_audio(speech(0.5) + silence(1.0))  # barge in while the tool runs: Gemini cancels the call
+    cancellation = await ws.expect("session_message")
+    while "toolCallCancellation" not in cancellation["data"]:
+        cancellation = await ws.expect("session_message")
+    await ws.until_turn_complete()
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    assert not [m for m in sim.client_messages() if "tool_response" in m or "toolResponse" in m]
+    stored = await messages_of(created["conversationId"])
+    tool_rows = [m for m in stored if m.role == "tool"]
+    assert len(tool_rows) == 1 and tool_rows[0].tool_data["cancelled"] is True
+    assert tool_rows[0].tool_data["response"] is None
+
+
+async def test_go_away_without_a_usable_handle_restarts_with_the_conversation(sim, connect):
+    # Handles die with their connection here, so the bridge must start afresh and reload what was said.
+    sim.set_options(resumption_ttl=0, connection_lifetime=1.5, go_away_before=1.0)
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await ws.until_turn_complete()
+    await asyncio.sleep(1.2)
+    await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    assert "Your name is Ada" in said(await ws.until_turn_complete())
+    kinds = {m["type"] for m in ws.received if isinstance(m, dict)}
+    assert not kinds & {"session_reconnecting", "session_resumed", "session_error"}
+    history = [m.get("client_content") or m.get("clientContent") for m in sim.client_messages()]
+    reloaded = [h for h in history if h]
+    assert reloaded and reloaded[-1].get("turnComplete", reloaded[-1].get("turn_complete")) is False
+    assert [t["parts"][0]["text"] for t in reloaded[-1]["turns"]][:2] == [
+        "My name is Ada",
+        "Nice to meet you, Ada. I'll remember your name.",
+    ]
+    await ws.send({"type": "end_session"})
+    await ws.expect("session_ended")
+    assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"] * 2

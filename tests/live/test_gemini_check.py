@@ -1,0 +1,296 @@
+"""``manage.py gemini_check`` against gemini_sim: success, and each real-world failure explained with cause and fix."""
+
+from __future__ import annotations
+
+import json
+import socket
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+KEY = "test-key-0123456789-wxyz"
+
+
+def check(*args: str) -> tuple[str, int]:
+    """Run gemini_check; return what it printed and its exit code (1 when it raised CommandError)."""
+    out = StringIO()
+    try:
+        call_command("gemini_check", *args, stdout=out, stderr=StringIO())
+    except CommandError as error:
+        return out.getvalue() + f"\n{error}", error.returncode
+    return out.getvalue(), 0
+
+
+def check_json(*args: str) -> tuple[dict[str, Any], int]:
+    out, code = check("--json", *args)
+    return json.loads(out[: out.rindex("}") + 1]), code
+
+
+def step(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in report["steps"] if s["name"] == name)
+
+
+@pytest.fixture
+def api_key_sim(sim: Any, settings: Any) -> Any:
+    """API-key mode, with GEMINI_BASE_URL and GEMINI_CA_FILE pointing at the per-test simulator."""
+    settings.GEMINI_API_KEY = KEY
+    settings.GEMINI_BASE_URL = sim.base_url
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    settings.GEMINI_API_VERSION = ""
+    return sim
+
+
+def test_every_step_passes_against_the_simulator_with_a_spoken_turn(sim):
+    report, code = check_json("--audio")
+    assert code == 0 and report["ok"]
+    assert [s["name"] for s in report["steps"]] == [
+        "configuration",
+        "rest.models",
+        "rest.generate",
+        "live.connect",
+        "live.text",
+        "live.audio",
+    ]
+    assert report["connection"]["mode"] == "simulator"
+    models = step(report, "rest.models")["details"]
+    assert "gemini-3.1-flash-live-preview" in models["liveModels"]
+    assert "gemini-2.5-flash" in models["textModels"] and "gemini-2.5-flash" not in models["liveModels"]
+    assert step(report, "rest.generate")["details"]["reply"]
+    text = step(report, "live.text")["details"]
+    assert text["modality"] == "AUDIO" and text["sampleRate"] == 24_000
+    assert text["audioBytes"] > 0 and text["audioSeconds"] == round(text["audioBytes"] / 2 / 24_000, 3)
+    assert text["timeToFirstByteMs"] is not None and text["text"]
+    spoken = step(report, "live.audio")["details"]
+    assert spoken["audioBytes"] > 0 and spoken["sentAudio"] == {"seconds": 2.0, "sampleRate": 16_000}
+    assert "seconds of speech" in spoken["inputTranscription"]
+    # The spoken turn went up as 16 kHz PCM realtime input.
+    inputs = [m.get("realtimeInput") or m.get("realtime_input") or {} for m in sim.client_messages()]
+    audio = [i["audio"] for i in inputs if "audio" in i]
+    assert len(audio) == 50 and {a.get("mimeType") or a.get("mime_type") for a in audio} == {"audio/pcm;rate=16000"}
+
+
+def test_api_key_mode_shows_endpoint_version_and_auth_but_never_the_key(api_key_sim):
+    out, code = check("-v", "2")
+    assert code == 0, out
+    assert "Mode:        api_key" in out
+    assert f"{api_key_sim.base_url}/v1/models (API version v1, SDK default)" in out
+    live_path = "/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent"
+    assert f"wss://{api_key_sim.base_url.removeprefix('https://')}{live_path}" in out
+    assert "x-goog-api-key" in out and "…wxyz" in out
+    assert KEY not in out
+    connect = api_key_sim.records(type="connect")[0]
+    assert connect["path"] == "gemini:v1"
+    assert {k.lower(): v for k, v in connect["headers"].items()}["x-goog-api-key"] == KEY
+    assert "key" not in connect["query"]
+    assert "All checks passed." in out
+
+
+def test_a_base_url_with_a_path_is_a_404_at_the_handshake_explained(api_key_sim, settings):
+    settings.GEMINI_BASE_URL = api_key_sim.base_url + "/v1beta"
+    out, code = check("--skip-rest")
+    assert code == 1
+    assert "HTTP 404 at the WebSocket handshake: wrong endpoint path or API version: the SDK uses wss://" in out
+    assert "/v1beta/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent" in out
+    assert f"check GEMINI_BASE_URL ({api_key_sim.base_url}/v1beta) and GEMINI_API_VERSION" in out
+    assert "GEMINI_BASE_URL has a path (/v1beta)" in out
+    assert api_key_sim.records(type="ws_rejected")[0]["status"] == 404
+
+
+def test_a_wrong_api_version_is_a_404_for_rest_and_live_explained(api_key_sim, settings):
+    settings.GEMINI_API_VERSION = "v2"
+    report, code = check_json()
+    assert code == 1
+    for name in ("rest.models", "rest.generate", "live.connect"):
+        failed = step(report, name)
+        assert failed["status"] == "failed" and failed["cause"] == "endpoint_not_found"
+        assert "wrong endpoint path or API version" in failed["explanation"]
+        assert "(API version v2)" in failed["explanation"] and "GEMINI_API_VERSION (v2)" in failed["explanation"]
+        assert "GEMINI_API_VERSION to v1beta" in failed["fix"]
+    assert step(report, "live.text")["status"] == "skipped"
+
+
+def test_a_key_gemini_refuses_is_explained(api_key_sim):
+    api_key_sim.set_options(api_keys={"the-real-key"})
+    report, code = check_json()
+    assert code == 1
+    for name in ("rest.models", "rest.generate", "live.connect"):
+        failed = step(report, name)
+        assert failed["cause"] == "bad_credentials"
+        assert "Gemini refused the credentials …wxyz" in failed["explanation"]
+        assert "GEMINI_API_KEY" in failed["fix"]
+        assert failed["gemini_said"] == "API key not valid. Please pass a valid API key."
+    assert KEY not in json.dumps(report)
+
+
+@pytest.mark.parametrize("extra", [[], ["--skip-rest"]])
+def test_an_unknown_live_model_lists_the_live_models_gemini_reports(sim, extra):
+    out, code = check("--model", "gemini-2.0-flash-live-001", *extra)
+    assert code == 1
+    assert "Gemini does not serve gemini-2.0-flash-live-001 over the Live API (bidiGenerateContent)" in out
+    assert "Live models Gemini reports (models.list, supportedGenerationMethods bidiGenerateContent): " in out
+    assert "gemini-3.8-live," in out and "gemini-3.1-flash-live-preview" in out
+    assert "not found for API version v1, or is not supported for bidiGenerateContent" in out  # what Gemini said
+    assert "set GEMINI_LIVE_MODEL" in out
+
+
+def test_a_rest_only_model_is_not_live_capable(sim):
+    report, code = check_json("--model", "gemini-2.5-flash")
+    assert code == 1
+    assert step(report, "rest.models")["status"] == "warning"
+    assert step(report, "live.connect")["cause"] == "model_not_found"
+
+
+def test_text_on_a_native_audio_model_is_explained(sim):
+    out, code = check("--skip-rest", "--modality", "text")
+    assert code == 1
+    assert "gemini-3.1-flash-live-preview is a native-audio model: it answers in AUDIO only" in out
+    assert "Cannot extract voices from a non-audio request." in out
+
+
+def test_an_internal_error_during_the_turn_is_explained(sim):
+    sim.inject_fault("close", when="turn", code=1011, reason="Internal error occurred.")
+    report, code = check_json("--skip-rest", "--audio")
+    assert code == 1
+    assert step(report, "live.connect")["status"] == "ok"
+    failed = step(report, "live.text")
+    assert failed["cause"] == "internal" and "close 1011" in failed["explanation"]
+    assert failed["gemini_said"] == "Internal error occurred."
+    assert step(report, "live.audio")["status"] == "skipped"
+
+
+def test_an_untrusted_certificate_points_at_gemini_ca_file(api_key_sim, settings):
+    settings.GEMINI_CA_FILE = ""
+    report, code = check_json()
+    assert code == 1
+    for name in ("rest.models", "live.connect"):
+        failed = step(report, name)
+        assert failed["cause"] == "tls"
+        assert "no trusted CA signs the server's certificate" in failed["explanation"]
+        assert "Set GEMINI_CA_FILE" in failed["fix"]
+
+
+def test_nothing_listening_is_explained(api_key_sim, settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.GEMINI_BASE_URL = f"https://127.0.0.1:{port}"
+    report, code = check_json()
+    assert code == 1
+    for name in ("rest.models", "live.connect"):
+        assert step(report, name)["cause"] == "refused"
+        assert f"Nothing answered at 127.0.0.1:{port}" in step(report, name)["explanation"]
+
+
+def test_a_silent_gemini_times_out(sim):
+    sim.inject_fault("stall", when="setup", seconds=5)
+    report, code = check_json("--skip-rest", "--timeout", "0.5")
+    assert code == 1
+    failed = step(report, "live.connect")
+    assert failed["cause"] == "timeout" and "within 0.5 s" in failed["explanation"]
+
+
+def test_an_ephemeral_token_as_the_server_key_is_explained(api_key_sim, settings):
+    settings.GEMINI_API_KEY = "auth_tokens/0123456789abcdef"
+    report, code = check_json()
+    assert code == 1
+    configuration = step(report, "configuration")
+    assert configuration["status"] == "warning" and "v1alpha only (this client uses v1)" in configuration["explanation"]
+    assert report["connection"]["live_url"].endswith("BidiGenerateContentConstrained")
+    assert step(report, "rest.models")["status"] == "skipped"
+    failed = step(report, "live.connect")
+    assert "GEMINI_API_KEY holds an ephemeral token" in failed["explanation"] and "v1alpha" in failed["fix"]
+
+
+def test_a_missing_ca_file_fails_the_configuration_step(api_key_sim, settings, tmp_path):
+    settings.GEMINI_CA_FILE = str(tmp_path / "missing.pem")
+    report, code = check_json()
+    assert code == 1
+    assert [s["name"] for s in report["steps"]] == ["configuration"]
+    assert "GEMINI_CA_FILE" in step(report, "configuration")["fix"]
+
+
+def test_quiet_success_prints_nothing_and_failure_prints_only_the_failure(sim):
+    assert check("--skip-live", "-v", "0") == ("", 0)
+    out, code = check("--skip-rest", "-v", "0", "--model", "gemini-0-none")
+    assert code == 1 and "[FAIL] live.connect" in out and "[ok" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "soon"], "--timeout must be a number of seconds"),
+        (["--timeout", "0"], "--timeout must be more than 0"),
+        (["--timeout", "301"], "at most 300 seconds"),
+        (["--model", "x y"], "--model must be a model name"),
+        (["--text-model", "../etc"], "--text-model must be a model name"),
+        (["--modality", "VIDEO"], "--modality must be AUDIO or TEXT"),
+        (["--skip-rest", "--skip-live"], "leave nothing to check"),
+        (["--audio", "--skip-live"], "--audio needs the Live steps"),
+    ],
+)
+def test_bad_flags_are_refused_clearly(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("gemini_check", *args, stdout=StringIO())
+
+
+def test_vertex_mode_shows_its_endpoint_and_explains_missing_oauth_credentials(sim, settings, monkeypatch, tmp_path):
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    settings.GOOGLE_CLOUD_PROJECT = "apsara-test"
+    settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+    settings.GEMINI_BASE_URL = sim.base_url
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    # Application Default Credentials point at a file that is not there: google.auth fails at once, offline.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    report, code = check_json("--model", "gemini-live-2.5-flash-native-audio")
+    assert code == 1
+    connection = report["connection"]
+    assert connection["mode"] == "vertex" and connection["api_version"] == "v1beta1"
+    assert connection["live_url"].endswith("/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent")
+    assert "/projects/apsara-test/locations/us-central1/publishers/google/models" in connection["rest_url"]
+    assert connection["auth"] == "OAuth 2 Bearer token from Application Default Credentials"
+    for name in ("rest.models", "live.connect"):
+        failed = step(report, name)
+        assert failed["cause"] == "no_credentials"
+        assert "no usable OAuth 2 access token" in failed["explanation"]
+        assert "gcloud auth application-default login" in failed["fix"]
+
+
+def test_an_ephemeral_token_is_minted_on_v1alpha_and_opens_a_live_session(sim):
+    report, code = check_json("--ephemeral", "--skip-rest")
+    assert code == 0, report
+    token_step = step(report, "live.ephemeral")
+    assert token_step["status"] == "ok"
+    assert token_step["details"]["liveUrl"].endswith(
+        "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
+    )
+    created = sim.records(type="http", path="/v1alpha/auth_tokens")
+    assert len(created) == 1 and created[0]["body"]["uses"] == 1
+    headers = [{k.lower(): v for k, v in r["headers"].items()} for r in sim.records(type="connect")]
+    token = next(h["authorization"].removeprefix("Token ") for h in headers if "authorization" in h)
+    assert token.startswith("auth_tokens/") and token not in json.dumps(report)
+    assert f"…{token[-4:]}" in token_step["summary"]
+
+
+def test_a_refused_ephemeral_token_is_explained(sim):
+    sim.inject_fault("close", when="setup", code=1007, reason="The ephemeral token has expired.", count=2)
+    report, code = check_json("--ephemeral", "--skip-rest")
+    assert code == 1
+    failed = step(report, "live.ephemeral")
+    assert failed["cause"] == "bad_credentials"
+    assert "A freshly minted ephemeral token was refused at wss://" in failed["explanation"]
+    assert "v1alpha" in failed["fix"]
+
+
+def test_creating_an_ephemeral_token_on_a_wrong_path_is_a_404_explained(api_key_sim, settings):
+    settings.GEMINI_BASE_URL = api_key_sim.base_url + "/api"
+    report, code = check_json("--ephemeral", "--skip-rest")
+    failed = step(report, "live.ephemeral")
+    assert code == 1 and failed["cause"] == "endpoint_not_found"
+    assert (
+        f"HTTP 404 creating an ephemeral token at {api_key_sim.base_url}/api/v1alpha/auth_tokens"
+        in failed["explanation"]
+    )
+    assert "auth_tokens exists only on API version v1alpha" in failed["explanation"]

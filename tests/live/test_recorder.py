@@ -1,0 +1,74 @@
+"""The recorder on its own: turn segmentation, trimming, spilling long turns to disk, flushing on close."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from conversations.models import Message
+from live.recorder import PcmBuffer, Recorder, pcm_rms
+from tests.factories import ConversationFactory
+from tests.live.conftest import frames, silence, speech
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_pcm_buffer_spills_to_disk_and_truncates():
+    buffer = PcmBuffer(b"ab", memory_bytes=16)
+    for _ in range(10):
+        buffer.append(b"0123456789")
+    assert len(buffer) == 102
+    assert buffer._file._rolled  # type: ignore[attr-defined]  # on disk now
+    buffer.truncate(12)
+    buffer.append(b"XY")
+    assert buffer.read() == b"ab0123456789XY"
+
+
+def test_rms_tells_speech_from_silence():
+    assert pcm_rms(silence(0.04)) == 0
+    assert pcm_rms(speech(0.04)) > 1000
+    assert pcm_rms(b"\x01") == 0
+
+
+async def make_recorder(**kwargs) -> tuple[Recorder, list[Message]]:
+    conversation = await database_sync_to_async(ConversationFactory)()
+    saved: list[Message] = []
+
+    async def on_saved(message: Message) -> None:
+        saved.append(message)
+
+    recorder = Recorder(conversation=conversation, live_config={"model": "m"}, on_saved=on_saved, **kwargs)
+    recorder.start()
+    return recorder, saved
+
+
+async def test_silence_alone_is_not_a_turn_and_speech_is_trimmed_to_what_was_said():
+    recorder, saved = await make_recorder(pad_ms=200)
+    for frame in frames(silence(2.0) + speech(0.6) + silence(0.4) + speech(0.4) + silence(3.0)):
+        recorder.user_audio(frame)
+    recorder.model_started()
+    await recorder.model_audio(b"\x10\x00" * 2400)
+    recorder.output_transcription("Hi.")
+    await recorder.turn_complete()
+    await recorder.close()
+    user, model = saved
+    # 0.2 s before the speech, the speech with its pause (1.4 s), 0.2 s after; not the 5 s of silence around it.
+    assert user.audio_duration == pytest.approx(1.8, abs=0.041)
+    assert model.audio_duration == pytest.approx(0.1) and model.text == "Hi."
+
+
+async def test_close_flushes_partial_turns_and_flags_the_model_cut_off():
+    recorder, saved = await make_recorder()
+    for frame in frames(speech(0.5)):
+        recorder.user_audio(frame)
+    recorder.input_transcription("(0.5 seconds of speech)")
+    await recorder.model_audio(b"\x10\x00" * 24000)  # the model started answering...
+    for frame in frames(speech(0.3)):  # ...and the user talks over it; then the socket goes
+        recorder.user_audio(frame)
+    await recorder.close()
+    assert [(m.role, m.interrupted) for m in saved] == [("user", False), ("model", True), ("user", False)]
+    assert saved[0].input_transcription == "(0.5 seconds of speech)"
+    assert saved[1].audio_duration == pytest.approx(1.0)
+    assert saved[2].audio_duration == pytest.approx(0.3)  # the speech over the model (nothing came after it)
+    stored = await database_sync_to_async(list)(Message.objects.order_by("created_at", "id"))
+    assert [m.role for m in stored] == ["user", "model", "user"]

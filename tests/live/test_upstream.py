@@ -1,0 +1,77 @@
+"""live.upstream: Gemini failures (Live closes, handshake and REST statuses) → session_error code and cause."""
+
+from __future__ import annotations
+
+import pytest
+
+from live.protocol import ErrorCode
+from live.upstream import Cause, classify_close
+
+HTML_404 = (
+    "<!DOCTYPE html><title>Error 404 (Not Found)</title><p><b>404.</b> The requested URL "
+    "/v1beta/v1/models/gemini-2.5-flash:generateContent was not found on this server."
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "error_code", "cause"),
+    [
+        (404, "HTTP 404 at the WebSocket upgrade", ErrorCode.UPSTREAM_ERROR, Cause.ENDPOINT_NOT_FOUND),
+        (404, HTML_404, ErrorCode.UPSTREAM_ERROR, Cause.ENDPOINT_NOT_FOUND),
+        (404, "models/x is not found for API version v1beta.", ErrorCode.MODEL_NOT_FOUND, Cause.MODEL_NOT_FOUND),
+        (
+            1008,
+            "models/gemini-2.5-flash is not found for API version v1, or is not supported for bidiGenerateContent.",
+            ErrorCode.MODEL_NOT_FOUND,
+            Cause.MODEL_NOT_FOUND,
+        ),
+        (
+            1007,
+            "gemini-2.0-flash-001 is not supported in the live api.",
+            ErrorCode.MODEL_NOT_FOUND,
+            Cause.MODEL_NOT_FOUND,
+        ),
+        (
+            1007,
+            "API key not valid. Please pass a valid API key.",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.BAD_CREDENTIALS,
+        ),
+        (1007, "API key expired. Please renew the API key.", ErrorCode.UPSTREAM_AUTH_FAILED, Cause.BAD_CREDENTIALS),
+        (400, "API key not valid. Please pass a valid API key.", ErrorCode.UPSTREAM_AUTH_FAILED, Cause.BAD_CREDENTIALS),
+        (1007, "The ephemeral token has expired.", ErrorCode.UPSTREAM_AUTH_FAILED, Cause.BAD_CREDENTIALS),
+        (
+            1008,
+            "Method doesn't allow unregistered callers (callers without established identity).",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.NO_CREDENTIALS,
+        ),
+        (403, "Permission denied on resource project x.", ErrorCode.UPSTREAM_AUTH_FAILED, Cause.PERMISSION_DENIED),
+        (1007, "Cannot extract voices from a non-audio request.", ErrorCode.INVALID_CONFIG, Cause.AUDIO_ONLY_MODEL),
+        (1007, "User location is not supported for the API use.", ErrorCode.INVALID_CONFIG, Cause.LOCATION),
+        (1007, "Request contains an invalid argument.", ErrorCode.INVALID_CONFIG, Cause.INVALID_ARGUMENT),
+        (1011, "Resource has been exhausted (e.g. check quota).", ErrorCode.RATE_LIMIT_EXCEEDED, Cause.QUOTA),
+        (1011, "Internal error occurred.", ErrorCode.UPSTREAM_UNAVAILABLE, Cause.INTERNAL),
+        (503, "The model is overloaded.", ErrorCode.UPSTREAM_UNAVAILABLE, Cause.INTERNAL),
+        (1006, "connection lost", ErrorCode.UPSTREAM_UNAVAILABLE, Cause.CLOSED),
+    ],
+)
+def test_each_failure_gets_its_code_and_cause(code, reason, error_code, cause):
+    failure = classify_close(code, reason)
+    assert (failure.code, failure.cause) == (error_code, cause)
+    assert failure.detail == reason
+
+
+@pytest.mark.timeout(60)
+async def test_a_misconfigured_endpoint_reaches_the_browser_as_upstream_error_not_model_not_found(
+    sim, connect, settings
+):
+    """Seed 000: a 404 at the handshake with a correct model name is the server's endpoint, not the model."""
+    settings.GEMINI_API_KEY = "k-1234"
+    settings.GEMINI_BASE_URL = sim.base_url + "/v1beta"
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    ws = await connect()
+    await ws.send({"type": "create_session", "data": {"model": "gemini-3.1-flash-live-preview"}})
+    error = (await ws.expect("session_error"))["error"]
+    assert error["code"] == "UPSTREAM_ERROR" and "endpoint is misconfigured (HTTP 404)" in error["message"]
+    assert sim.records(type="ws_rejected")[0]["status"] == 404
