@@ -182,10 +182,13 @@ LIVE_UPSTREAM_MAX_RETRIES = env.int("LIVE_UPSTREAM_MAX_RETRIES", default=4)
 LIVE_UPSTREAM_BACKOFF_SECONDS = env.float("LIVE_UPSTREAM_BACKOFF_SECONDS", default=0.5)  # doubles per attempt
 LIVE_CONNECT_TIMEOUT_SECONDS = env.float("LIVE_CONNECT_TIMEOUT_SECONDS", default=15.0)
 LIVE_RESUMPTION_TTL_SECONDS = env.int("LIVE_RESUMPTION_TTL_SECONDS", default=2 * 60 * 60)  # Gemini keeps handles 2 h
+LIVE_HEARTBEAT_SECONDS = env.float("LIVE_HEARTBEAT_SECONDS", default=30.0)  # 3 missed: the holder is gone
 LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
 LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
 LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence
 GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
+GENERATE_KEEPALIVE_SECONDS = env.float("GENERATE_KEEPALIVE_SECONDS", default=15.0)  # SSE comment while Gemini thinks
+GENERATE_IDLE_TIMEOUT_SECONDS = env.float("GENERATE_IDLE_TIMEOUT_SECONDS", default=120.0)  # then GEMINI_TIMEOUT
 
 # API
 # ------------------------------------------------------------------------------
@@ -222,7 +225,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "google_genai": {"level": "WARNING"},
+    },
 }
 
 # OPERATIONS
