@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import ssl
 import sys
 import tempfile
@@ -190,7 +191,14 @@ class Bench:
                     cookies=cookies,
                     origin=f"http://127.0.0.1:{port}",
                 )
-            child = self._child(process, args, env if name == "baseline" else app_env, self.server_cpus)
+            server_env = env if name == "baseline" else app_env
+            if process == "uvicorn" and not self.args.database_url:
+                # Its own copy of the prepared SQLite file: two servers writing one SQLite file lock each other
+                # ("database is locked" while daphne flushes its step's recordings), failing sessions.
+                copy = self.workdir / "bench-uvicorn.sqlite3"
+                shutil.copyfile(self.workdir / "bench.sqlite3", copy)
+                server_env = {**app_env, "DATABASE_URL": f"sqlite:///{copy}"}
+            child = self._child(process, args, server_env, self.server_cpus)
             waits.append((port, child))
         for port, child in waits:
             procs.wait_for_port(port, child)
