@@ -43,6 +43,7 @@ async def test_anonymous_socket_is_closed_with_4401(transactional_db):
     assert connected
     output = await communicator.receive_output(5)
     assert output == {"type": "websocket.close", "code": 4401, "reason": ""} or output["code"] == 4401
+    await communicator.disconnect()
 
 
 async def test_cross_site_origin_is_refused(connect, live_user):
@@ -51,6 +52,7 @@ async def test_cross_site_origin_is_refused(connect, live_user):
     communicator = WebsocketCommunicator(application, "/live", headers=[(b"origin", b"https://evil.example")])
     connected, _ = await communicator.connect()
     assert not connected
+    await communicator.disconnect()  # end the refusing consumer here, not in the event loop's teardown
 
 
 async def test_seed_flow_typed_text(sim, connect):
