@@ -15,9 +15,21 @@ from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
-from conversations.models import User
+from conversations.models import LiveSession, Message, User
 from live.diagnostics import speech_like_pcm
 from tests.factories import UserFactory
+
+MODEL = "gemini-3.1-flash-live-preview"
+
+
+@database_sync_to_async
+def messages_of(conversation_id: str) -> list[Message]:
+    return list(Message.objects.filter(conversation__public_id=conversation_id).order_by("created_at", "id"))
+
+
+@database_sync_to_async
+def session_row(public_id: str) -> LiveSession:
+    return LiveSession.objects.get(public_id=public_id)
 
 
 @pytest.fixture(scope="session")

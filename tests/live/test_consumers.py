@@ -13,21 +13,9 @@ from channels.testing import WebsocketCommunicator
 
 from conversations.models import Conversation, LiveSession, Message
 from tests.factories import ConversationFactory, MessageFactory
-from tests.live.conftest import silence, speech
+from tests.live.conftest import MODEL, messages_of, session_row, silence, speech
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-MODEL = "gemini-3.1-flash-live-preview"
-
-
-@database_sync_to_async
-def messages_of(conversation_id: str) -> list[Message]:
-    return list(Message.objects.filter(conversation__public_id=conversation_id).order_by("created_at", "id"))
-
-
-@database_sync_to_async
-def session_row(public_id: str) -> LiveSession:
-    return LiveSession.objects.get(public_id=public_id)
 
 
 def wav_info(message: Message) -> tuple[int, float]:

@@ -12,11 +12,10 @@ from channels.db import database_sync_to_async
 
 from conversations.models import LiveSession, Message
 from tests.factories import LiveSessionFactory
-from tests.live.conftest import silence, speech
+from tests.live.conftest import MODEL, silence, speech
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
-MODEL = "gemini-3.1-flash-live-preview"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 

@@ -8,21 +8,10 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations.models import LiveSession, Message
+from conversations.models import LiveSession
+from tests.live.conftest import MODEL, messages_of, session_row
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-MODEL = "gemini-3.1-flash-live-preview"
-
-
-@database_sync_to_async
-def messages_of(conversation_id: str) -> list[Message]:
-    return list(Message.objects.filter(conversation__public_id=conversation_id).order_by("created_at", "id"))
-
-
-@database_sync_to_async
-def session_row(public_id: str) -> LiveSession:
-    return LiveSession.objects.get(public_id=public_id)
 
 
 def said(turn: list[Any]) -> str:
