@@ -1,4 +1,5 @@
 // The chat view: send a prompt, stream the reply into the page, then show the server-rendered (sanitised) result.
+import { pendingMessage } from "./message-element.js";
 import { readEventStream } from "./sse.js";
 
 const chat = document.getElementById("chat");
@@ -35,22 +36,8 @@ function showError(message) {
 
 /** Build a message element like the server's, with the text set as plain text (never parsed as HTML). */
 function messageElement(role, text) {
-  const article = document.createElement("article");
-  article.className = `msg msg-${role} pending`;
-  article.dataset.role = role;
-  const meta = document.createElement("div");
-  meta.className = "msg-meta";
-  const who = document.createElement("span");
-  who.className = "msg-who";
-  who.textContent = role === "user" ? "You" : "Gemini";
-  meta.append(who);
-  const body = document.createElement("div");
-  body.className = "msg-body";
-  const content = document.createElement("div");
-  content.className = "streaming-text";
+  const { article, body, content } = pendingMessage(role);
   content.textContent = text;
-  body.append(content);
-  article.append(meta, body);
   return { article, body, content };
 }
 

@@ -2,6 +2,7 @@
 // (docs/live-protocol.md). The microphone streams 16 kHz PCM16 as binary frames; Gemini's 24 kHz speech comes
 // back as binary frames and plays through a jitter buffer; transcripts show as they arrive, and each turn joins
 // the message list (server-rendered, with its recording) when the server says it was saved.
+import { pendingMessage } from "./message-element.js";
 import { AudioEngine, FrameSource, MediaProblem } from "./talk-media.js";
 
 const slot = document.getElementById("talk-slot");
@@ -776,28 +777,17 @@ class TalkController {
   // -- transcripts and saved messages --------------------------------------------------------------------------------
 
   pendingBubble(role, { typed = false } = {}) {
-    const article = document.createElement("article");
-    article.className = `msg msg-${role} msg-live pending talk-pending`;
-    article.dataset.role = role;
+    const { article, meta, content } = pendingMessage(role, {
+      extraClasses: "msg-live talk-pending",
+      contentClasses: "talk-transcript",
+    });
     article.dataset.pendingRole = role;
-    const meta = document.createElement("div");
-    meta.className = "msg-meta";
-    const who = document.createElement("span");
-    who.className = "msg-who";
-    who.textContent = role === "user" ? "You" : "Gemini";
-    meta.append(who);
     if (!typed) {
       const badge = document.createElement("span");
       badge.className = "badge badge-live";
       badge.textContent = "voice";
       meta.append(badge);
     }
-    const body = document.createElement("div");
-    body.className = "msg-body";
-    const content = document.createElement("div");
-    content.className = "streaming-text talk-transcript";
-    body.append(content);
-    article.append(meta, body);
     list.querySelector("[data-empty]")?.remove();
     // What the person said goes before the model's answer even when its transcript arrives late.
     const before = role === "user" ? this.pending.model.find((b) => !b.classList.contains("talk-done")) : null;
