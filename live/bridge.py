@@ -62,6 +62,7 @@ from live.protocol import (
 )
 from live.recorder import Recorder
 from live.upstream import UpstreamFailure, classify, is_upstream_error
+from live.wire import GeminiWire, ModelAudio
 
 logger = logging.getLogger(__name__)
 
@@ -490,6 +491,7 @@ class LiveRun:
         )
         self._client: Any = None
         self._session: Any = None  # google.genai.live.AsyncSession
+        self._wire: GeminiWire | None = None  # the same connection, for the per-chunk messages
         self._stack: AsyncExitStack | None = None
         self._ready = asyncio.Event()  # set while a Gemini connection is open for sending
         self._switch = asyncio.Event()
@@ -678,13 +680,14 @@ class LiveRun:
             stack.enter_async_context(self._client.aio.live.connect(model=self.plan.model.name, config=config)),
             timeout=settings.LIVE_CONNECT_TIMEOUT_SECONDS,
         )
+        self._wire = GeminiWire(self._session)
         self._connection_vad_enabled = self.plan.vad_enabled
         self._client_index = 0
         self._unconsumed.clear()
 
     async def _close_upstream(self) -> None:
         self._ready.clear()
-        stack, self._stack, self._session = self._stack, None, None
+        stack, self._stack, self._session, self._wire = self._stack, None, None, None
         if stack is not None:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
                 await asyncio.wait_for(stack.aclose(), timeout=5)
@@ -761,8 +764,8 @@ class LiveRun:
 
     async def _pump(self) -> tuple[str, BaseException | None]:
         """Relay Gemini's messages until the connection must change; say why."""
-        session = self._session
-        receiver = asyncio.create_task(self._receive_loop(session), name=f"live-recv-{self.public_id}")
+        assert self._wire is not None
+        receiver = asyncio.create_task(self._receive_loop(self._wire), name=f"live-recv-{self.public_id}")
         switch = asyncio.create_task(self._switch.wait())
         try:
             done, _ = await asyncio.wait({receiver, switch}, return_when=asyncio.FIRST_COMPLETED)
@@ -894,10 +897,35 @@ class LiveRun:
 
     # -- Gemini → browser ------------------------------------------------------------------------------------------
 
-    async def _receive_loop(self, session: Any) -> None:
+    async def _receive_loop(self, wire: GeminiWire) -> None:
         while True:
-            async for message in session.receive():
+            message = await wire.receive()
+            if isinstance(message, ModelAudio):
+                await self._on_model_audio(message)
+            else:
                 await self._on_server_message(message)
+
+    async def _on_model_audio(self, message: ModelAudio) -> None:
+        """The common case, a message of nothing but model audio (see ``live.wire``)."""
+        parts_out: list[dict[str, Any]] = []
+        for pcm, mime in message.chunks:
+            await self._model_audio(pcm, mime, parts_out)
+        payload: dict[str, Any] = {}
+        said = message.transcription
+        if said is not None:
+            payload["outputTranscription"] = {"text": said.get("text", ""), **said}
+            self._output_transcription(said.get("text", ""), parts_out)
+        if parts_out:
+            payload["modelTurn"] = {"role": "model", "parts": parts_out}
+        if payload:
+            await self._send_data({"serverContent": payload})
+
+    async def _send_data(self, data: dict[str, Any]) -> None:
+        self._counters["messages_out"] += 1
+        metrics.message("out", "session_message")
+        await self.bridge.send(
+            {"type": "session_message", "sessionId": self.public_id, "data": data, "timestamp": now_iso()}
+        )
 
     async def _on_server_message(self, msg: types.LiveServerMessage) -> None:
         data: dict[str, Any] = {}
@@ -933,11 +961,7 @@ class LiveRun:
         if msg.go_away is not None:
             self._on_go_away(_seconds(msg.go_away.time_left, 10.0))
         if data:
-            self._counters["messages_out"] += 1
-            metrics.message("out", "session_message")
-            await self.bridge.send(
-                {"type": "session_message", "sessionId": self.public_id, "data": data, "timestamp": now_iso()}
-            )
+            await self._send_data(data)
 
     async def _on_server_content(self, content: types.LiveServerContent) -> dict[str, Any]:
         # Built by hand for the fields every audio chunk carries (a pydantic dump per chunk is most of the relay's
@@ -975,17 +999,21 @@ class LiveRun:
                     parts_out.append({"text": part.text})
         if content.input_transcription is not None and content.input_transcription.text:
             self.recorder.input_transcription(content.input_transcription.text)
-        if content.output_transcription is not None and content.output_transcription.text:
-            self._model_busy = True
-            self.recorder.output_transcription(content.output_transcription.text)
-            if self.plan.text_via_transcription:
-                parts_out.append({"text": content.output_transcription.text})
+        if content.output_transcription is not None:
+            self._output_transcription(content.output_transcription.text or "", parts_out)
         if content.interrupted:
             self.recorder.interrupted()
             self._model_busy = False
         if parts_out:
             payload["modelTurn"] = {"role": "model", "parts": parts_out}
         return payload
+
+    def _output_transcription(self, text: str, parts_out: list[dict[str, Any]]) -> None:
+        if text:
+            self._model_busy = True
+            self.recorder.output_transcription(text)
+            if self.plan.text_via_transcription:
+                parts_out.append({"text": text})
 
     async def _model_audio(self, pcm: bytes, mime: str, parts_out: list[dict[str, Any]]) -> None:
         self._model_busy = True
@@ -1111,9 +1139,10 @@ class LiveRun:
             item = self._resend.popleft() if self._resend else await self.inbound.get()
             while True:
                 await self._ready.wait()
-                session = self._session
+                wire = self._wire
+                assert wire is not None
                 try:
-                    await self._send_item(session, item)
+                    await self._send_item(wire, item)
                 except (ValueError, TypeError) as exc:  # the SDK refused it before sending: drop it, say why
                     await self.bridge.send(
                         session_error(self.public_id, ErrorCode.INVALID_MESSAGE, f"Gemini cannot take this: {exc}")
@@ -1122,7 +1151,7 @@ class LiveRun:
                 except Exception:
                     # The connection is going away; the lifecycle task resumes it and this item goes again, after
                     # whatever the old connection had not consumed (all of which was sent before it).
-                    if self._session is session:
+                    if self._wire is wire:
                         self._ready.clear()
                         self._unconsumed.append((self._client_index + 1_000_000, item))
                     else:
@@ -1132,10 +1161,11 @@ class LiveRun:
                 self._unconsumed.append((self._client_index, item))
                 break
 
-    async def _send_item(self, session: Any, item: _Item) -> None:
+    async def _send_item(self, wire: GeminiWire, item: _Item) -> None:
         kind = item.kind
+        session = wire.session
         if kind == "audio":
-            await session.send_realtime_input(audio=types.Blob(data=item.data, mime_type=INPUT_AUDIO_MIME))
+            await wire.send_audio(item.data)
         elif kind == "text":
             self._awaiting_reply_since = time.monotonic()
             if self.plan.model.text_via_realtime_input:
