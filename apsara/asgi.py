@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets (/live) through Channels with auth and origin checks."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -19,3 +20,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far lives as long as the process: move it out of the collector's way, so a full collection
+# scans only what sessions allocate (without this, a gen-2 pass over ~150k objects stalled every socket ~85 ms).
+gc.collect()
+gc.freeze()

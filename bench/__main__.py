@@ -1,6 +1,7 @@
 """``python -m bench``: the live bridge against the baseline proxy, over a direct connection to gemini_sim.
 
-One run: start gemini_sim (echo mode), daphne serving Apsara, and ``bench.baseline``; then
+One run: start gemini_sim (echo mode), Apsara as production serves it (``apsara.serve``), and ``bench.baseline``;
+then
 1. a leak check on each server: 3 cycles of 100 sessions connecting, streaming a few frames and disconnecting;
 2. capacity steps: at each N, N full-duplex sessions straight to the sim (the floor), through the baseline and
    through the bridge, measuring one-way latency per 40 ms frame, CPU and memory of the server process.
@@ -33,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 BOUND_MS = 5.0  # p99 added latency per direction that a step must stay within
 MAX_LOSS = 0.001  # fraction of frames that may go missing in a passing step
-SERVERS = ("baseline", "bridge", "bridge-uvicorn")  # bridge: daphne (production); bridge-uvicorn: same app
-CHILD_OF = {"baseline": "baseline", "bridge": "daphne", "bridge-uvicorn": "uvicorn"}  # target → its process
+SERVERS = ("baseline", "bridge", "bridge-daphne")  # bridge: as served in production (apsara.serve); -daphne: same app
+CHILD_OF = {"baseline": "baseline", "bridge": "uvicorn", "bridge-daphne": "daphne"}  # target → its process
 LEAK_BOUND = 0.10  # RSS after the cycles may exceed RSS after the warm-up cycle by this fraction
 SETTLE_SECONDS = 3.0  # after a cycle, for closes and recording flushes to finish before RSS is read
 HARNESS_LIMIT_PERCENT = 70.0  # per harness CPU; above it the step measures the harness as much as the server
@@ -179,9 +180,8 @@ class Bench:
                 if process == "daphne":
                     args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apsara.asgi:application"]
                 else:
-                    args = ["-m", "uvicorn", "apsara.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-                            "--ws", "websockets", "--ws-per-message-deflate", "false", "--lifespan", "off",
-                            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+                    args = ["-m", "apsara.serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                            "--log-level", "warning"]  # fmt: skip
                 if self.args.profile:
                     args = ["-m", "cProfile", "-o", str(RESULTS / f"{process}.prof"), *args]
                 self.targets[name] = Target(
@@ -192,10 +192,10 @@ class Bench:
                     origin=f"http://127.0.0.1:{port}",
                 )
             server_env = env if name == "baseline" else app_env
-            if process == "uvicorn" and not self.args.database_url:
+            if process == "daphne" and not self.args.database_url:
                 # Its own copy of the prepared SQLite file: two servers writing one SQLite file lock each other
-                # ("database is locked" while daphne flushes its step's recordings), failing sessions.
-                copy = self.workdir / "bench-uvicorn.sqlite3"
+                # ("database is locked" while one flushes its step's recordings), failing sessions.
+                copy = self.workdir / "bench-daphne.sqlite3"
                 shutil.copyfile(self.workdir / "bench.sqlite3", copy)
                 server_env = {**app_env, "DATABASE_URL": f"sqlite:///{copy}"}
             child = self._child(process, args, server_env, self.server_cpus)
@@ -515,7 +515,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         default="baseline,bridge",
-        help="servers: baseline, bridge (daphne), bridge-uvicorn (the same app under uvicorn); direct always runs",
+        help="servers: baseline, bridge (apsara.serve: uvicorn), bridge-daphne (the same app under daphne); direct always runs",
     )
     parser.add_argument("--report-at", type=int, default=100, help="N whose CPU/memory/latency the table shows")
     parser.add_argument(

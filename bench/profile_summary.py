@@ -2,7 +2,7 @@
 
 The dump covers the whole process (start-up included), so compare runs of the same shape, not absolute seconds.
 
-``python -m bench.profile_summary bench/results/daphne.prof`` (written by ``python -m bench --profile``).
+``python -m bench.profile_summary bench/results/uvicorn.prof`` (written by ``python -m bench --profile``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ GROUPS = (
     ("autobahn/", "autobahn (browser leg framing)"),
     ("daphne/", "daphne"),
     ("twisted/", "twisted"),
+    ("uvicorn/", "uvicorn"),
+    ("uvloop", "uvloop"),
     ("channels/", "channels"),
     ("channels_redis/", "channels_redis"),
     ("prometheus_client", "prometheus_client"),
@@ -60,4 +62,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/daphne.prof")
+    main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/uvicorn.prof")

@@ -24,9 +24,8 @@ import re
 import time
 from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -109,9 +108,13 @@ class _Fatal(Exception):
         self.failure = failure
 
 
-@dataclass
-class _Item:
-    """One thing to send to Gemini, in order."""
+class _Item(NamedTuple):
+    """One thing to send to Gemini, in order.
+
+    A tuple, not a dataclass: up to ``UNCONSUMED_ITEMS`` of them per session outlive a few collections, and a tuple
+    of bytes and strings is untracked by the garbage collector, so they do not pile up in its oldest generation
+    (whose full passes stalled every socket for tens of ms).
+    """
 
     kind: Literal["audio", "text", "video", "activity_start", "activity_end", "audio_stream_end", "tool_response"]
     data: Any = None

@@ -152,15 +152,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, message: Mapping[str, Any]) -> None:
         """Send one JSON text frame."""
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        await self._send_while_open({"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"))})
 
     async def send_bytes(self, data: bytes) -> None:
         """Send one binary frame."""
-        await self.send(bytes_data=data)
+        await self._send_while_open({"type": "websocket.send", "bytes": data})
 
     async def close_socket(self, code: int) -> None:
         """Close the socket with an application close code."""
-        await self.close(code=code)
+        await self._send_while_open({"type": "websocket.close", "code": code})
+
+    async def _send_while_open(self, message: dict[str, Any]) -> None:
+        # A browser that has gone is not an error here: what the bridge was saying (the end of a session, a last
+        # chunk) has no one to reach, and the disconnect that follows stops the session. uvicorn raises
+        # ClientDisconnected (an OSError) for a send after the socket closed; daphne drops it silently.
+        try:
+            await self.base_send(message)
+        except OSError:
+            logger.debug("live: send to a closed socket dropped (%s)", message["type"])
 
     async def group_add(self, group: str) -> None:
         """Join a channel-layer group."""

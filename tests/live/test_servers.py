@@ -1,4 +1,5 @@
-"""Through a real daphne server with a real `websockets` client (as a browser would connect), to gemini_sim over TLS."""
+"""Through real servers — daphne (``runserver``) and ``apsara.serve`` (uvicorn, production) — with a real
+``websockets`` client (as a browser would connect), to gemini_sim over TLS."""
 
 from __future__ import annotations
 
@@ -47,9 +48,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def daphne_server(sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path, Path]]:
-    """A daphne process serving apsara (SQLite file, in-memory layer) with Gemini = the test's simulator."""
+SERVERS = {
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "apsara.asgi:application"],
+    "apsara.serve": ["-m", "apsara.serve", "--host", "127.0.0.1", "--port", "{port}"],
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def app_server(request: pytest.FixtureRequest, sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path, Path]]:
+    """A server process serving apsara (SQLite file, in-memory layer) with Gemini = the test's simulator.
+
+    Yields (port, session cookie, database file, media dir); the server's log is ``tmp_path / "server.log"``.
+    """
     db = tmp_path / "daphne.sqlite3"
     media = tmp_path / "media"
     env = {
@@ -73,10 +83,10 @@ def daphne_server(sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path, Pa
         .splitlines()[-1]
     )
     port = free_port()
-    log = tmp_path / "daphne.log"
+    log = tmp_path / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apsara.asgi:application"],
+            [sys.executable, *(arg.format(port=port) for arg in SERVERS[request.param])],
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -90,7 +100,7 @@ def daphne_server(sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path, Pa
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start:\n{log.read_text()}") from None
+                    raise RuntimeError(f"{request.param} did not start:\n{log.read_text()}") from None
                 time.sleep(0.2)
         yield port, cookie, db, media
     finally:
@@ -101,8 +111,8 @@ def daphne_server(sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path, Pa
             process.kill()
 
 
-async def test_spoken_turn_through_daphne(daphne_server):
-    port, cookie, db, media = daphne_server
+async def test_spoken_turn_through_a_real_server(app_server):
+    port, cookie, db, media = app_server
     url = f"ws://127.0.0.1:{port}/live"
     origin = f"http://127.0.0.1:{port}"
 
@@ -153,3 +163,34 @@ async def test_spoken_turn_through_daphne(daphne_server):
     assert all((media / r[1]).is_file() for r in rows)
     assert rows[0][2] == pytest.approx(1.3, abs=0.05)
     assert status == "ended"
+
+
+@pytest.mark.parametrize("leave", ["abort", "end_and_close"])
+async def test_a_browser_gone_mid_reply_is_not_an_error(app_server, tmp_path, leave):
+    """The socket goes while the model is answering (killed tab; or end_session and close without waiting for
+    session_ended): the turns are stored and the server logs no traceback."""
+    port, cookie, db, _media = app_server
+    url = f"ws://127.0.0.1:{port}/live"
+    async with websockets.connect(  # type: ignore[arg-type]
+        url, origin=f"http://127.0.0.1:{port}", additional_headers={"Cookie": cookie}
+    ) as ws:
+        await ws.send(json.dumps({"type": "create_session", "data": {"config": {"binaryAudio": True}}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "session_created"
+        for frame in frames(speech(1.0) + silence(1.0)):
+            await ws.send(frame)
+        while not isinstance(await asyncio.wait_for(ws.recv(), 30), bytes):
+            pass  # until the model's first audio
+        if leave == "abort":
+            ws.transport.abort()  # no close handshake: the browser tab was killed
+        else:
+            await ws.send(json.dumps({"type": "end_session"}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            roles = [r[0] for r in conn.execute("SELECT role FROM conversations_message ORDER BY created_at, id")]
+        if roles == ["user", "model"]:
+            break
+        await asyncio.sleep(0.2)
+    assert roles == ["user", "model"]
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log, log

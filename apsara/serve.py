@@ -1,0 +1,66 @@
+"""Serve Apsara in production: uvicorn (uvloop, the sans-I/O ``websockets`` protocol) running ``apsara.asgi``.
+
+``python -m apsara.serve --host 0.0.0.0 --port 8000``. ``make run`` keeps Django's ``runserver`` (daphne, with
+autoreload) for development; the same ASGI application runs under both.
+
+Why uvicorn rather than daphne in production (the stack's default; measured in ``bench/``, issue 4): per relayed
+40 ms audio frame daphne (Twisted + autobahn) cost about 270 µs of server CPU and uvicorn with these options about
+190 µs, against 250 µs for the bare ``websockets`` baseline; and uvicorn applies backpressure (it stops reading a
+socket while the application is busy and makes ``send`` wait for the kernel's buffer) where daphne queues without
+bound in both directions (``../shared/reference/performance-anchors.md`` §4).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.conf import settings
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """The server settings, one place for ``python -m apsara.serve`` and the benchmark."""
+    return {
+        "loop": "uvloop",
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,  # audio does not compress; deflate would cost CPU per frame
+        # Frames up to this size reach the bridge, which answers FRAME_TOO_LARGE on the socket; beyond it the
+        # server closes the socket (1009) without buffering more.
+        "ws_max_size": 4 * settings.LIVE_MAX_FRAME_BYTES,
+        "lifespan": "off",  # Django has no lifespan handlers
+        "proxy_headers": True,
+        "server_header": False,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve until interrupted."""
+    import os
+
+    import django
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Serve Apsara (HTTP and /live) with uvicorn.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="processes (each holds its own live sessions)")
+    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* to trust")
+    parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apsara.settings.production")
+    django.setup()
+    uvicorn.run(
+        "apsara.asgi:application",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        access_log=not args.no_access_log,
+        log_level=args.log_level,
+        **uvicorn_options(),
+    )
+
+
+if __name__ == "__main__":
+    main()
