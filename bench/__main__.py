@@ -515,7 +515,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         default="baseline,bridge",
-        help="servers: baseline, bridge (apsara.serve: uvicorn), bridge-daphne (the same app under daphne); direct always runs",
+        help="servers: baseline, bridge (apsara.serve), bridge-daphne (the same app under daphne); direct always runs",
     )
     parser.add_argument("--report-at", type=int, default=100, help="N whose CPU/memory/latency the table shows")
     parser.add_argument(
