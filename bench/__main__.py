@@ -475,6 +475,11 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
     row("  direct p99 up / down (ms) @N", {n: floor(n) for n in columns})
     row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in columns})
     row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in columns})
+    frames_per_s_at_100 = 100 * 2 * 1000 / FRAME_MS  # 100 sessions, a frame each way every FRAME_MS
+    row(
+        "  = CPU cores at N=100 (projected)",
+        {n: fmt((ref[n].cpu_us_per_frame or 0) * frames_per_s_at_100 / 1e6) if ref[n] else "-" for n in columns},
+    )
     row(
         "RSS growth per session (KiB/s) @N",
         {n: fmt(ref[n].rss_growth_kb_per_session_s) if ref[n] else "-" for n in columns},
@@ -494,6 +499,11 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
         {n: fmt(max((c["connect_max_s"] or 0) for c in leaks[n]["cycles"])) for n in leaks},
     )
     row("  within 10 %", {n: "yes" if leaks[n]["passed"] else "NO" for n in leaks})
+    directs = [s for s in steps if s.target == "direct"]
+    lines.append(
+        "harness (load generator + sim) CPU %, direct: "
+        + ", ".join(f"N={d.sessions} {(d.loadgen_cpu_percent or 0) + (d.sim_cpu_percent or 0):.0f}" for d in directs)
+    )
     lines.append("")
     lines.append(
         f"Targets: bridge >= 100 sessions within the bound: {'yes' if capacity['bridge'] >= 100 else 'NO'}; "
