@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from django.db import OperationalError
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -199,3 +201,22 @@ def send_prompt(page: Any, text: str, *, press_enter: bool = True) -> None:
         page.keyboard.press("Enter")
     else:
         page.locator("#send").click()
+
+
+T = TypeVar("T")
+
+
+def while_server_writes(query: Callable[[], T], *, seconds: float = 10.0) -> T:
+    """Run a read from the test thread while the server thread may be writing.
+
+    On SQLite the test database is in memory with a shared cache, where a read that meets another connection's
+    write fails at once ("database table is locked") instead of waiting; retry for a while. PostgreSQL never does.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return query()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

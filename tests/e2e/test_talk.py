@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, LiveSession, Message
 from live.protocol import parse_client_message, validate_server_message
-from tests.e2e.conftest import launch_chromium, send_prompt
+from tests.e2e.conftest import launch_chromium, send_prompt, while_server_writes
 from tests.e2e.test_pages import sign_up
 from tests.factories import ConversationFactory, MessageFactory, UserFactory
 
@@ -179,7 +179,7 @@ def test_talk_new_conversation_speech_reply_saved_and_ended(
     talk.click()
     # The session opens on a new conversation, which the page adopts (URL, title) as a typed first prompt does.
     wait_state(page, "listening")
-    conversation = Conversation.objects.get(owner__username="talker")
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="talker"))
     expect(page).to_have_url(re.compile(rf"/c/{conversation.public_id}/$"))
     expect(page.get_by_test_id("conversation-title")).to_have_text(conversation.title)
     expect(page.locator("#talk-status")).to_have_text(re.compile("Listening"))
@@ -272,7 +272,7 @@ def test_talk_barge_in_flushes_playback(talk_browser: Any, server_url: str, scre
     page.get_by_role("button", name="Talk with Gemini by voice").click()
     wait_state(page, "listening")
     page.wait_for_function("() => window.apsaraTalk.stats.playback.flushed > 0", timeout=30_000)
-    conversation = Conversation.objects.get(owner__username="interrupter")
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="interrupter"))
 
     # Then the second question is answered in full.
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(2, timeout=40_000)
@@ -432,7 +432,7 @@ def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: P
     assert types.index("out:activity_start") < types.index("out:activity_end")
     assert "in:session_error" not in types
     expect(page.locator("#messages .msg-user[data-message-id]")).to_contain_text("seconds of speech")
-    conversation = Conversation.objects.get(owner__username="holder")
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="holder"))
     user_row = Message.objects.get(conversation=conversation, role=Message.Role.USER)
     rate, _, seconds = wav_info(user_row)
     assert rate == 16000
@@ -457,7 +457,7 @@ def test_talk_end_while_gemini_speaks_keeps_the_partial_turn(talk_browser: Any, 
     expect(page.locator("#messages .talk-pending")).to_have_count(0)
     stats = page.evaluate("window.apsaraTalk.stats")
     assert stats["playback"]["flushed"] > 0  # what had not played yet was dropped, not played after the end
-    conversation = Conversation.objects.get(owner__username="ender")
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="ender"))
     row = Message.objects.get(conversation=conversation, role=Message.Role.MODEL)
     assert row.interrupted
 
