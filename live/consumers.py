@@ -38,8 +38,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         This is ``AsyncConsumer.__call__`` with a cheaper dispatch loop. Channels' ``await_many_dispatch`` starts a
         task and an ``asyncio.wait`` per message, so each audio frame waits for three or four turns of the event
         loop before it is handled; under load (long loop turns) a socket then cannot keep up with 25 frames a
-        second and its backlog grows in the server's queue (without bound in daphne's). Here the socket's messages are awaited
-        directly in this task (a queued frame is taken at once) and the channel layer's in a task of its own;
+        second and its backlog grows in the server's queue (without bound in daphne's). Here the socket's messages
+        are awaited directly in this task (a queued frame is taken at once) and the channel layer's in a task of its
+        own;
         a lock keeps dispatch one message at a time, as Channels does, and a failure on either side ends the
         consumer, as it does there.
         """

@@ -4,9 +4,9 @@ The bridge calls only the functions below; metric objects stay private to this m
 from fixed sets in the code (protocol message kinds, error codes), never from client input, so the number of
 series stays bounded.
 
-Each server process (every ``apsara.serve`` worker) keeps its own counters and serves them at its own ``/metrics``: scrape
-every process (one target each), or put them behind something that aggregates. A load balancer in front of several
-processes would return a different process's numbers on each scrape.
+Each server process (every ``apsara.serve`` worker) keeps its own counters and serves them at its own
+``/metrics``: scrape every process (one target each), or put them behind something that aggregates. A load
+balancer in front of several processes would return a different process's numbers on each scrape.
 """
 
 from __future__ import annotations

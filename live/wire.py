@@ -48,7 +48,7 @@ class GeminiWire:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self._ws = getattr(session, "_ws", None)
+        self._ws: Any = getattr(session, "_ws", None)
         api_client = getattr(session, "_api_client", None)
         self._vertex = bool(getattr(api_client, "vertexai", False))
         self._fast = self._ws is not None and api_client is not None
@@ -88,7 +88,8 @@ class GeminiWire:
         else:
             converted = _live_converters._LiveServerMessage_from_mldev(response)
         if not converted and response:
-            errors.APIError.raise_error(response.get("code"), response, None)
+            status = response.get("code")
+            errors.APIError.raise_error(status if isinstance(status, int) else 0, response, None)
         return types.LiveServerMessage._from_response(response=converted, kwargs={})
 
 
