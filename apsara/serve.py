@@ -13,6 +13,7 @@ bound in both directions (``../shared/reference/performance-anchors.md`` §4).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from django.conf import settings
@@ -35,8 +36,6 @@ def uvicorn_options() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
-    import os
-
     import django
     import uvicorn
 

@@ -23,11 +23,18 @@ AWKWARD_PCM = bytes(range(256)) * 5 + b"\xfb\xff"
 class _Socket:
     """Where a session writes: the one seam faked here, to compare two writers' bytes without a server."""
 
-    def __init__(self) -> None:
+    def __init__(self, incoming: list[Any] | None = None) -> None:
         self.sent: list[str] = []
+        self.incoming = list(incoming or [])
 
     async def send(self, message: str) -> None:
         self.sent.append(message)
+
+    async def recv(self, decode: bool | None = None) -> Any:
+        item = self.incoming.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 def _session(*, vertexai: bool) -> tuple[AsyncSession, _Socket]:
@@ -187,3 +194,17 @@ async def test_a_close_raises_the_sdk_error_with_its_code(sim: Any) -> None:
             await wire.receive()
     assert info.value.code == 1011
     assert "Internal error occurred." in str(info.value)
+
+
+async def test_unreadable_or_closed_input_raises_what_the_sdk_raises() -> None:
+    from google.genai import errors
+    from websockets.exceptions import ConnectionClosed
+
+    session, socket = _session(vertexai=False)
+    socket.incoming = [b"not json", ConnectionClosed(None, None)]
+    wire = GeminiWire(session)
+    with pytest.raises(ValueError, match="Failed to parse response"):
+        await wire.receive()
+    with pytest.raises(errors.APIError) as info:
+        await wire.receive()
+    assert info.value.code == 1006
