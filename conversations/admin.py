@@ -153,18 +153,9 @@ class MessageAdmin(admin.ModelAdmin):
         "usage",
         "interrupted",
     )
-    readonly_fields = (
-        "public_id",
-        "conversation",
-        "role",
-        "message_type",
-        "created_at",
-        "player",
-        "audio_duration",
-        "audio_mime_type",
-        "live_config",
-        "tool_data",
-        "usage",
+    # Staff may correct what was said and the interrupted flag; everything else is a record of what happened.
+    readonly_fields = tuple(
+        f for f in fields if f not in ("text", "input_transcription", "output_transcription", "interrupted")
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:

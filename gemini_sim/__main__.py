@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="send goAway this many seconds before the end; its timeLeft (default %(default)s)",
     )
     p.add_argument(
+        "--handle-delay",
+        type=float,
+        default=d.handle_delay,
+        metavar="S",
+        help="seconds from a turnComplete to the sessionResumptionUpdate covering it (default %(default)s)",
+    )
+    p.add_argument(
         "--realtime-factor",
         type=float,
         default=d.realtime_factor,
@@ -154,6 +161,7 @@ async def serve(args: argparse.Namespace) -> None:
         api_keys=frozenset(args.api_keys) if args.api_keys else None,
         connection_lifetime=args.lifetime,
         go_away_before=args.go_away_before,
+        handle_delay=args.handle_delay,
         realtime_factor=args.realtime_factor,
         audio_chunk_ms=args.audio_chunk_ms,
         latency=args.latency,

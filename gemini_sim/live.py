@@ -866,6 +866,14 @@ class LiveSession:
             }
         )
         if cfg.resumption:
+            delay = self.sim.options.handle_delay
+            if delay > 0:
+                asyncio.get_running_loop().call_later(delay, self._issue_handle_if_open)
+            else:
+                self.issue_handle()
+
+    def _issue_handle_if_open(self) -> None:
+        if not self.ended and self.close_request is None:
             self.issue_handle()
 
     async def speak(self, text: str) -> int:

@@ -45,6 +45,7 @@ class Options:
     latency: float = 0.15  # seconds before a reply starts (scaled by realtime_factor; 0 with it)
     stream_delay: float = 0.05  # seconds between SSE chunks of :streamGenerateContent (not scaled)
     resumption_ttl: float = 7200.0  # resumption handles stay valid this long after a session ends
+    handle_delay: float = 0.0  # seconds from a turnComplete to the sessionResumptionUpdate that covers the turn
     vad_threshold: float = 500.0  # mean |sample| above which 16-bit input audio counts as speech
     silence_ms: int = 800  # default silenceDurationMs ending a spoken turn
     record: bool = True  # keep client frames/requests in memory for ``records()`` (bounded)

@@ -592,18 +592,22 @@ class LiveRun:
     def configure_vad(self, vad: VadConfig) -> None:
         """Apply new VAD settings by resuming the Gemini session with them.
 
-        Switching between automatic detection and push-to-talk applies at once: input that follows (e.g. an
-        activity_start) waits for the new connection, since the old one would refuse it. Tuning (sensitivity,
-        silence) waits for the model to finish speaking rather than cutting it off.
+        Switching between automatic detection and push-to-talk applies at once (after the handle that covers what
+        was already sent, up to a second): input that follows (e.g. an activity_start) waits for the new
+        connection, since the old one would refuse it. Tuning (sensitivity, silence) waits for the model to finish
+        speaking rather than cutting it off.
         """
         mode_change = bool(vad.get("enabled", True)) != self._connection_vad_enabled
         self.plan.vad = vad
         self._vad_ack_pending = True
         if mode_change:
             self._ready.clear()
-            self._request_switch()
-        elif self._model_busy:
+        if self._model_busy and not mode_change:
             self._switch_pending = True
+        elif self._unconsumed:
+            # Gemini has not yet sent the handle covering what it was last sent (it follows turnComplete): resuming
+            # from the older one would replay those messages and have them answered twice. Wait for it, briefly.
+            self._switch_after_handle()
         else:
             self._request_switch()
 

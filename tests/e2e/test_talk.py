@@ -140,6 +140,15 @@ def talk_state(page: Page) -> str:
     return str(page.evaluate("window.apsaraTalk.state"))
 
 
+def start_talking(chromium: Any, server_url: str, *, username: str) -> Page:
+    """A new user signs up, opens a new conversation and presses Talk."""
+    page = open_page(chromium, server_url)
+    sign_up(page, username=username)
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    return page
+
+
 def wait_state(page: Page, state: str, timeout: float = 20_000) -> None:
     page.wait_for_function("(s) => window.apsaraTalk?.state === s", arg=state, timeout=timeout)
 
@@ -266,10 +275,7 @@ def test_talk_barge_in_flushes_playback(talk_browser: Any, server_url: str, scre
     """Speaking over the model's answer stops its audio at once: the rest is flushed, the turn saved as interrupted."""
     # Speak, wait for the answer to start, then speak again over it.
     chromium, _ = talk_browser([SPEECH, 2.6, "Stop. Wait a moment please.", 4.0])
-    page = open_page(chromium, server_url)
-    sign_up(page, username="interrupter")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="interrupter")
     wait_state(page, "listening")
     page.wait_for_function("() => window.apsaraTalk.stats.playback.flushed > 0", timeout=30_000)
     conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="interrupter"))
@@ -297,10 +303,7 @@ def test_talk_barge_in_flushes_playback(talk_browser: Any, server_url: str, scre
 def test_talk_reconnects_and_resumes_after_a_dropped_socket(talk_browser: Any, server_url: str) -> None:
     """When the socket drops, the page reconnects, resumes the same session and carries on."""
     chromium, _ = talk_browser([1.0])  # silence: nothing to answer
-    page = open_page(chromium, server_url)
-    sign_up(page, username="dropper")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="dropper")
     wait_state(page, "listening")
     session_id = page.evaluate("window.apsaraTalk.sessionId")
     page.evaluate("window.apsaraTalk.dropConnection()")
@@ -359,10 +362,7 @@ def test_talk_on_a_phone_with_earlier_typed_messages(talk_browser: Any, server_u
 def test_talk_microphone_blocked_says_what_to_do(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
     """When the microphone permission is refused no session opens and the page says how to allow it."""
     chromium, _ = talk_browser([1.0], deny=True)
-    page = open_page(chromium, server_url)
-    sign_up(page, username="nomic")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="nomic")
     wait_state(page, "error")
     expect(page.locator("#talk-status")).to_have_text(
         re.compile(r"^Microphone access is blocked\. Allow the microphone for this site .* press Talk again\.$")
@@ -377,10 +377,7 @@ def test_talk_microphone_blocked_says_what_to_do(talk_browser: Any, server_url: 
 
 def test_talk_without_a_microphone_says_so(browser: Any, server_url: str) -> None:
     """A machine with no microphone gets a plain explanation, not a silent failure."""
-    page = open_page(browser, server_url)
-    sign_up(page, username="nodevice")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(browser, server_url, username="nodevice")
     wait_state(page, "error")
     expect(page.locator("#talk-status")).to_have_text("No microphone was found. Connect one and try again.")
     assert not LiveSession.objects.filter(user__username="nodevice").exists()
@@ -390,10 +387,7 @@ def test_talk_server_refusal_is_shown(talk_browser: Any, server_url: str, settin
     """A session_error from the server (here: the per-user session limit) is shown as the server words it."""
     settings.LIVE_MAX_SESSIONS_PER_USER = 0  # the server thread reads the same settings
     chromium, _ = talk_browser([1.0])
-    page = open_page(chromium, server_url)
-    sign_up(page, username="limited")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="limited")
     wait_state(page, "error")
     expect(page.locator("#talk-status")).to_have_text(re.compile(r"live sessions open \(the limit is 0\)\. End one"))
     expect(page.get_by_role("button", name="Talk with Gemini by voice")).to_be_visible()
@@ -404,10 +398,7 @@ def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: P
     """Hold mode turns Gemini's voice activity detection off; holding the button bounds the spoken turn."""
     lead = 6.0  # silence before the speech, while the test switches modes
     chromium, spoken = talk_browser([lead, SPEECH, 3.0])
-    page = open_page(chromium, server_url)
-    sign_up(page, username="holder")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="holder")
     wait_state(page, "listening")
     page.get_by_role("button", name="Hold to talk instead of automatic turns").click()
     hold = page.locator("#talk-hold")
@@ -444,10 +435,7 @@ def test_talk_hold_to_talk(talk_browser: Any, server_url: str, screenshot_dir: P
 def test_talk_end_while_gemini_speaks_keeps_the_partial_turn(talk_browser: Any, server_url: str) -> None:
     """Ending mid-answer silences it at once, and the cut-off answer is saved and shown (marked interrupted)."""
     chromium, _ = talk_browser([SPEECH, 4.0])
-    page = open_page(chromium, server_url)
-    sign_up(page, username="ender")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="ender")
     wait_state(page, "speaking", timeout=30_000)
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
@@ -465,10 +453,7 @@ def test_talk_end_while_gemini_speaks_keeps_the_partial_turn(talk_browser: Any, 
 def test_talk_camera_frames_reach_gemini(talk_browser: Any, server_url: str, screenshot_dir: Path) -> None:
     """Sharing the (fake) camera sends a JPEG about once a second; Gemini's next answer has seen them."""
     chromium, _ = talk_browser([1.0])
-    page = open_page(chromium, server_url)
-    sign_up(page, username="camera")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="camera")
     wait_state(page, "listening")
     page.get_by_role("button", name="Share camera").click()
     expect(page.get_by_role("button", name="Stop sharing camera")).to_have_attribute("aria-pressed", "true")
@@ -492,10 +477,7 @@ def test_talk_camera_frames_reach_gemini(talk_browser: Any, server_url: str, scr
 def test_talk_shows_gemini_reconnecting_then_carries_on(talk_browser: Any, server_url: str, simulator: Any) -> None:
     """When Gemini's connection drops the server resumes it; the page says so, then listens again."""
     chromium, _ = talk_browser([1.0])
-    page = open_page(chromium, server_url)
-    sign_up(page, username="upstream")
-    page.get_by_test_id("new-conversation").click()
-    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page = start_talking(chromium, server_url, username="upstream")
     wait_state(page, "listening")
     simulator.inject_fault("drop", when="now")
     page.wait_for_function("() => window.apsaraTalk.stats.events.includes('reconnecting')")

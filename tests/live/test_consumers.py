@@ -233,7 +233,11 @@ async def test_invalid_voice_is_rejected_before_gemini(sim, connect):
     assert "Kore" in str(setup["generationConfig"]["speechConfig"])
 
 
-async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect):
+@pytest.mark.parametrize("handle_delay", [0.0, 0.3])
+async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect, handle_delay):
+    """With ``handle_delay``, configure_vad arrives before the handle covering the last turn: the switch waits for
+    it instead of resuming from the older handle and replaying (and so re-asking) what was already answered."""
+    sim.set_options(handle_delay=handle_delay)
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -261,6 +265,8 @@ async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect):
     )
     assert "Your name is Ada" in said
     assert not ws.of_type("session_reconnecting")
+    said_to_gemini = [m for m in sim.client_messages() if "My name is Ada" in json.dumps(m)]
+    assert len(said_to_gemini) == 1
 
 
 async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_user):
