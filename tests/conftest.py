@@ -121,3 +121,19 @@ def anonymous_client() -> APIClient:
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Give each test its own channel-layer instance.
+
+    channels_redis keeps asyncio locks (per channel prefix) in the layer instance, bound to the event loop that
+    first waited on them; every async test and every ``async_to_sync`` call runs its own loop. A lock left held in
+    one test's loop (a receive of ``live.end`` done through async_to_sync, say) made every later socket of the run
+    fail with "bound to a different event loop". Processes in production keep one loop, so this is the tests' own.
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
