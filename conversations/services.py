@@ -152,7 +152,8 @@ def message_create(
     if audio is not None:
         message.audio_duration = round(audio.duration, 3)
         message.audio_mime_type = audio.mime_type
-    message.full_clean(exclude=["audio"])
+    # The conversation is an instance the caller loaded (for its owner): checking it exists would cost a query.
+    message.full_clean(exclude=["audio", "conversation"])
     if audio is not None:
         # Stored before the lock below is taken, so a slow upload (S3) never holds up other writers.
         # The key (audio/{user}/{conversation}/{timestamp}_{message}.wav) comes from the model's upload_to.

@@ -22,12 +22,11 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any, Literal, NamedTuple, Protocol, cast
+from typing import Any, Literal, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -37,7 +36,8 @@ from apsara import gemini
 from conversations.audio import AudioError as ConversationsAudioError
 from conversations.audio import wav_pcm16, wav_read
 from conversations.models import Conversation, LiveSession, Message, User
-from live import metrics, services, tools
+from live import db as live_db
+from live import memory, metrics, services, tools
 from live.config import SessionPlan, plan_session, validate_vad
 from live.context import load_history
 from live.protocol import (
@@ -65,6 +65,8 @@ from live.wire import GeminiWire, ModelAudio
 
 logger = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
 StopReason = Literal["client", "admin", "disconnect", "backpressure", "error", "upstream"]
 
 
@@ -221,6 +223,10 @@ class LiveBridge:
         if run is not None and run.public_id == session_id:
             await run.stop("admin")
 
+    def db(self, func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+        """``func`` (a service) as an awaitable run in this user's database lane (``live.db``)."""
+        return live_db.for_user(self.user.pk, func)
+
     async def send(self, message: Mapping[str, Any]) -> None:
         """Send a JSON message to the browser unless the socket is gone."""
         if not self._closing:
@@ -288,10 +294,10 @@ class LiveBridge:
         config = cast(SessionConfig, data.get("config") or {})
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
-        conversation = await database_sync_to_async(services.live_conversation_get_or_create)(
+        conversation = await self.db(services.live_conversation_get_or_create)(
             user=self.user, conversation_id=data.get("conversationId")
         )
-        row = await database_sync_to_async(services.live_session_create)(
+        row = await self.db(services.live_session_create)(
             user=self.user,
             conversation=conversation,
             model=model.name,
@@ -317,7 +323,7 @@ class LiveBridge:
                 f"Session {self.run.public_id} is already open on this connection; end it first.",
             )
         started = time.monotonic()
-        row = await database_sync_to_async(services.live_session_claim)(
+        row = await self.db(services.live_session_claim)(
             user=self.user, session_id=data["sessionId"], channel_name=self.outlet.channel_name
         )
         stored = row.config or {}
@@ -327,7 +333,7 @@ class LiveBridge:
         try:
             plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
         except ProtocolError:
-            await database_sync_to_async(services.live_session_update)(session_id=row.pk, status="ended")
+            await self.db(services.live_session_update)(session_id=row.pk, status="ended")
             raise
         handle = row.resumption_handle or None
         issued = row.resumption_handle_issued_at
@@ -703,7 +709,7 @@ class LiveRun:
         """Send the conversation's recent messages as turns; on a mid-session restart, without asking for a reply."""
         if not announce:
             await self.recorder.drain()  # the history must include what this session already recorded
-        history = await database_sync_to_async(load_history)(self.conversation)
+        history = await self.bridge.db(load_history)(self.conversation)
         batches = history.batches()
         for turns, last in batches:
             await self._session.send_client_content(turns=turns, turn_complete=last and announce)
@@ -733,7 +739,7 @@ class LiveRun:
                 )
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
-        await database_sync_to_async(services.live_session_update)(session_id=self.pk, status="active", seen=True)
+        await self.bridge.db(services.live_session_update)(session_id=self.pk, status="active", seen=True)
         await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
         self._spawn(self._heartbeat())
         metrics.session_active(1)
@@ -872,12 +878,13 @@ class LiveRun:
             logger.exception("live: flushing the recording of %s failed", self.public_id)
         if self._active_counted:
             metrics.session_active(-1)
+        memory.trim_soon()
         status = {
             "disconnect": LiveSession.Status.DETACHED,
             "error": LiveSession.Status.FAILED,
         }.get(reason, LiveSession.Status.ENDED)
         try:
-            await database_sync_to_async(services.live_session_update)(
+            await self.bridge.db(services.live_session_update)(
                 session_id=self.pk,
                 status=status,
                 handle=self._handle if reason == "disconnect" else None,
@@ -1074,7 +1081,7 @@ class LiveRun:
 
     async def _heartbeat(self) -> None:
         """Tell the database this process still holds the session (see services._detach_stale_sessions)."""
-        update = database_sync_to_async(services.live_session_update)
+        update = self.bridge.db(services.live_session_update)
         while True:
             await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
             try:
@@ -1092,7 +1099,7 @@ class LiveRun:
         while self._pending_handle is not None:
             handle, self._pending_handle = self._pending_handle, None
             try:
-                await database_sync_to_async(services.live_session_update)(session_id=self.pk, handle=handle)
+                await self.bridge.db(services.live_session_update)(session_id=self.pk, handle=handle)
             except Exception:
                 logger.exception("live: storing the resumption handle of %s failed", self.public_id)
 

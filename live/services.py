@@ -1,7 +1,7 @@
 """Writes of the live app: live sessions (with the per-user limit), the messages a session records, and control
 of sessions from outside their socket (the admin, commands).
 
-All functions are synchronous; async callers wrap them in ``database_sync_to_async`` off the audio hot path.
+All functions are synchronous; async callers run them through ``live.db`` off the audio hot path.
 """
 
 from __future__ import annotations
@@ -200,6 +200,17 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         return session
 
 
+_ENDING_FIELDS = (
+    "status",
+    "ended_at",
+    "channel_name",
+    "resumption_handle",
+    "resumption_handle_issued_at",
+    "last_error_code",
+    "last_error",
+)
+
+
 def live_session_update(
     *,
     session_id: int,
@@ -231,5 +242,11 @@ def live_session_update(
             fields[name] = F(name) + value
     if reconnects:
         fields["reconnects"] = F("reconnects") + reconnects
+    rows = LiveSession.objects.filter(pk=session_id)
+    # An ended session stays ended and unresumable: a handle or status the bridge writes late (staff may have ended
+    # it a moment before, from another process) must not revive it. Counters and the heartbeat always land.
+    ending = {name: fields.pop(name) for name in _ENDING_FIELDS if name in fields}
+    if ending:
+        rows.exclude(status__in=(LiveSession.Status.ENDED, LiveSession.Status.FAILED)).update(**ending)
     if fields:
-        LiveSession.objects.filter(pk=session_id).update(**fields)
+        rows.update(**fields)

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
 from google.genai import types
 
+from live import db as live_db
 from live.selectors import message_search
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ async def _search_conversations(user: User, args: dict[str, Any]) -> dict[str, A
         limit = int(limit)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ToolError("'limit' must be a positive whole number")
-    hits = await database_sync_to_async(message_search)(
+    hits = await live_db.for_user(user.pk, message_search)(
         user=user, query=query.strip(), limit=min(limit, SEARCH_MAX_LIMIT)
     )
     results = []

@@ -280,6 +280,25 @@ async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_use
     assert saved["message"]["messageType"] == "live"
 
 
+async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, connect, live_user):
+    # Its last recording is saved as it closes; the other tab hears of it, the closed socket's channel gets nothing
+    # (channels_redis would keep such messages in its receive buffer for the life of the process).
+    from channels.layers import get_channel_layer
+
+    other_tab = await connect()
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    channel = (await session_row(created["sessionId"])).channel_name
+    await ws.send_audio(speech(0.4))
+    await ws.close()  # mid-sentence: the partial user turn is flushed
+    saved = await other_tab.expect("message_saved")
+    assert saved["message"]["role"] == "user" and saved["message"]["audioDuration"] > 0
+    await other_tab.drain()
+    layer = get_channel_layer()
+    assert channel not in getattr(layer, "receive_buffer", {})  # channels_redis
+    assert channel not in getattr(layer, "channels", {})  # the in-memory layer
+
+
 async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_user):
     mine = await database_sync_to_async(ConversationFactory)(owner=live_user)
     theirs = await database_sync_to_async(ConversationFactory)()

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from conversations.models import LiveSession
-from live.services import EndRequest, live_session_end_request, live_session_group
+from live.services import EndRequest, live_session_end_request, live_session_group, live_session_update
 from tests.factories import LiveSessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the group message goes out on commit
@@ -80,3 +80,27 @@ async def test_end_request_closes_the_session_on_its_socket_and_it_cannot_be_res
     error = await ws.expect("session_error")
     assert error["error"]["code"] == "RESUME_FAILED"
     assert "ended by staff" in error["error"]["message"]
+
+
+def test_a_late_handle_or_status_does_not_revive_an_ended_session() -> None:
+    # The bridge's handle save can land just after staff ended the session (another thread or process).
+    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE, channel_name="specific.x!y")
+    live_session_end_request(live_session=session)
+    live_session_update(session_id=session.pk, handle="late-handle")
+    live_session_update(session_id=session.pk, status="detached", handle="later", counters={"messages_in": 3})
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.ENDED
+    assert session.resumption_handle == "" and session.last_error_code == "ENDED_BY_STAFF"
+    assert session.messages_in == 3  # counters still land
+    live_session_update(session_id=session.pk, seen=True)
+    session.refresh_from_db()
+    assert session.last_seen_at is not None and session.status == LiveSession.Status.ENDED
+
+
+def test_an_open_session_takes_handles_and_statuses() -> None:
+    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE)
+    live_session_update(session_id=session.pk, handle="h1")
+    live_session_update(session_id=session.pk, status="detached", handle="h2")
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.DETACHED and session.resumption_handle == "h2"
+    assert session.ended_at is not None and session.resumption_handle_issued_at is not None
