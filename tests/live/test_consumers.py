@@ -280,11 +280,24 @@ async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_use
     assert saved["message"]["messageType"] == "live"
 
 
-async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, connect, live_user):
+async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, connect, live_user, monkeypatch):
     # Its last recording is saved as it closes; the other tab hears of it, the closed socket's channel gets nothing
     # (channels_redis would keep such messages in its receive buffer for the life of the process).
     from channels.layers import get_channel_layer
 
+    from live.bridge import LiveRun
+    from live.services import user_group
+
+    layer = get_channel_layer()
+    members_when_announced: list[set[str]] = []
+    announce = LiveRun._announce_saved
+
+    async def spy(run: LiveRun, message: Message) -> None:
+        if hasattr(layer, "groups"):  # the in-memory layer shows its groups
+            members_when_announced.append(set(layer.groups.get(user_group(live_user.pk), {})))
+        await announce(run, message)
+
+    monkeypatch.setattr(LiveRun, "_announce_saved", spy)
     other_tab = await connect()
     ws = await connect()
     created = await ws.create(model=MODEL)
@@ -294,7 +307,7 @@ async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, c
     saved = await other_tab.expect("message_saved")
     assert saved["message"]["role"] == "user" and saved["message"]["audioDuration"] > 0
     await other_tab.drain()
-    layer = get_channel_layer()
+    assert all(channel not in members for members in members_when_announced)
     assert channel not in getattr(layer, "receive_buffer", {})  # channels_redis
     assert channel not in getattr(layer, "channels", {})  # the in-memory layer
 
