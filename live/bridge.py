@@ -878,7 +878,7 @@ class LiveRun:
             logger.exception("live: flushing the recording of %s failed", self.public_id)
         if self._active_counted:
             metrics.session_active(-1)
-        memory.trim_soon()
+        memory.release_soon()
         status = {
             "disconnect": LiveSession.Status.DETACHED,
             "error": LiveSession.Status.FAILED,

@@ -121,8 +121,12 @@ def _power(base: int | float, exponent: int | float) -> int | float:
     if abs(exponent) > MAX_ABS_EXPONENT:
         raise ToolError("the exponent is too large")
     # int ** int is exact and can be arbitrarily big: check a lower bound of its size before computing it.
-    exact = isinstance(base, int) and isinstance(exponent, int) and exponent > 0
-    if exact and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS
+    ):
         raise ToolError("the result is too large")
     result = base**exponent
     if isinstance(result, complex):
