@@ -43,6 +43,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files in every environment, production included, with no reverse proxy or collectstatic needed: found
+    # in the apps' static dirs at start-up (WHITENOISE_USE_FINDERS).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,7 +130,10 @@ CHANNEL_LAYERS = _channel_layers(REDIS_URL)
 # STORAGE: audio on local disk or S3 (django-storages); see conversations.models.audio_storage
 # ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files are served from the apps' static dirs (WhiteNoise, finders); STATIC_ROOT is only where collectstatic
+# copies them for a reverse proxy, when one serves /static/ instead.
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))

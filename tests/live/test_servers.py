@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,20 @@ def app_server(request: pytest.FixtureRequest, sim: Any, tmp_path: Path) -> Iter
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def test_pages_and_their_static_files_through_a_real_server(app_server):
+    # DEBUG off, no reverse proxy: the page's stylesheet and scripts must still load (WhiteNoise).
+    port, cookie, _, _ = app_server
+    page = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Cookie": cookie})
+    with urllib.request.urlopen(page, timeout=10) as response:
+        html = response.read().decode()
+    assert "/static/js/app.js" in html
+    for path, kind in (("js/app.js", "javascript"), ("css/app.css", "text/css")):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/{path}", timeout=10) as response:
+            assert response.status == 200
+            assert kind in response.headers["Content-Type"]
+            assert response.read() == (ROOT / "static" / path).read_bytes()
 
 
 async def test_spoken_turn_through_a_real_server(app_server):
