@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -310,6 +311,27 @@ async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, c
     assert all(channel not in members for members in members_when_announced)
     assert channel not in getattr(layer, "receive_buffer", {})  # channels_redis
     assert channel not in getattr(layer, "channels", {})  # the in-memory layer
+
+
+async def test_a_failing_channel_layer_at_close_still_loses_nothing(sim, connect, live_user, monkeypatch, caplog):
+    from channels.layers import get_channel_layer
+
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    await ws.send_audio(speech(0.4))
+
+    async def unreachable(group: str, channel: str) -> None:
+        raise ConnectionError("Redis is gone")
+
+    monkeypatch.setattr(get_channel_layer(), "group_discard", unreachable)
+    await ws.close()  # mid-sentence: leaving the user's group fails, the partial user turn is still saved
+    for _ in range(50):
+        saved = await messages_of(created["conversationId"])
+        if saved:
+            break
+        await asyncio.sleep(0.1)
+    assert [m.role for m in saved] == ["user"] and saved[0].audio_duration > 0
+    assert "leaving group" in caplog.text
 
 
 async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_user):
