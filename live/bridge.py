@@ -1071,7 +1071,10 @@ class LiveRun:
             self._request_switch()
 
     def _switch_after_handle(self) -> None:
-        # The handle that includes the turn just completed follows turnComplete; wait briefly for it.
+        # The handle that includes the turn just completed follows turnComplete; wait briefly for it. Input that
+        # arrives meanwhile waits for the new connection: sent on the old one, it could be consumed (and covered by
+        # that handle) but never answered there, and so be lost.
+        self._ready.clear()
         self._switch_on_handle = True
         self._switch_timers.append(self._spawn(self._switch_at(1.0)))
 
