@@ -96,6 +96,12 @@ class SimHandle:
             if r.get("type") == "frame" and (session is None or r.get("session") == session)
         ]
 
+    def service_account_file(self, path: Path | str, project: str = "sim-project") -> Path:
+        """Write a service-account key file (for ``GOOGLE_APPLICATION_CREDENTIALS``) whose tokens come from here."""
+        from .oauth import write_service_account_file
+
+        return write_service_account_file(self.simulator, path, self.base_url, project)
+
     def clear_records(self) -> None:
         """Forget recorded traffic."""
         self.simulator.recorder.clear()

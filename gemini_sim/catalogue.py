@@ -18,10 +18,16 @@ class Model:
     live: bool  # serves bidiGenerateContent (Live API); otherwise REST generateContent only
     audio_only: bool = False  # native audio: TEXT response modality closes with 1007
     apis: tuple[str, ...] = (GEMINI,)
-    # 3.x Live models take clientContent only as initial history (historyConfig.initialHistoryInClientContent).
-    history_config_required: bool = False
-    # 3.1 rejects clientContent once the conversation is under way (1007), per early-2026 reports.
-    client_content_only_initially: bool = False
+    # 3.x Live models refuse the deprecated realtimeInput.mediaChunks (1007) and clientContent turns without a role.
+    generation3: bool = False
+    # gemini-3.8-live: audioStreamEnd does not end the user's turn; trailing audio/silence does (openclaw#152830).
+    stream_end_ends_turn: bool = True
+    # Not a conversation partner: transcribe-live (speech in, TEXT out) and live-translate (audio in only).
+    conversational: bool = True
+    text_only: bool = False  # transcribe-live: AUDIO response modality closes with 1007
+    accepts_text_input: bool = True  # live-translate takes audio input only
+    tools: bool = True  # the transcribe and translate models take no tools (1007)
+    max_session_seconds: float | None = None  # transcribe-live: a session (resumptions included) lasts 10 minutes
     input_token_limit: int = 131072
     output_token_limit: int = 8192
     # 3.x puts audio and its transcript in one serverContent; 2.5 sends one part per message.
@@ -41,8 +47,8 @@ MODELS: dict[str, Model] = {
             True,
             True,
             BOTH,
-            True,
-            False,
+            generation3=True,
+            stream_end_ends_turn=False,
             output_token_limit=65536,
             combined_parts=True,
             async_tools_default=True,
@@ -53,8 +59,8 @@ MODELS: dict[str, Model] = {
             True,
             True,
             (GEMINI,),
-            True,
-            False,
+            generation3=True,
+            stream_end_ends_turn=False,
             output_token_limit=65536,
             combined_parts=True,
             interaction_status=True,
@@ -66,9 +72,32 @@ MODELS: dict[str, Model] = {
             True,
             True,
             (GEMINI,),
-            True,
-            True,
+            generation3=True,
             output_token_limit=65536,
+            combined_parts=True,
+        ),
+        # Speech-to-text only: TEXT output, no tools, sessions up to 10 minutes (ai.google.dev, 2026-12).
+        Model(
+            "gemini-3.5-transcribe-live",
+            "Gemini 3.5 Transcribe Live",
+            True,
+            text_only=True,
+            generation3=True,
+            conversational=False,
+            accepts_text_input=False,
+            tools=False,
+            max_session_seconds=600.0,
+        ),
+        # Speech translation: audio input only, no tools (ai.google.dev, 2026-12).
+        Model(
+            "gemini-3.5-live-translate-preview",
+            "Gemini 3.5 Live Translate Preview",
+            True,
+            True,
+            generation3=True,
+            conversational=False,
+            accepts_text_input=False,
+            tools=False,
             combined_parts=True,
         ),
         Model("gemini-2.5-flash-native-audio-preview-12-2025", "Gemini 2.5 Flash Native Audio (12-2025)", True, True),

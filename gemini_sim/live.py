@@ -69,8 +69,13 @@ _PATH = re.compile(
     r"(BidiGenerateContent|BidiGenerateContentConstrained)"
     r"|google\.cloud\.aiplatform\.(v1|v1beta1)\.LlmBidiService/BidiGenerateContent)$"
 )
+GEMINI_LIVE_VERSIONS = ("v1beta", "v1alpha")  # google-genai 3.6.1 tests/live_api/conftest.py: Live only on v1beta
+CONSTRAINED_VERSION = "v1alpha"  # ephemeral tokens: the SDK's "ephemeral token support is in v1alpha only"
 INVALID = "Request contains an invalid argument."
-NO_VOICES = "Cannot extract voices from a non-audio request."
+# google-genai 3.6.1 tests/live_api/test_live_session.py (2026-11); before, "Cannot extract voices from a non-audio
+# request." (livekit/livekit#4103, 2025).
+UNSUPPORTED_MODALITIES = "The requested combination of response modalities ({}) is not supported by the model"
+MEDIA_CHUNKS_DEPRECATED = "realtime_input.media_chunks is deprecated. Use audio, video, or text instead"
 DEADLINE = "Deadline expired before operation could complete."
 VERTEX_UNAUTHENTICATED = "Request is missing required authentication credential. Expected OAuth 2 access token."
 AUDIO_TOKENS_PER_S = 25
@@ -91,13 +96,20 @@ class Route:
 
 
 def route(path: str) -> Route | None:
-    """Match a handshake path (query ignored, leading slashes normalised); None means 404."""
+    """Match a handshake path (query ignored, leading slashes normalised); None means 404.
+
+    The Gemini API serves Live on ``v1beta`` and ``v1alpha`` only (``v1`` is a 404 like any wrong path), and the
+    ephemeral-token endpoint ``BidiGenerateContentConstrained`` on ``v1alpha`` only; Vertex on ``v1``/``v1beta1``.
+    """
     bare = "/" + path.split("?", 1)[0].lstrip("/")
     m = _PATH.match(bare)
     if m is None:
         return None
     if m.group(1):
-        return Route(catalogue.GEMINI, m.group(1), m.group(2).endswith("Constrained"))
+        version, constrained = m.group(1), m.group(2).endswith("Constrained")
+        if version not in GEMINI_LIVE_VERSIONS or (constrained and version != CONSTRAINED_VERSION):
+            return None
+        return Route(catalogue.GEMINI, version, constrained)
     return Route(catalogue.VERTEX, m.group(3))
 
 
@@ -118,6 +130,7 @@ class Snapshot:
     model: str
     session_id: str
     expires_at: float | None = None  # set when the issuing session ends
+    started_at: float = 0.0  # when the session (its first connection) began
 
 
 @dataclass
@@ -156,7 +169,6 @@ class Config:
     output_transcription: bool
     resumption: bool
     transparent: bool
-    history_config: bool
     handle: str | None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -196,6 +208,7 @@ class LiveSession:
         self.query = query
         self.headers = headers
         self.id = sim.next_session_id()
+        self.started_at = time.time()  # the session's start (a resumed session keeps its first connection's)
         self.history: list[dict[str, Any]] = []
         self.cfg: Config | None = None
         self.vad = Vad()
@@ -423,15 +436,18 @@ class LiveSession:
                 "bidiGenerateContent."
             )  # fmt: skip
         gen = _section(setup, "generationConfig")
-        modalities = gen.get("responseModalities") or ["AUDIO"]
+        modalities = gen.get("responseModalities") or ["TEXT" if found.text_only else "AUDIO"]
         if not isinstance(modalities, list):
             raise Close(1007, INVALID)
         modalities = [str(m).upper() for m in modalities]
         if any(m not in ("AUDIO", "TEXT") for m in modalities):
             raise Close(1007, INVALID)
-        if "TEXT" in modalities and found.audio_only:
-            raise Close(1007, NO_VOICES)
+        if ("TEXT" in modalities and found.audio_only) or ("AUDIO" in modalities and found.text_only):
+            raise Close(1007, UNSUPPORTED_MODALITIES.format(", ".join(dict.fromkeys(modalities))))
         if len(set(modalities)) > 1:
+            raise Close(1007, INVALID)
+        functions = model.declared_functions(setup.get("tools"))
+        if setup.get("tools") and not found.tools:
             raise Close(1007, INVALID)
         speech = _section(gen, "speechConfig")
         if speech.get("multiSpeakerVoiceConfig"):
@@ -462,7 +478,7 @@ class LiveSession:
             modalities=modalities,
             voice=voice,
             system_instruction=model.instruction_text(setup.get("systemInstruction")),
-            functions=model.declared_functions(setup.get("tools")),
+            functions=functions,
             auto_vad=not aad.get("disabled", False),
             interrupts=handling != "NO_INTERRUPTION",
             start_ms=float(start_ms),
@@ -471,7 +487,6 @@ class LiveSession:
             output_transcription="outputAudioTranscription" in setup,
             resumption=resumption is not None,
             transparent=bool((resumption or {}).get("transparent")),
-            history_config=bool(wire.get_path(setup, "historyConfig.initialHistoryInClientContent")),
             handle=handle,
             raw=setup,
         )
@@ -481,9 +496,18 @@ class LiveSession:
                 raise Close(1007, INVALID)
             if snap.model != found.name:
                 raise Close(1007, INVALID)
+            if self.session_cap(found) is not None and time.time() >= snap.started_at + self.session_cap(found):
+                raise Close(1007, INVALID)  # transcribe-live: the session's 10 minutes are over, resumption too
             self.history = list(snap.history)  # turns are never mutated once appended
             self.replies = sum(1 for t in self.history if t.get("role") == "model")
+            self.started_at = snap.started_at
         return cfg
+
+    def session_cap(self, found: catalogue.Model) -> float | None:
+        """Seconds a whole session (resumptions included) may last on this model, if it is capped."""
+        if found.max_session_seconds is None:
+            return None
+        return found.max_session_seconds * self.sim.options.session_cap_factor
 
     async def token_expiry(self, expire_time: float) -> None:
         """An ephemeral token's session ends when the token expires."""
@@ -491,9 +515,13 @@ class LiveSession:
         self.request_close(1007, "The ephemeral token has expired.")
 
     async def lifetime(self) -> None:
-        """goAway ``go_away_before`` seconds before the connection lifetime ends, then close."""
+        """goAway ``go_away_before`` seconds before the connection lifetime (or the model's session cap) ends, then
+        close."""
         opts = self.sim.options
         life = max(0.0, opts.connection_lifetime)
+        cap = self.session_cap(self.cfg.model) if self.cfg is not None else None
+        if cap is not None:
+            life = max(0.0, min(life, self.started_at + cap - time.time()))
         before = min(max(0.0, opts.go_away_before), life)
         await asyncio.sleep(life - before)
         self.send({"goAway": {"timeLeft": wire.duration(before)}})
@@ -503,7 +531,9 @@ class LiveSession:
     def issue_handle(self) -> None:
         """Send a sessionResumptionUpdate with a new handle for the current state."""
         handle = secrets.token_urlsafe(32)
-        self.sim.handles[handle] = Snapshot(list(self.history), self.cfg.model_name if self.cfg else "", self.id)
+        self.sim.handles[handle] = Snapshot(
+            list(self.history), self.cfg.model_name if self.cfg else "", self.id, started_at=self.started_at
+        )
         self.handles.append(handle)
         update: dict[str, Any] = {"newHandle": handle, "resumable": True}
         if self.cfg is not None and self.cfg.transparent:
@@ -539,10 +569,10 @@ class LiveSession:
         """Ordered turns: history, and a reply when the turn is complete and the user spoke last."""
         cfg = self.cfg
         assert cfg is not None
-        if cfg.model.history_config_required and not cfg.history_config:
+        if not cfg.model.accepts_text_input:
             raise Close(1007, INVALID)
-        if cfg.model.client_content_only_initially and self.replies:
-            raise Close(1007, INVALID)
+        # Since about 2026-09-15, 3.1 and 3.8 take clientContent at any point, with or without historyConfig
+        # (livekit/agents#7289; google-genai 3.6.1's live tests), but not a turn without a role.
         turns = body.get("turns") or []
         if isinstance(turns, dict):
             turns = [turns]
@@ -551,6 +581,8 @@ class LiveSession:
         for turn in turns:
             parts = turn.get("parts") if isinstance(turn, dict) else None
             if not isinstance(parts, list) or turn.get("role", "user") not in ("user", "model"):
+                raise Close(1007, INVALID)
+            if cfg.model.generation3 and not turn.get("role"):
                 raise Close(1007, INVALID)
             for part in parts:
                 if not isinstance(part, dict) or not part:
@@ -573,6 +605,8 @@ class LiveSession:
                 blobs.append(body[key])
         chunks = body.get("mediaChunks")
         if chunks is not None:
+            if cfg.model.generation3:
+                raise Close(1007, MEDIA_CHUNKS_DEPRECATED)
             if not isinstance(chunks, list):
                 raise Close(1007, INVALID)
             blobs.extend(chunks)
@@ -604,11 +638,11 @@ class LiveSession:
             if self.activity:
                 self.activity = False
                 self.end_audio_turn(self.turn_audio_s)
-        if "audioStreamEnd" in body and cfg.auto_vad and self.vad.in_speech:
-            self.end_speech()
+        if "audioStreamEnd" in body and cfg.auto_vad and self.vad.in_speech and cfg.model.stream_end_ends_turn:
+            self.end_speech()  # 3.8: not the end of the turn; the silence that follows is
         if "text" in body:
             text = body["text"]
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or not text.strip() or not cfg.model.accepts_text_input:
                 raise Close(1007, INVALID)
             self.start_turn(Turn(parts=[{"text": text}]))
 
@@ -807,6 +841,9 @@ class LiveSession:
             note = f"I can see the {self.frames_total} video frames you have shared so far."
             self.frames_unacknowledged = 0
         prompt_tokens = model.history_tokens(self.history) + model.estimate_tokens(cfg.system_instruction)
+        if not cfg.model.conversational:
+            await self.finish_reply(self.transcribe_or_translate(turn), prompt_tokens)
+            return
         answer = model.respond(
             self.history,
             model=cfg.model_name,
@@ -839,8 +876,20 @@ class LiveSession:
             self.pending_calls = {}
             self.history.append({"role": "user", "parts": [{"functionResponse": r} for r in results]})
             answer = model.respond(self.history, model=cfg.model_name, system_instruction=cfg.system_instruction)
-        out_tokens = await self.speak(answer.text)
-        self.history.append({"role": "model", "parts": [{"text": answer.text}]})
+        await self.finish_reply(answer.text, prompt_tokens)
+
+    def transcribe_or_translate(self, turn: Turn) -> str:
+        """What transcribe-live and live-translate say for a turn (the simulator hears no words, only speech)."""
+        assert self.cfg is not None
+        heard = f"{turn.heard or 0.0:.1f} seconds of speech"
+        return f"({heard})" if self.cfg.model.text_only else f"(a translation of {heard})"
+
+    async def finish_reply(self, text: str, prompt_tokens: int) -> None:
+        """Speak (or write) the reply, then generationComplete, turnComplete with usage, and a new handle."""
+        cfg = self.cfg
+        assert cfg is not None
+        out_tokens = await self.speak(text)
+        self.history.append({"role": "model", "parts": [{"text": text}]})
         self.spoken = []
         self.replies += 1
         self.send({"serverContent": {"generationComplete": True}})

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from . import catalogue, model, wire
+from . import catalogue, model, oauth, wire
 
 if TYPE_CHECKING:
     from .server import HttpRequest, HttpResponse, Simulator
@@ -109,6 +109,8 @@ async def _handle(sim: Simulator, request: HttpRequest) -> HttpResponse:
             body = {"_unparsed": request.body[:2000].decode("utf-8", "replace")}
     if request.path.startswith("/_sim/"):
         return control(sim, request, body)
+    if request.path == "/token":  # OAuth 2.0 (form-encoded, not JSON)
+        return oauth.token(sim, request, f"https://{request.headers.get('host', '')}")
     sim.recorder.add(
         {
             "type": "http",

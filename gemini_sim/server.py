@@ -51,6 +51,7 @@ class Options:
     record: bool = True  # keep client frames/requests in memory for ``records()`` (bounded)
     record_limit: int = 5000
     record_path: str | None = None  # also append them as JSON lines to this file
+    session_cap_factor: float = 1.0  # scales per-model session caps (transcribe-live's 10 minutes), for tests
     echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see LiveSession.echo)
 
     def update(self, **changes: Any) -> None:
@@ -259,6 +260,8 @@ class Simulator:
         self.tokens = TokenStore()
         self.recorder = Recorder(options)
         self.handles: dict[str, Any] = {}  # resumption handle -> live.Snapshot
+        self.oauth_grants: dict[str, Any] = {}  # refresh token -> oauth.Grant
+        self.access_tokens: dict[str, tuple[float, str, str]] = {}  # OAuth access token -> (expiry, scope, client)
         self.faults: list[Fault] = []
         self.sessions: set[Any] = set()
         self._fault_lock = threading.Lock()
