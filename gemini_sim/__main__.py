@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds from a turnComplete to the sessionResumptionUpdate covering it (default %(default)s)",
     )
     p.add_argument(
+        "--session-cap-factor",
+        type=float,
+        default=d.session_cap_factor,
+        metavar="F",
+        help="scale per-model session caps, e.g. transcribe-live's 10 minutes (default %(default)s)",
+    )
+    p.add_argument(
         "--realtime-factor",
         type=float,
         default=d.realtime_factor,
@@ -162,6 +169,7 @@ async def serve(args: argparse.Namespace) -> None:
         connection_lifetime=args.lifetime,
         go_away_before=args.go_away_before,
         handle_delay=args.handle_delay,
+        session_cap_factor=args.session_cap_factor,
         realtime_factor=args.realtime_factor,
         audio_chunk_ms=args.audio_chunk_ms,
         latency=args.latency,

@@ -50,8 +50,11 @@ def http_options(sim: SimHandle, **extra) -> types.HttpOptions:
     )
 
 
-def client_for(sim: SimHandle, api_key: str = "test-key", **extra) -> genai.Client:
-    """A Gemini Developer API client pointed at the simulator."""
+def client_for(sim: SimHandle, api_key: str = "test-key", api_version: str | None = "v1beta", **extra) -> genai.Client:
+    """A Gemini Developer API client pointed at the simulator, on ``v1beta`` (the Gemini API serves Live only there;
+    ``api_version=None`` keeps the SDK's default, ``v1``)."""
+    if api_version is not None:
+        extra["api_version"] = api_version
     return genai.Client(api_key=api_key, http_options=http_options(sim, **extra))
 
 

@@ -42,7 +42,9 @@ def point_at_simulator(client: Any) -> Any:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
     """Adjust what their ``http_options`` and ``client`` fixtures produced, before any test uses them."""
     result = yield
     if fixturedef.argname == "http_options":

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from google.genai import errors, types
+from google.genai import errors
 
 from gemini_sim.__main__ import build_parser, parse_fault
 from gemini_sim.server import Options
@@ -85,16 +85,13 @@ async def test_standalone_server_with_key_record_and_fault(standalone):
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert exc.value.code == 503
     assert "Hello" in client.models.generate_content(model="gemini-2.5-flash", contents="hello").text
-    async with client.aio.live.connect(
-        model="gemini-3.8-live",
-        config=types.LiveConnectConfig(history_config=types.HistoryConfig(initial_history_in_client_content=True)),
-    ) as session:
+    async with client.aio.live.connect(model="gemini-3.8-live") as session:
         await session.send_realtime_input(text="hi")
         async for msg in session.receive():
             if msg.server_content and msg.server_content.turn_complete:
                 break
     lines = [json.loads(line) for line in record.read_text().splitlines()]
-    assert [r["path"] for r in lines if r["type"] == "http"] == ["/v1/models/gemini-2.5-flash:generateContent"] * 2
+    assert [r["path"] for r in lines if r["type"] == "http"] == ["/v1beta/models/gemini-2.5-flash:generateContent"] * 2
     frames = [r["message"] for r in lines if r["type"] == "frame"]
     assert frames[0]["setup"]["model"] == "models/gemini-3.8-live"
     assert frames[1] == {"realtime_input": {"text": "hi"}}

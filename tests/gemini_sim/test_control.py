@@ -35,6 +35,6 @@ def test_options_faults_and_records_over_http(make_sim):
     with pytest.raises(errors.ServerError):
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     records = _call(sim, "GET", "/_sim/records")["records"]
-    assert [r["path"] for r in records] == ["/v1/models/gemini-2.5-flash:generateContent"]
+    assert [r["path"] for r in records] == ["/v1beta/models/gemini-2.5-flash:generateContent"]
     _call(sim, "DELETE", "/_sim/records")
     assert sim.records() == []

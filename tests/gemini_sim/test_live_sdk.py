@@ -74,11 +74,11 @@ async def test_sdk_wire_format_is_recorded(sim):
         await session.send_client_content(turns=_user("Hi"), turn_complete=True)
         await collect(session)
     [connect] = sim.records(type="connect", session=sid)
-    assert connect["path"] == "gemini:v1"
+    assert connect["path"] == "gemini:v1beta"
     assert connect["headers"]["x-goog-api-key"] == "recorded-key"
     setup, content = sim.client_messages(sid)[:2]
     assert setup["setup"]["model"] == f"models/{NATIVE}"
-    assert content["client_content"]["turns"][0]["parts"][0]["text"] == "Hi"  # SDK 3.4.0 sends snake_case here
+    assert content["client_content"]["turns"][0]["parts"][0]["text"] == "Hi"  # SDK 3.x sends snake_case here
 
 
 async def test_text_modality_on_half_cascade_vertex_model(sim):
@@ -118,14 +118,20 @@ async def _close_of(client: genai.Client, model: str, config: types.LiveConnectC
     ("model", "config", "code", "reason"),
     [
         ("gemini-2.0-flash-live-001", None, 1008,
-         "models/gemini-2.0-flash-live-001 is not found for API version v1, or is not supported for "
+         "models/gemini-2.0-flash-live-001 is not found for API version v1beta, or is not supported for "
          "bidiGenerateContent."),
-        ("gemini-2.5-flash", None, 1008, "models/gemini-2.5-flash is not found for API version v1"),
+        ("gemini-2.5-flash", None, 1008, "models/gemini-2.5-flash is not found for API version v1beta"),
         ("gemini-live-2.5-flash-native-audio", None, 1008, "is not found"),  # Vertex-only model on the Gemini API
         (NATIVE, types.LiveConnectConfig(response_modalities=["TEXT"]), 1007,
-         "Cannot extract voices from a non-audio request."),
+         "The requested combination of response modalities (TEXT) is not supported by the model"),
         ("gemini-3.1-flash-live-preview", types.LiveConnectConfig(response_modalities=["TEXT"]), 1007,
-         "Cannot extract voices from a non-audio request."),
+         "The requested combination of response modalities (TEXT) is not supported by the model"),
+        ("gemini-3.5-transcribe-live", types.LiveConnectConfig(response_modalities=["AUDIO"]), 1007,
+         "The requested combination of response modalities (AUDIO) is not supported by the model"),
+        ("gemini-3.5-transcribe-live", types.LiveConnectConfig(tools=[{"google_search": {}}]), 1007,
+         "Request contains an invalid argument."),
+        ("gemini-3.5-live-translate-preview", types.LiveConnectConfig(tools=[{"google_search": {}}]), 1007,
+         "Request contains an invalid argument."),
         (NATIVE, types.LiveConnectConfig(speech_config=types.SpeechConfig(voice_config=types.VoiceConfig(
             prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name="auto")))), 1007,
          "Request contains an invalid argument."),
@@ -159,31 +165,6 @@ async def test_bad_key_closes_1007(make_sim):
     assert "API key not valid. Please pass a valid API key." in str(err)
     async with client_for(sim, api_key="right").aio.live.connect(model=NATIVE) as session:
         assert session.session_id
-
-
-async def test_3_1_requires_history_config_for_client_content(sim):
-    client = client_for(sim)
-    err = await _close_of(
-        client,
-        "gemini-3.1-flash-live-preview",
-        None,
-        send=lambda s: s.send_client_content(turns=_user("hi"), turn_complete=True),
-    )
-    assert err.code == 1007
-    assert "Request contains an invalid argument." in str(err)
-    cfg = types.LiveConnectConfig(
-        output_audio_transcription={},
-        history_config=types.HistoryConfig(initial_history_in_client_content=True),
-    )
-    async with client.aio.live.connect(model="gemini-3.1-flash-live-preview", config=cfg) as session:
-        await session.send_client_content(turns=_user("My name is Bob."), turn_complete=False)
-        reply = await say(session, "What is my name?")
-        assert "Bob" in reply.text
-        # 3.1: clientContent once the conversation is under way is rejected
-        await session.send_client_content(turns=_user("more"), turn_complete=True)
-        with pytest.raises(errors.APIError) as exc:
-            await collect(session)
-    assert exc.value.code == 1007
 
 
 WEATHER = types.Tool(
@@ -467,7 +448,9 @@ async def test_token_creation_needs_v1alpha(sim):
 async def test_token_on_the_plain_endpoint_is_not_a_key(sim):
     maker = _token_client(sim)
     token = maker.auth_tokens.create(config=types.CreateAuthTokenConfig(uses=1))
-    plain = genai.Client(api_key="unused", http_options=http_options(sim, headers={"x-goog-api-key": token.name}))
+    plain = genai.Client(
+        api_key="unused", http_options=http_options(sim, api_version="v1beta", headers={"x-goog-api-key": token.name})
+    )
     err = await _close_of(plain, NATIVE)
     assert err.code == 1007
     assert "API key not valid" in str(err)
