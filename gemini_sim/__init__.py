@@ -2,12 +2,13 @@
 
 One TLS port serves HTTPS and WSS with the simulator's own CA (``STATE_DIR/ca.pem``, reused across runs):
 
-- Live: ``/ws/google.ai.generativelanguage.{v1,v1alpha,v1beta}.GenerativeService.BidiGenerateContent`` (API key:
-  ``x-goog-api-key`` or ``?key=``), ``…BidiGenerateContentConstrained`` (ephemeral token: ``?access_token=``,
-  ``Authorization: Token …`` or ``x-goog-api-key``), and Vertex
+- Live: ``/ws/google.ai.generativelanguage.{v1beta,v1alpha}.GenerativeService.BidiGenerateContent`` (API key:
+  ``x-goog-api-key`` or ``?key=``; ``v1`` is a 404 as at Google), ``v1alpha…BidiGenerateContentConstrained``
+  (ephemeral token: ``?access_token=``, ``Authorization: Token …`` or ``x-goog-api-key``), and Vertex
   ``/ws/google.cloud.aiplatform.{v1,v1beta1}.LlmBidiService/BidiGenerateContent`` (``Authorization: Bearer …``).
   Anything else: HTTP 404 at the handshake. See ``gemini_sim.live`` for messages, errors and close codes.
-- REST: see ``gemini_sim.rest``. The simulated assistant: ``gemini_sim.model``. Models: ``gemini_sim.catalogue``.
+- REST: see ``gemini_sim.rest``; OAuth ``/token``: ``gemini_sim.oauth`` (``SimHandle.service_account_file``). The
+  simulated assistant: ``gemini_sim.model``. Models: ``gemini_sim.catalogue``. Sources: ``docs/gemini-fidelity.md``.
 
 Use from Python (tests, the app's embedded default)::
 
@@ -25,7 +26,7 @@ Use from Python (tests, the app's embedded default)::
 
 ``**options`` are the fields of ``gemini_sim.server.Options`` (``api_keys``, ``connection_lifetime``,
 ``go_away_before``, ``realtime_factor`` (0 = as fast as possible), ``audio_chunk_ms``, ``latency``,
-``stream_delay``, ``resumption_ttl``, ``handle_delay``, ``vad_threshold``, ``silence_ms``, ``record``, ``record_limit``,
+``stream_delay``, ``resumption_ttl``, ``handle_delay``, ``session_cap_factor``, ``vad_threshold``, ``silence_ms``, ``record``, ``record_limit``,
 ``record_path``, ``echo``). Each handle is an independent instance with its own options, tokens, handles and
 records. ``python -m gemini_sim --help`` runs it stand-alone with the same options.
 """

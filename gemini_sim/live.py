@@ -1,6 +1,7 @@
 """The Live API (BidiGenerateContent) over WebSocket: auth, setup validation, turns, audio, VAD, tools, resumption.
 
-Connection: the upgrade is accepted on the Live paths (else HTTP 404); the first client frame must be ``setup``.
+Connection: the upgrade is accepted on the Live paths (else HTTP 404, ``v1`` included: see ``route``); the first
+client frame must be ``setup``. Sources for every rule here: ``docs/gemini-fidelity.md``.
 Then credentials and setup are checked, and failures close the socket the way the service does:
 
 ====================================================================  =====  ======================================
@@ -12,13 +13,15 @@ unknown/expired ephemeral token; no new sessions after newSession…     1007   
 ephemeral token used up                                                1011   Token has been used too many times
 Vertex without ``Authorization: Bearer``                               1008   Request is missing required …
 unknown model, or not a Live model / not on this API                   1008   models/X is not found for API …
-TEXT response modality on a native-audio model                         1007   Cannot extract voices from a non-…
+TEXT on a native-audio model, AUDIO on transcribe-live                 1007   The requested combination of …
 unknown voice, malformed JSON, first frame not ``setup``, more than    1007   Request contains an invalid argument.
 one field per message, empty text part, activityStart/End while
-automatic activity detection is on, clientContent on 3.x models
-without historyConfig (3.1: also after the first reply)
+automatic activity detection is on, a clientContent turn without a
+role (3.x), tools or typed input on transcribe/translate models
+realtimeInput.mediaChunks on 3.x models                                1007   realtime_input.media_chunks is …
 unknown/expired resumption handle, or resuming with another model      1007   Request contains an invalid argument.
-connection lifetime reached (after ``goAway``)                         1011   Deadline expired before operation …
+(or a transcribe-live session past its 10 minutes)
+connection lifetime or model session cap reached (after ``goAway``)    1011   Deadline expired before operation …
 the session's ephemeral token expires                                  1007   The ephemeral token has expired.
 injected faults (``Simulator.add_fault``)                              any    as injected; ``drop`` gives 1006
 ====================================================================  =====  ======================================
@@ -31,7 +34,8 @@ parts for TEXT) → ``generationComplete`` → ``turnComplete`` + ``usageMetadat
 
 Voice activity detection runs on the input PCM energy, in audio time (so tests may send audio as fast as they
 like): speech (mean |sample| ≥ ``vad_threshold`` for ``prefixPaddingMs``, default 20 ms, 60 ms with LOW start
-sensitivity) then ``silenceDurationMs`` of silence ends the turn; ``audioStreamEnd`` ends it at once. Speech
+sensitivity) then ``silenceDurationMs`` of silence ends the turn; ``audioStreamEnd`` ends it at once (not on 3.8,
+where only the silence does). Speech
 while the model is answering interrupts it unless ``activityHandling`` is ``NO_INTERRUPTION`` (then the turn waits
 for the reply to finish). With ``automaticActivityDetection.disabled``, ``activityStart``/``activityEnd`` bound
 the turn and ``activityStart`` interrupts. The input transcription describes what was heard, e.g.

@@ -127,7 +127,9 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
         )
     if code in (1007, 400):
         cause = Cause.INVALID_ARGUMENT
-        if "voice" in lower and "non-audio" in lower:
+        # Google's text since 2026 ("The requested combination of response modalities (TEXT) is not supported by the
+        # model"), and the earlier one ("Cannot extract voices from a non-audio request.").
+        if "combination of response modalities" in lower or ("voice" in lower and "non-audio" in lower):
             cause = Cause.AUDIO_ONLY_MODEL
             message = "This model answers in audio only; ask for AUDIO (text arrives as its transcription)."
         else:

@@ -48,6 +48,12 @@ HTML_404 = (
         ),
         (403, "Permission denied on resource project x.", ErrorCode.UPSTREAM_AUTH_FAILED, Cause.PERMISSION_DENIED),
         (1007, "Cannot extract voices from a non-audio request.", ErrorCode.INVALID_CONFIG, Cause.AUDIO_ONLY_MODEL),
+        (
+            1007,
+            "The requested combination of response modalities (TEXT) is not supported by the model",
+            ErrorCode.INVALID_CONFIG,
+            Cause.AUDIO_ONLY_MODEL,
+        ),
         (1007, "User location is not supported for the API use.", ErrorCode.INVALID_CONFIG, Cause.LOCATION),
         (1007, "Request contains an invalid argument.", ErrorCode.INVALID_CONFIG, Cause.INVALID_ARGUMENT),
         (1011, "Resource has been exhausted (e.g. check quota).", ErrorCode.RATE_LIMIT_EXCEEDED, Cause.QUOTA),
