@@ -5,6 +5,10 @@ Three modes, decided from settings when first needed (never at import):
   e.g. at a stand-alone ``python -m gemini_sim``);
 - ``vertex``: Vertex AI with OAuth Bearer tokens (``GOOGLE_GENAI_USE_VERTEXAI`` + project/location/credentials);
 - ``simulator``: neither is set, so the embedded ``gemini_sim`` is started in-process on a loopback port.
+
+API versions are decided here and nowhere else: REST uses ``GEMINI_API_VERSION`` (empty: the SDK's default); Live
+on the Gemini API uses ``GEMINI_LIVE_API_VERSION`` (empty: ``v1beta``), ephemeral tokens ``v1alpha``; Live on Vertex
+uses the SDK's default.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from google import genai
 from google.genai import types
 
@@ -36,15 +41,30 @@ class LiveModel:
     audio_only: bool  # native-audio models reject TEXT output (1007); serve TEXT via output transcription
     history_in_client_content: bool  # newer models need historyConfig.initialHistoryInClientContent
     text_via_realtime_input: bool  # typed text mid-session goes as realtimeInput.text
-    vertex: bool = False
+    vertex: bool = False  # served by Vertex AI only
+    # A conversation (Talk) needs a partner that takes typed text and tools; speech-to-text and translation models
+    # are Live models too, but Talk refuses them.
+    conversational: bool = True
+    text_input: bool = True  # False: audio input only (a text turn closes the session)
+    tools: bool = True
+    max_session_seconds: int | None = None  # a whole session's limit (resumptions included), when the model has one
+    # False on 3.8: audioStreamEnd does not end the user's turn there, the silence after it does (openclaw#152830).
+    stream_end_ends_turn: bool = True
 
 
 # Keep in step with gemini_sim's catalogue and ../shared/reference/gemini-live-protocol.md section 7.
 LIVE_MODELS: dict[str, LiveModel] = {
     m.name: m
     for m in (
-        LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True),
-        LiveModel("gemini-3.8-live-extended-thinking", "Gemini 3.8 Live (extended thinking)", True, True, True),
+        LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True, stream_end_ends_turn=False),
+        LiveModel(
+            "gemini-3.8-live-extended-thinking",
+            "Gemini 3.8 Live (extended thinking)",
+            True,
+            True,
+            True,
+            stream_end_ends_turn=False,
+        ),
         LiveModel("gemini-3.1-flash-live-preview", "Gemini 3.1 Flash Live (preview)", True, True, True),
         LiveModel(
             "gemini-2.5-flash-native-audio-preview-12-2025",
@@ -68,6 +88,27 @@ LIVE_MODELS: dict[str, LiveModel] = {
             False,
             vertex=True,
         ),
+        LiveModel(
+            "gemini-3.5-transcribe-live",
+            "Gemini 3.5 Transcribe Live (speech-to-text)",
+            False,  # TEXT output only
+            True,
+            True,
+            conversational=False,
+            text_input=False,
+            tools=False,
+            max_session_seconds=10 * 60,
+        ),
+        LiveModel(
+            "gemini-3.5-live-translate-preview",
+            "Gemini 3.5 Live Translate (preview, speech translation)",
+            True,
+            True,
+            True,
+            conversational=False,
+            text_input=False,
+            tools=False,
+        ),
     )
 }
 
@@ -82,6 +123,23 @@ VOICES: tuple[str, ...] = (
 def live_model(name: str) -> LiveModel | None:
     """Look a Live model up by name, with or without the ``models/`` prefix."""
     return LIVE_MODELS.get(name.removeprefix("models/"))
+
+
+def talk_models() -> list[LiveModel]:
+    """The catalogued models a conversation can use with the configured Gemini, in catalogue order."""
+    vertex = current_mode() is Mode.VERTEX
+    return [m for m in LIVE_MODELS.values() if m.conversational and (vertex or not m.vertex)]
+
+
+def not_conversational(model: LiveModel) -> str:
+    """Say why Talk cannot use ``model`` and which models it can (for a session_error or a system check)."""
+    limits = [] if model.text_input else ["audio input only"]
+    limits += [] if model.tools else ["no tools"]
+    why = f"takes {' and '.join(limits)}" if limits else "is not made for conversation"
+    return (
+        f"{model.name} cannot hold a conversation, so Talk cannot use it: {model.label} {why}. "
+        f"Use one of: {', '.join(m.name for m in talk_models())}."
+    )
 
 
 def current_mode() -> Mode:
@@ -106,15 +164,68 @@ def _embedded_simulator() -> Any:
 
 LIVE_WEBSOCKET_ARGS: dict[str, Any] = {"compression": None, "ping_interval": 30, "ping_timeout": 60}
 
+# The Gemini API serves the Live WebSocket only on v1beta, and the ephemeral-token (Constrained) endpoint only on
+# v1alpha; google-genai defaults to v1, where the handshake is a 404. So Live never takes the SDK's default there
+# (Google's own SDK tests set v1beta too: google-genai 3.6.1 tests/live_api/conftest.py).
+LIVE_API_VERSION = "v1beta"
+EPHEMERAL_TOKEN_API_VERSION = "v1alpha"
+LIVE_API_VERSIONS = (LIVE_API_VERSION, EPHEMERAL_TOKEN_API_VERSION)
+
+
+@dataclass(frozen=True)
+class ApiVersion:
+    """The API version a client is built with (None: the SDK's default) and where it comes from."""
+
+    version: str | None
+    source: str
+
+
+def rest_api_version() -> ApiVersion:
+    """The API version of REST calls: ``GEMINI_API_VERSION``, or the SDK's default."""
+    if settings.GEMINI_API_VERSION:
+        return ApiVersion(settings.GEMINI_API_VERSION, "GEMINI_API_VERSION")
+    return ApiVersion(None, "SDK default")
+
+
+def live_api_version_problem() -> str | None:
+    """Say why ``GEMINI_LIVE_API_VERSION`` cannot work, or None when it can (empty, v1beta or v1alpha)."""
+    version = settings.GEMINI_LIVE_API_VERSION
+    if not version or version in LIVE_API_VERSIONS:
+        return None
+    return (
+        f"GEMINI_LIVE_API_VERSION is {version!r}, but the Gemini API serves the Live WebSocket only on v1beta "
+        "(v1alpha for ephemeral tokens): on any other version the handshake fails with HTTP 404. Leave it empty "
+        "(v1beta) or set v1beta or v1alpha. GEMINI_API_VERSION applies to REST only; Vertex AI always uses the "
+        "SDK's default."
+    )
+
+
+def live_api_version(api_key: str = "") -> ApiVersion:
+    """The API version of Live connections in the configured mode, for a client with ``api_key``.
+
+    Raises ImproperlyConfigured for a ``GEMINI_LIVE_API_VERSION`` the Gemini API serves no Live on: the system check
+    refuses it at start-up, and this keeps anything that skipped the check from opening Live on it anyway.
+    """
+    if current_mode() is Mode.VERTEX:
+        return ApiVersion(None, "SDK default, as Vertex AI serves Live on it")
+    if api_key.startswith("auth_tokens/"):
+        return ApiVersion(EPHEMERAL_TOKEN_API_VERSION, "ephemeral tokens work on v1alpha only")
+    problem = live_api_version_problem()
+    if problem:
+        raise ImproperlyConfigured(problem)
+    if settings.GEMINI_LIVE_API_VERSION:
+        return ApiVersion(settings.GEMINI_LIVE_API_VERSION, "GEMINI_LIVE_API_VERSION")
+    return ApiVersion(LIVE_API_VERSION, "the Gemini API serves Live only on v1beta")
+
 
 def _http_options(
-    base_url: str | None, ssl_context: ssl.SSLContext | None, api_version: str | None = None
+    base_url: str | None, ssl_context: ssl.SSLContext | None, api_version: str | None
 ) -> types.HttpOptions:
     kwargs: dict[str, Any] = {}
     if base_url:
         kwargs["base_url"] = base_url
-    if api_version or settings.GEMINI_API_VERSION:
-        kwargs["api_version"] = api_version or settings.GEMINI_API_VERSION
+    if api_version:
+        kwargs["api_version"] = api_version
     # The SDK hands async_client_args that are websockets.connect() parameters to the Live connection (and only
     # httpx's own to httpx): no permessage-deflate (base64 audio barely compresses; deflate costs CPU and ~50 KiB
     # per connection), and keepalive pings that tolerate Gemini's slow pongs (8-30 s are reported) instead of
@@ -140,14 +251,21 @@ def simulator_started() -> bool:
     return _embedded_simulator.cache_info().currsize > 0
 
 
-def get_client() -> genai.Client:
-    """Build a google-genai client for the configured mode."""
+def get_client(*, live: bool = False) -> genai.Client:
+    """Build a google-genai client for the configured mode: for REST calls, or with ``live`` for Live connections.
+
+    REST and Live clients differ only in their API version. A client per purpose, rather than an API version in
+    each ``live.connect`` call's http_options, means every Live connection (the bridge's, gemini_check's, a
+    test's) gets the right version without having to remember it, and the client itself reports the URL it opens.
+    """
     mode = current_mode()
+    version = (live_api_version(settings.GEMINI_API_KEY) if live else rest_api_version()).version
     # GEMINI_CA_FILE: trust a stand-alone simulator's CA (for this client only) in API-key and Vertex modes alike.
     ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
     if mode is Mode.API_KEY:
         return genai.Client(
-            api_key=settings.GEMINI_API_KEY, http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx)
+            api_key=settings.GEMINI_API_KEY,
+            http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx, version),
         )
     if mode is Mode.VERTEX:
         credentials = None
@@ -163,18 +281,18 @@ def get_client() -> genai.Client:
             project=settings.GOOGLE_CLOUD_PROJECT or None,
             location=settings.GOOGLE_CLOUD_LOCATION,
             credentials=credentials,
-            http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx),
+            http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx, version),
         )
     base_url, ctx = simulator_address()
-    return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx))
+    return genai.Client(api_key="simulator", http_options=_http_options(base_url, ctx, version))
 
 
 _shared_lock = threading.Lock()
 _shared: dict[tuple[Any, ...], genai.Client] = {}
 
 
-def shared_client() -> genai.Client:
-    """Return this process's client for the current configuration, built once (the live bridge's).
+def live_client() -> genai.Client:
+    """Return this process's Live client for the current configuration, built once (the live bridge's).
 
     A client holds SSL contexts (a CA bundle each) and connection pools: building one per live session costs
     milliseconds and memory the allocator keeps. Live connections are opened per session anyway.
@@ -182,14 +300,14 @@ def shared_client() -> genai.Client:
     mode = current_mode()
     if mode is Mode.SIMULATOR:
         base_url, ctx = simulator_address()
-        key: tuple[Any, ...] = (mode, base_url, id(ctx))
+        key: tuple[Any, ...] = (mode, base_url, id(ctx), settings.GEMINI_LIVE_API_VERSION)
     else:
         key = (
             mode,
             settings.GEMINI_API_KEY,
             settings.GEMINI_BASE_URL,
             settings.GEMINI_CA_FILE,
-            settings.GEMINI_API_VERSION,
+            settings.GEMINI_LIVE_API_VERSION,
             settings.GOOGLE_CLOUD_PROJECT,
             settings.GOOGLE_CLOUD_LOCATION,
             settings.GOOGLE_APPLICATION_CREDENTIALS,
@@ -198,15 +316,12 @@ def shared_client() -> genai.Client:
         client = _shared.get(key)
         if client is None:
             _shared.clear()  # the configuration changed (tests): forget the old client
-            client = _shared[key] = get_client()
+            client = _shared[key] = get_client(live=True)
     return client
 
 
-EPHEMERAL_TOKEN_API_VERSION = "v1alpha"  # SDK 3.4.0 supports ephemeral tokens on v1alpha only
-
-
 def ephemeral_client(token: str) -> genai.Client:
-    """Build a client that opens Live with an ephemeral token (``auth_tokens/…``) on the configured endpoint.
+    """Build a client that opens Live with an ephemeral token (``auth_tokens/…``) on v1alpha, at the configured URL.
 
     Tokens are minted with ``get_client().aio.auth_tokens.create`` on the Gemini Developer API (or the simulator);
     Vertex has none.
@@ -219,4 +334,4 @@ def ephemeral_client(token: str) -> genai.Client:
         base_url = settings.GEMINI_BASE_URL or None
     else:
         base_url, ctx = simulator_address()
-    return genai.Client(api_key=token, http_options=_http_options(base_url, ctx, EPHEMERAL_TOKEN_API_VERSION))
+    return genai.Client(api_key=token, http_options=_http_options(base_url, ctx, live_api_version(token).version))

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     import django
     import uvicorn
+    from django.core.management.base import BaseCommand, SystemCheckError
 
     parser = argparse.ArgumentParser(description="Serve Apsara (HTTP and /live) with uvicorn.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apsara.settings.production")
     django.setup()
+    try:
+        # The system checks runserver and manage.py run (e.g. a Live API version Gemini serves no Live on): refuse
+        # to start rather than fail every live session later. Warnings are printed and do not stop the server.
+        BaseCommand().check()
+    except SystemCheckError as error:
+        parser.exit(1, f"{error}\n")
     uvicorn.run(
         "apsara.asgi:application",
         host=args.host,

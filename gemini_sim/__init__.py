@@ -26,9 +26,9 @@ Use from Python (tests, the app's embedded default)::
 
 ``**options`` are the fields of ``gemini_sim.server.Options`` (``api_keys``, ``connection_lifetime``,
 ``go_away_before``, ``realtime_factor`` (0 = as fast as possible), ``audio_chunk_ms``, ``latency``,
-``stream_delay``, ``resumption_ttl``, ``handle_delay``, ``session_cap_factor``, ``vad_threshold``, ``silence_ms``, ``record``, ``record_limit``,
-``record_path``, ``echo``). Each handle is an independent instance with its own options, tokens, handles and
-records. ``python -m gemini_sim --help`` runs it stand-alone with the same options.
+``stream_delay``, ``resumption_ttl``, ``handle_delay``, ``session_cap_factor``, ``vad_threshold``, ``silence_ms``,
+``record``, ``record_limit``, ``record_path``, ``echo``). Each handle is an independent instance with its own
+options, tokens, handles and records. ``python -m gemini_sim --help`` runs it stand-alone with the same options.
 """
 
 from __future__ import annotations

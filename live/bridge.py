@@ -101,6 +101,8 @@ _HANDLED_CONTENT_FIELDS = frozenset(
 )
 CONTROL_HEADROOM = 64  # inbound queue places kept for non-audio items
 MAX_TOOL_CALLS = 8  # running at once per session
+TRAILING_SILENCE_MS = 1200  # after a 3.8 audioStreamEnd: more than Gemini's default end-of-speech silence
+SILENCE_100_MS = bytes(INPUT_SAMPLE_RATE // 10 * 2)
 UNCONSUMED_ITEMS = 250  # sent but not yet covered by a resumption handle: replayed after a reconnect (~10 s)
 
 
@@ -683,7 +685,7 @@ class LiveRun:
 
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
-            self._client = gemini.shared_client()
+            self._client = gemini.live_client()
         config = self.plan.connect_config(
             handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
         )
@@ -1199,6 +1201,11 @@ class LiveRun:
         elif kind == "activity_end":
             await session.send_realtime_input(activity_end=types.ActivityEnd())
         elif kind == "audio_stream_end":
+            if not self.plan.model.stream_end_ends_turn:
+                # 3.8 ends the turn on trailing silence only: give it the silence a paused microphone would.
+                silence_ms = int(self.plan.vad.get("silenceThreshold") or 0) + TRAILING_SILENCE_MS
+                for _ in range(0, silence_ms, 100):
+                    await wire.send_audio(SILENCE_100_MS)
             await session.send_realtime_input(audio_stream_end=True)
         elif kind == "tool_response":
             await session.send_tool_response(function_responses=[item.data])

@@ -11,7 +11,7 @@ from typing import Any
 
 from google.genai import types
 
-from apsara.gemini import VOICES, LiveModel
+from apsara.gemini import VOICES, LiveModel, not_conversational
 from live.protocol import (
     INPUT_AUDIO_MIME,
     OUTPUT_AUDIO_MIME,
@@ -193,6 +193,8 @@ def _select_tools(requested: list[Any] | None, available: list[types.Tool]) -> t
 
 def plan_session(*, model: LiveModel, config: SessionConfig, available_tools: list[types.Tool]) -> SessionPlan:
     """Validate the browser's config and decide how to serve it with this model."""
+    if not model.conversational:
+        raise ProtocolError(ErrorCode.INVALID_CONFIG, not_conversational(model))
     notices: list[str] = []
     wanted = list(dict.fromkeys(config.get("responseModalities") or ["AUDIO"]))
     text_via_transcription = False

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -52,7 +53,7 @@ class Step:
 
 @dataclass
 class Connection:
-    """What the SDK will use for this configuration (nothing secret)."""
+    """What the SDK will use for this configuration (nothing secret); REST and Live have their own API versions."""
 
     mode: str
     rest_base_url: str
@@ -60,6 +61,8 @@ class Connection:
     api_version: str
     api_version_source: str
     live_url: str
+    live_api_version: str
+    live_api_version_source: str
     auth: str
     credential: str
     ephemeral_token: bool = False
@@ -92,15 +95,20 @@ def mask(secret: str) -> str:
     return f"…{tail} ({len(secret)} characters)" if tail else f"({len(secret)} characters)"
 
 
-def describe_connection(client: genai.Client) -> Connection:
-    """Read from the SDK itself which URLs, API version and authentication it will use."""
+def describe_connection(client: genai.Client, live_client: genai.Client | None = None) -> Connection:
+    """Read from the SDK itself which URLs, API versions and authentication it will use.
+
+    REST as ``client`` does it, Live as ``live_client`` does (by default the same client).
+    """
     # Private SDK attributes on purpose: the point is to show what this SDK version really does, defaults and
     # all (e.g. API version v1 when none is set, and the "//ws" of a base URL ending in "/").
     api = client._api_client
     options = api._http_options
     version = options.api_version or ""
     base = options.base_url or ""
-    ws_base = api._websocket_base_url()
+    live_api = (live_client or client)._api_client
+    live_version = live_api._http_options.api_version or ""
+    ws_base = live_api._websocket_base_url()
     mode = str(gemini.current_mode())
     key = api.api_key or ""
     ephemeral = key.startswith("auth_tokens/")
@@ -110,7 +118,7 @@ def describe_connection(client: genai.Client) -> Connection:
             rest = (
                 f"{base.rstrip('/')}/{version}/projects/{api.project}/locations/{api.location}/publishers/google/models"
             )
-        live = f"{ws_base}/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent"
+        live = f"{ws_base}/ws/google.cloud.aiplatform.{live_version}.LlmBidiService/BidiGenerateContent"
         if key:
             auth, credential = "Vertex express mode: API key in the x-goog-api-key header", mask(key)
         elif settings.GOOGLE_APPLICATION_CREDENTIALS:
@@ -120,7 +128,7 @@ def describe_connection(client: genai.Client) -> Connection:
             auth, credential = "OAuth 2 Bearer token from Application Default Credentials", "ADC"
     else:
         method = "BidiGenerateContentConstrained" if ephemeral else "BidiGenerateContent"
-        live = f"{ws_base}/ws/google.ai.generativelanguage.{version}.GenerativeService.{method}"
+        live = f"{ws_base}/ws/google.ai.generativelanguage.{live_version}.GenerativeService.{method}"
         if ephemeral:
             auth = "ephemeral token (Authorization: Token …) on the Constrained Live endpoint"
         elif mode == gemini.Mode.SIMULATOR:
@@ -133,8 +141,10 @@ def describe_connection(client: genai.Client) -> Connection:
         rest_base_url=base,
         rest_url=rest,
         api_version=version,
-        api_version_source="GEMINI_API_VERSION" if settings.GEMINI_API_VERSION else "SDK default",
+        api_version_source=gemini.rest_api_version().source,
         live_url=live,
+        live_api_version=live_version,
+        live_api_version_source=gemini.live_api_version(key).source,
         auth=auth,
         credential=credential,
         ephemeral_token=ephemeral,
@@ -176,18 +186,23 @@ class Diagnosis:
 
     # -- explanations -------------------------------------------------------------------------------------------
 
-    def _settings_hint(self) -> str:
-        base = settings.GEMINI_BASE_URL or f"unset, so {GOOGLE_BASE_URL}"
-        version = settings.GEMINI_API_VERSION or "unset, so the SDK's default"
-        return f"GEMINI_BASE_URL ({base}) and GEMINI_API_VERSION ({version})"
+    def _settings_hint(self, *, live: bool = False) -> str:
+        base = f"GEMINI_BASE_URL ({settings.GEMINI_BASE_URL or f'unset, so {GOOGLE_BASE_URL}'})"
+        conn = self.report.connection
+        if live and conn is not None and conn.mode == gemini.Mode.VERTEX:
+            return f"{base}; Vertex AI's Live uses the SDK's default API version"
+        if live:
+            return f"{base} and GEMINI_LIVE_API_VERSION ({settings.GEMINI_LIVE_API_VERSION or 'unset, so v1beta'})"
+        return f"{base} and GEMINI_API_VERSION ({settings.GEMINI_API_VERSION or 'unset, so the SDK default'})"
 
     def explain(self, failure: UpstreamFailure, *, where: str) -> tuple[str, str]:
         """Word a classified failure for an operator: (cause, fix)."""
         conn = self.report.connection
-        version = conn.api_version if conn else "?"
-        url = (conn.live_url if where == "live" else f"{conn.rest_url}/…") if conn else "?"
+        live = where in ("live", "ephemeral")
+        version = (conn.live_api_version if live else conn.api_version) if conn else "?"
+        url = (conn.live_url if live else f"{conn.rest_url}/…") if conn else "?"
         if where == "ephemeral":
-            url = self.ephemeral_url
+            url, version = self.ephemeral_url, gemini.EPHEMERAL_TOKEN_API_VERSION
         host = urlparse(conn.rest_base_url).netloc if conn else "?"
         cause = failure.cause
         if where == "tokens" and cause is Cause.ENDPOINT_NOT_FOUND:
@@ -200,21 +215,43 @@ class Diagnosis:
         if where == "ephemeral" and cause in (Cause.BAD_CREDENTIALS, Cause.NO_CREDENTIALS):
             return (
                 f"A freshly minted ephemeral token was refused at {self.ephemeral_url}. A token works only on the "
-                "Constrained Live endpoint, on API version v1alpha in SDK 3.4.0, before its newSessionExpireTime "
+                "Constrained Live endpoint, on API version v1alpha, before its newSessionExpireTime "
                 "and within its uses; a browser must use it the same way (?access_token=… on "
                 "BidiGenerateContentConstrained).",
                 "Mint tokens with api_version v1alpha and have clients connect with api_version v1alpha too; "
                 "give them enough time and uses.",
             )
         if cause is Cause.ENDPOINT_NOT_FOUND:
-            stage = "at the WebSocket handshake" if where == "live" else "for the REST URL"
-            return (
-                f"HTTP 404 {stage}: wrong endpoint path or API version: the SDK uses {url} "
-                f"(API version {version}); check {self._settings_hint()}. A 404 here is about the URL, not "
-                "the model: the model name goes in the setup message, never in the URL.",
+            bare_base = (
                 "Leave GEMINI_BASE_URL unset for Google, or set it to the bare https://host[:port] of a proxy or "
-                "simulator (no /v1beta, no /ws/… path: the SDK appends those); set GEMINI_API_VERSION to v1beta "
-                "or v1alpha, or leave it empty for the SDK's default (v1).",
+                "simulator (no /v1beta, no /ws/… path: the SDK appends those)"
+            )
+            not_the_model = (
+                "A 404 here is about the URL, not the model: the model name goes in the setup message, never in "
+                "the URL."
+            )
+            if not live:
+                return (
+                    f"HTTP 404 for the REST URL: wrong endpoint path or API version: the SDK uses {url} "
+                    f"(API version {version}); check {self._settings_hint()}. {not_the_model}",
+                    f"{bare_base}; set GEMINI_API_VERSION to v1beta or v1alpha, or leave it empty for the SDK's "
+                    "default (v1).",
+                )
+            if conn is not None and conn.mode == gemini.Mode.VERTEX:
+                served, fix = "Vertex AI serves Live on the SDK's default API version", f"{bare_base}."
+            else:
+                served = (
+                    "The Gemini API serves Live only on v1beta (v1alpha for ephemeral tokens), never on the SDK's "
+                    "default v1"
+                )
+                fix = (
+                    f"{bare_base}; leave GEMINI_LIVE_API_VERSION empty (v1beta) or set it to v1alpha. A proxy or "
+                    "simulator must serve Live on that version too."
+                )
+            return (
+                f"HTTP 404 at the WebSocket handshake: wrong endpoint path or API version: the SDK uses {url} "
+                f"(API version {version}). {served}; check {self._settings_hint(live=True)}. {not_the_model}",
+                fix,
             )
         if cause is Cause.MODEL_NOT_FOUND:
             if where == "live":
@@ -241,8 +278,8 @@ class Diagnosis:
         if cause in (Cause.BAD_CREDENTIALS, Cause.NO_CREDENTIALS) and conn and conn.ephemeral_token:
             return (
                 "GEMINI_API_KEY holds an ephemeral token (auth_tokens/…). Those are minted for one browser "
-                "session, expire within minutes, work only on the Live API's Constrained endpoint, and SDK 3.4.0 "
-                f"supports them on API version v1alpha only (this client uses {version}).",
+                "session, expire within minutes, and work only on the Live API's Constrained endpoint on API "
+                "version v1alpha.",
                 "Put the long-lived API key in GEMINI_API_KEY; mint ephemeral tokens from it (auth_tokens.create "
                 "with api_version v1alpha) and use each on v1alpha.",
             )
@@ -281,9 +318,18 @@ class Diagnosis:
                 "service account a role that may use it.",
             )
         if cause is Cause.AUDIO_ONLY_MODEL:
+            catalogued = gemini.live_model(self.model)
+            if catalogued is not None and not catalogued.audio_only:
+                # The same 1007 text refuses AUDIO of a TEXT-only model (gemini-3.5-transcribe-live).
+                return (
+                    f"{self.model} answers in TEXT only, and asking it for AUDIO closes the session with 1007 "
+                    '("The requested combination of response modalities (AUDIO) is not supported by the model").',
+                    "Ask for TEXT; for this check, drop --modality AUDIO.",
+                )
             return (
                 f"{self.model} is a native-audio model: it answers in AUDIO only, and asking it for TEXT closes "
-                'the session with 1007 ("Cannot extract voices from a non-audio request").',
+                'the session with 1007 ("The requested combination of response modalities (TEXT) is not supported '
+                'by the model"; before 2026, "Cannot extract voices from a non-audio request").',
                 "Ask for AUDIO with output audio transcription for the text (the app's bridge does this itself); "
                 "for this check, drop --modality TEXT.",
             )
@@ -327,7 +373,7 @@ class Diagnosis:
         if cause is Cause.REFUSED:
             return (
                 f"Nothing answered at {host} (connection refused, or the host name does not resolve).",
-                f"Check {self._settings_hint()}, that the simulator or proxy is running, and DNS and firewall "
+                f"Check {self._settings_hint(live=live)}, that the simulator or proxy is running, and DNS and firewall "
                 "rules for outgoing HTTPS.",
             )
         if cause is Cause.TIMEOUT:
@@ -369,11 +415,12 @@ class Diagnosis:
 
     # -- steps --------------------------------------------------------------------------------------------------
 
-    def configuration(self) -> genai.Client | None:
-        """Build the client as the app does and describe it; warn about settings known to fail."""
+    def configuration(self) -> tuple[genai.Client, genai.Client] | None:
+        """Build the REST and Live clients as the app does and describe them; warn about settings known to fail."""
         started = time.perf_counter()
         try:
             client = gemini.get_client()
+            live_client = gemini.get_client(live=True)
         except Exception as exc:  # the SDK and ssl raise many kinds here; all are configuration errors
             cause, fix = _configuration_failure(exc)
             self._add(
@@ -389,15 +436,14 @@ class Diagnosis:
                 )
             )
             return None
-        conn = describe_connection(client)
+        conn = describe_connection(client, live_client)
         self.report.connection = conn
         warnings: list[str] = []
         if conn.ephemeral_token:
             warnings.append(
-                "GEMINI_API_KEY is an ephemeral token (auth_tokens/…): REST calls cannot use it and it expires "
-                "in minutes; SDK 3.4.0 supports it on API version v1alpha only"
-                + ("" if conn.api_version == "v1alpha" else f" (this client uses {conn.api_version})")
-                + ". Use the long-lived API key."
+                "GEMINI_API_KEY is an ephemeral token (auth_tokens/…): REST calls cannot use it, it expires in "
+                "minutes, and it works only on the Constrained Live endpoint on API version v1alpha. Use the "
+                "long-lived API key."
             )
         if settings.GEMINI_BASE_URL:
             parsed = urlparse(settings.GEMINI_BASE_URL)
@@ -417,19 +463,26 @@ class Diagnosis:
                 f"{self.model} is not in Apsara's live-model catalogue (apsara/gemini.py LIVE_MODELS): the app "
                 "will not offer it."
             )
+        elif not catalogued.conversational:
+            warnings.append(
+                f"{gemini.not_conversational(catalogued)} This check still connects to it"
+                + ("" if catalogued.text_input else " and tests it with a spoken turn instead of a text turn")
+                + "."
+            )
         details = asdict(conn) | {"liveModel": self.model, "textModel": self.text_model, "warnings": warnings}
         self._add(
             Step(
                 "configuration",
                 "warning" if warnings else "ok",
-                f"mode {conn.mode}; API version {conn.api_version} ({conn.api_version_source}); "
-                f"auth: {conn.auth} {conn.credential}",
+                f"mode {conn.mode}; REST API version {conn.api_version} ({conn.api_version_source}); Live API "
+                f"version {conn.live_api_version} ({conn.live_api_version_source}); auth: {conn.auth} "
+                f"{conn.credential}",
                 details=details,
                 explanation=" ".join(warnings),
                 elapsed_ms=_ms(started),
             )
         )
-        return client
+        return client, live_client
 
     async def rest_models(self, client: genai.Client) -> None:
         """List models; remember which serve Live (bidiGenerateContent) and which generateContent."""
@@ -505,16 +558,20 @@ class Diagnosis:
         )
         return config, modality
 
-    async def live(self, client: genai.Client) -> None:
-        """Connect to the Live model, wait for setupComplete, run a text turn and optionally a spoken one."""
+    async def live(self, client: genai.Client, *, rest: genai.Client) -> None:
+        """Connect to the Live model, wait for setupComplete, run a text turn and optionally a spoken one.
+
+        ``client`` is the Live client; ``rest`` lists the models when the name is unknown.
+        """
         config, modality = self._live_config()
+        catalogued = gemini.live_model(self.model)
         started = time.perf_counter()
         async with _Closing() as stack:
             try:
                 session = await self._within(stack.enter(client.aio.live.connect(model=self.model, config=config)))
             except Exception as exc:
                 if classify(exc).cause is Cause.MODEL_NOT_FOUND and self.live_models is None:
-                    await self._learn_live_models(client)
+                    await self._learn_live_models(rest)
                 self._failed(
                     "live.connect",
                     f"could not open a Live session with {self.model}",
@@ -535,12 +592,17 @@ class Diagnosis:
                     elapsed_ms=_ms(started),
                 )
             )
+            if catalogued is not None and not catalogued.text_input:
+                # A text turn would close the session (audio input only): the spoken turn is this model's check.
+                self._skip("live.text", f"{self.model} takes audio input only; a spoken turn checks it instead")
+                await self._audio_turn(session, modality)
+                return
             if not await self._text_turn(session, modality):
                 if self.audio:
                     self._skip("live.audio", "the text turn failed")
                 return
             if self.audio:
-                await self._audio_turn(session)
+                await self._audio_turn(session, modality)
 
     async def ephemeral_token(self, client: genai.Client) -> None:
         """Mint a one-use ephemeral token (auth_tokens on v1alpha) and open a Live session with it."""
@@ -625,7 +687,7 @@ class Diagnosis:
         self._add(_turn_step("live.text", turn, modality, started))
         return True
 
-    async def _audio_turn(self, session: Any) -> None:
+    async def _audio_turn(self, session: Any, modality: str) -> None:
         started = time.perf_counter()
         pcm = speech_like_pcm(1.0) + bytes(2 * INPUT_RATE)  # 1 s of voice, then 1 s of silence to end the turn
         chunk = INPUT_RATE * 2 // 25  # 40 ms, as a browser's AudioWorklet sends it
@@ -638,7 +700,7 @@ class Diagnosis:
         except Exception as exc:
             self._failed("live.audio", "the spoken turn failed", exc, where="live", started=started)
             return
-        step = _turn_step("live.audio", turn, "AUDIO", started)
+        step = _turn_step("live.audio", turn, modality, started)
         step.details["sentAudio"] = {"seconds": len(pcm) / 2 / INPUT_RATE, "sampleRate": INPUT_RATE}
         if not turn["inputTranscription"]:
             step.status = "warning"
@@ -732,6 +794,8 @@ def _turn_step(name: str, turn: dict[str, Any], modality: str, started: float) -
 
 
 def _configuration_failure(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, ImproperlyConfigured):  # the factory refuses a setting known not to work; it says which
+        return str(exc), "Fix the setting named there and restart the server."
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
         return (
             f"A file named in the settings cannot be read ({exc}).",
@@ -766,9 +830,10 @@ async def gemini_diagnose(
 ) -> Report:
     """Diagnose the configured Gemini step by step; never raises for a Gemini failure (each is a failed step)."""
     diagnosis = Diagnosis(model=model, text_model=text_model, timeout=timeout_seconds, modality=modality, audio=audio)
-    client = diagnosis.configuration()
-    if client is None:
+    clients = diagnosis.configuration()
+    if clients is None:
         return diagnosis.report
+    client, live_client = clients
     conn = diagnosis.report.connection
     key_is_token = conn is not None and conn.ephemeral_token
     if rest and key_is_token:
@@ -781,7 +846,7 @@ async def gemini_diagnose(
         with warnings.catch_warnings():
             # The SDK warns about ephemeral tokens off v1alpha; the configuration step reports that already.
             warnings.simplefilter("ignore", genai_errors.ExperimentalWarning)
-            await diagnosis.live(client)
+            await diagnosis.live(live_client, rest=client)
             if ephemeral and conn is not None and conn.mode == gemini.Mode.VERTEX:
                 diagnosis._skip("live.ephemeral", "Vertex AI has no ephemeral tokens")
             elif ephemeral and key_is_token:

@@ -177,7 +177,10 @@ STORAGES = {
 # GEMINI: API key, Vertex (OAuth), or the built-in simulator; see apsara/gemini.py
 # ------------------------------------------------------------------------------
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
-GEMINI_API_VERSION = env("GEMINI_API_VERSION", default="")  # empty: the SDK's default
+GEMINI_API_VERSION = env("GEMINI_API_VERSION", default="")  # REST only; empty: the SDK's default
+# Live on the Gemini API: empty means v1beta, the only version it serves Live on (v1alpha also works; anything else
+# is refused at start-up). Vertex AI always uses the SDK's default. See apsara/gemini.py.
+GEMINI_LIVE_API_VERSION = env("GEMINI_LIVE_API_VERSION", default="")
 GEMINI_BASE_URL = env("GEMINI_BASE_URL", default="")  # e.g. a stand-alone simulator
 GEMINI_CA_FILE = env("GEMINI_CA_FILE", default="")  # CA to trust for GEMINI_BASE_URL
 GOOGLE_GENAI_USE_VERTEXAI = env.bool("GOOGLE_GENAI_USE_VERTEXAI", default=False)

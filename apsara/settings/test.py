@@ -10,6 +10,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 GEMINI_API_KEY = ""  # tests always use the simulator, whatever the shell has set
 GEMINI_BASE_URL = ""
 GEMINI_API_VERSION = ""
+GEMINI_LIVE_API_VERSION = ""
 GEMINI_CA_FILE = ""
 GOOGLE_GENAI_USE_VERTEXAI = False
 APSARA_REQUIRE_REAL_SERVICES = env.bool("APSARA_REQUIRE_REAL_SERVICES", default=False)

@@ -19,11 +19,12 @@ async def test_get_client_reaches_the_simulator_over_rest_and_live(sim, monkeypa
     assert "Hello" in client.models.generate_content(model="gemini-2.5-flash", contents="hello").text
     reply = await client.aio.models.generate_content(model="gemini-2.5-flash", contents="what is 2 plus 2")
     assert "4" in reply.text
-    cfg = types.LiveConnectConfig(
-        output_audio_transcription={}, history_config=types.HistoryConfig(initial_history_in_client_content=True)
-    )
-    async with client.aio.live.connect(model="gemini-3.1-flash-live-preview", config=cfg) as session:
+    cfg = types.LiveConnectConfig(output_audio_transcription={})
+    async with apsara.gemini.get_client(live=True).aio.live.connect(
+        model="gemini-3.1-flash-live-preview", config=cfg
+    ) as session:
         assert "Hello" in (await say(session, "hello")).text
+    assert {r["path"] for r in sim.records(type="connect")} >= {"gemini:v1beta"}
 
 
 def test_catalogues_agree():
@@ -33,7 +34,10 @@ def test_catalogues_agree():
     for name, app_model in apsara.gemini.LIVE_MODELS.items():
         sim_model = catalogue.MODELS[name]
         assert sim_model.live and sim_model.audio_only == app_model.audio_only
-        assert sim_model.history_config_required == app_model.history_in_client_content
+        assert sim_model.conversational == app_model.conversational
+        assert sim_model.accepts_text_input == app_model.text_input and sim_model.tools == app_model.tools
+        assert sim_model.max_session_seconds == app_model.max_session_seconds
+        assert sim_model.stream_end_ends_turn == app_model.stream_end_ends_turn
         assert (catalogue.VERTEX in sim_model.apis) if app_model.vertex else (catalogue.GEMINI in sim_model.apis)
 
 

@@ -556,3 +556,69 @@ async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_inpu
     assert heard == ["(0.6 seconds of speech)"]
     assert not ws.of_type("session_error")
     assert not [c for c in sim.records(type="close") if c["code"] == 1007]
+
+
+@pytest.mark.parametrize(
+    ("mode", "rest_version", "live_version", "path"),
+    [
+        ("simulator", "", "", "gemini:v1beta"),
+        ("api_key", "", "", "gemini:v1beta"),
+        ("api_key", "v1", "", "gemini:v1beta"),
+        ("api_key", "v2", "", "gemini:v1beta"),
+        ("api_key", "v1", "v1alpha", "gemini:v1alpha"),
+    ],
+)
+async def test_talk_opens_live_where_the_gemini_api_serves_it_whatever_rest_uses(
+    sim, connect, settings, monkeypatch, mode, rest_version, live_version, path
+):
+    """The SDK's default (v1) and GEMINI_API_VERSION (REST) never reach Live: the Gemini API serves it on v1beta."""
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1")  # the SDK's default, pinned whatever the SDK version
+    if mode == "api_key":
+        settings.GEMINI_API_KEY = "test-key-0123456789"
+        settings.GEMINI_BASE_URL = sim.base_url
+        settings.GEMINI_CA_FILE = str(sim.ca_path)
+    settings.GEMINI_API_VERSION = rest_version
+    settings.GEMINI_LIVE_API_VERSION = live_version
+    ws = await connect()
+    await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    await ws.until_turn_complete()
+    assert [c["path"] for c in sim.records(type="connect")] == [path]
+
+
+@pytest.mark.parametrize("model", ["gemini-3.5-transcribe-live", "gemini-3.5-live-translate-preview"])
+async def test_a_model_that_cannot_hold_a_conversation_is_refused_and_the_socket_stays_usable(sim, connect, model):
+    ws = await connect()
+    await ws.send({"type": "create_session", "data": {"model": model}})
+    error = (await ws.expect("session_error"))["error"]
+    assert error["code"] == "INVALID_CONFIG"
+    message = error["message"]
+    assert message.startswith(f"{model} cannot hold a conversation, so Talk cannot use it: ")
+    assert "takes audio input only and no tools" in message
+    offered = message.split("Use one of: ", 1)[1].rstrip(".").split(", ")
+    assert MODEL in offered and "gemini-3.8-live" in offered
+    assert not {"gemini-3.5-transcribe-live", "gemini-3.5-live-translate-preview"} & set(offered)
+    assert sim.records(type="connect") == []
+    assert await database_sync_to_async(LiveSession.objects.count)() == 0
+    created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "sessionId": created["sessionId"], "data": {"text": "Hello"}})
+    await ws.until_turn_complete()
+    assert [c["path"] for c in sim.records(type="connect")] == ["gemini:v1beta"]
+
+
+@pytest.mark.parametrize("model", ["gemini-3.8-live", "gemini-3.1-flash-live-preview"])
+async def test_turn_complete_on_audio_ends_the_spoken_turn_on_every_model(sim, connect, model):
+    """audioChunk + turnComplete ends the user's turn: audioStreamEnd, and on 3.8 (where that alone does not end
+    it) the trailing silence a paused microphone would send."""
+    ws = await connect()
+    await ws.create(model=model)
+    await ws.send_audio(speech(1.0))
+    end = base64.b64encode(silence(0.04)).decode()
+    await ws.send({"type": "send_message", "data": {"audioChunk": end, "turnComplete": True}})
+    turn = await ws.until_turn_complete(within=10)
+    contents = [m["data"].get("serverContent", {}) for m in turn if isinstance(m, dict) and "data" in m]
+    assert [c["inputTranscription"]["text"] for c in contents if "inputTranscription" in c] == [
+        "(1.0 seconds of speech)"
+    ]
+    sent = sim.client_messages()
+    assert any("audioStreamEnd" in (m.get("realtime_input") or m.get("realtimeInput") or {}) for m in sent)

@@ -55,6 +55,7 @@ def test_every_step_passes_against_the_simulator_with_a_spoken_turn(sim):
         "live.audio",
     ]
     assert report["connection"]["mode"] == "simulator"
+    assert [c["path"] for c in sim.records(type="connect")] == ["gemini:v1beta"]
     models = step(report, "rest.models")["details"]
     assert "gemini-3.1-flash-live-preview" in models["liveModels"]
     assert "gemini-2.5-flash" in models["textModels"] and "gemini-2.5-flash" not in models["liveModels"]
@@ -72,17 +73,22 @@ def test_every_step_passes_against_the_simulator_with_a_spoken_turn(sim):
     assert len(audio) == 50 and {a.get("mimeType") or a.get("mime_type") for a in audio} == {"audio/pcm;rate=16000"}
 
 
-def test_api_key_mode_shows_endpoint_version_and_auth_but_never_the_key(api_key_sim):
+def test_api_key_mode_shows_endpoints_versions_and_auth_but_never_the_key(api_key_sim, monkeypatch):
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1")  # the SDK's default, pinned whatever the SDK version
     out, code = check("-v", "2")
     assert code == 0, out
     assert "Mode:        api_key" in out
-    assert f"{api_key_sim.base_url}/v1/models (API version v1, SDK default)" in out
-    live_path = "/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent"
-    assert f"wss://{api_key_sim.base_url.removeprefix('https://')}{live_path}" in out
+    assert f"REST:        {api_key_sim.base_url}/v1/models (API version v1, SDK default)" in out
+    live_path = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    assert (
+        f"Live:        wss://{api_key_sim.base_url.removeprefix('https://')}{live_path} (API version v1beta, the "
+        "Gemini API serves Live only on v1beta)"
+    ) in out
     assert "x-goog-api-key" in out and "…wxyz" in out
     assert KEY not in out
+    assert api_key_sim.records(type="http", path="/v1/models")  # REST stays on the SDK's default
     connect = api_key_sim.records(type="connect")[0]
-    assert connect["path"] == "gemini:v1"
+    assert connect["path"] == "gemini:v1beta"
     assert {k.lower(): v for k, v in connect["headers"].items()}["x-goog-api-key"] == KEY
     assert "key" not in connect["query"]
     assert "All checks passed." in out
@@ -93,23 +99,75 @@ def test_a_base_url_with_a_path_is_a_404_at_the_handshake_explained(api_key_sim,
     out, code = check("--skip-rest")
     assert code == 1
     assert "HTTP 404 at the WebSocket handshake: wrong endpoint path or API version: the SDK uses wss://" in out
-    assert "/v1beta/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent" in out
-    assert f"check GEMINI_BASE_URL ({api_key_sim.base_url}/v1beta) and GEMINI_API_VERSION" in out
+    assert "/v1beta/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent" in out
+    assert "The Gemini API serves Live only on v1beta (v1alpha for ephemeral tokens)" in out
+    assert (
+        f"check GEMINI_BASE_URL ({api_key_sim.base_url}/v1beta) and GEMINI_LIVE_API_VERSION (unset, so v1beta)" in out
+    )
     assert "GEMINI_BASE_URL has a path (/v1beta)" in out
     assert api_key_sim.records(type="ws_rejected")[0]["status"] == 404
 
 
-def test_a_wrong_api_version_is_a_404_for_rest_and_live_explained(api_key_sim, settings):
+def test_a_wrong_rest_api_version_is_a_404_explained_and_live_stays_on_v1beta(api_key_sim, settings):
     settings.GEMINI_API_VERSION = "v2"
     report, code = check_json()
     assert code == 1
-    for name in ("rest.models", "rest.generate", "live.connect"):
+    for name in ("rest.models", "rest.generate"):
         failed = step(report, name)
         assert failed["status"] == "failed" and failed["cause"] == "endpoint_not_found"
-        assert "wrong endpoint path or API version" in failed["explanation"]
+        assert "HTTP 404 for the REST URL: wrong endpoint path or API version" in failed["explanation"]
         assert "(API version v2)" in failed["explanation"] and "GEMINI_API_VERSION (v2)" in failed["explanation"]
         assert "GEMINI_API_VERSION to v1beta" in failed["fix"]
-    assert step(report, "live.text")["status"] == "skipped"
+    assert step(report, "live.connect")["status"] == step(report, "live.text")["status"] == "ok"
+    assert report["connection"]["api_version"] == "v2"
+    assert report["connection"]["live_api_version"] == "v1beta"
+    assert [c["path"] for c in api_key_sim.records(type="connect")] == ["gemini:v1beta"]
+
+
+@pytest.mark.parametrize(
+    ("live", "path"), [("", "gemini:v1beta"), ("v1beta", "gemini:v1beta"), ("v1alpha", "gemini:v1alpha")]
+)
+def test_rest_on_v1_and_live_where_the_gemini_api_serves_it(api_key_sim, settings, monkeypatch, live, path):
+    monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1")
+    settings.GEMINI_API_VERSION = "v1"
+    settings.GEMINI_LIVE_API_VERSION = live
+    report, code = check_json()
+    assert code == 0, report
+    assert api_key_sim.records(type="http", path="/v1/models")
+    assert [c["path"] for c in api_key_sim.records(type="connect")] == [path]
+    source = "GEMINI_LIVE_API_VERSION" if live else "the Gemini API serves Live only on v1beta"
+    assert report["connection"]["live_api_version_source"] == source
+
+
+def test_a_404_at_the_handshake_on_v1_names_the_cause_and_the_fix(api_key_sim, monkeypatch):
+    """Were Live ever opened on the SDK's default v1 (the app refuses that setting), the 404 is explained."""
+    from apsara import gemini
+
+    monkeypatch.setattr(gemini, "live_api_version", lambda api_key="": gemini.ApiVersion("v1", "SDK default"))
+    report, code = check_json("--skip-rest")
+    assert code == 1
+    failed = step(report, "live.connect")
+    assert failed["cause"] == "endpoint_not_found"
+    assert "GenerativeService.BidiGenerateContent (API version v1)" in failed["explanation"]
+    assert (
+        "The Gemini API serves Live only on v1beta (v1alpha for ephemeral tokens), never on the SDK's default v1"
+        in failed["explanation"]
+    )
+    assert "leave GEMINI_LIVE_API_VERSION empty (v1beta) or set it to v1alpha" in failed["fix"]
+    assert api_key_sim.records(type="ws_rejected")[0]["status"] == 404
+
+
+def test_a_live_api_version_gemini_does_not_serve_fails_the_configuration_step(api_key_sim, settings):
+    settings.GEMINI_LIVE_API_VERSION = "v1"  # the system check refuses this at start-up; call_command skips it
+    report, code = check_json()
+    assert code == 1
+    configuration = step(report, "configuration")
+    assert configuration["cause"] == "client_config"
+    assert (
+        "GEMINI_LIVE_API_VERSION is 'v1', but the Gemini API serves the Live WebSocket only on v1beta"
+        in (configuration["explanation"])
+    )
+    assert api_key_sim.records(type="connect") == []
 
 
 def test_a_key_gemini_refuses_is_explained(api_key_sim):
@@ -132,7 +190,7 @@ def test_an_unknown_live_model_lists_the_live_models_gemini_reports(sim, extra):
     assert "Gemini does not serve gemini-2.0-flash-live-001 over the Live API (bidiGenerateContent)" in out
     assert "Live models Gemini reports (models.list, supportedGenerationMethods bidiGenerateContent): " in out
     assert "gemini-3.8-live," in out and "gemini-3.1-flash-live-preview" in out
-    assert "not found for API version v1, or is not supported for bidiGenerateContent" in out  # what Gemini said
+    assert "not found for API version v1beta, or is not supported for bidiGenerateContent" in out  # Gemini said
     assert "set GEMINI_LIVE_MODEL" in out
 
 
@@ -147,7 +205,15 @@ def test_text_on_a_native_audio_model_is_explained(sim):
     out, code = check("--skip-rest", "--modality", "text")
     assert code == 1
     assert "gemini-3.1-flash-live-preview is a native-audio model: it answers in AUDIO only" in out
-    assert "Cannot extract voices from a non-audio request." in out
+    assert "Gemini said: The requested combination of response modalities (TEXT) is not supported by the model" in out
+
+
+def test_audio_on_the_text_only_transcribe_model_is_explained(sim):
+    out, code = check("--skip-rest", "--model", "gemini-3.5-transcribe-live", "--modality", "audio")
+    assert code == 1
+    assert "gemini-3.5-transcribe-live answers in TEXT only, and asking it for AUDIO closes the session" in out
+    assert "fix: Ask for TEXT; for this check, drop --modality AUDIO." in out
+    assert "Gemini said: The requested combination of response modalities (AUDIO) is not supported" in out
 
 
 def test_an_internal_error_during_the_turn_is_explained(sim):
@@ -197,8 +263,9 @@ def test_an_ephemeral_token_as_the_server_key_is_explained(api_key_sim, settings
     report, code = check_json()
     assert code == 1
     configuration = step(report, "configuration")
-    assert configuration["status"] == "warning" and "v1alpha only (this client uses v1)" in configuration["explanation"]
-    assert report["connection"]["live_url"].endswith("BidiGenerateContentConstrained")
+    assert configuration["status"] == "warning"
+    assert "works only on the Constrained Live endpoint on API version v1alpha" in configuration["explanation"]
+    assert report["connection"]["live_url"].endswith("v1alpha.GenerativeService.BidiGenerateContentConstrained")
     assert step(report, "rest.models")["status"] == "skipped"
     failed = step(report, "live.connect")
     assert "GEMINI_API_KEY holds an ephemeral token" in failed["explanation"] and "v1alpha" in failed["fix"]
@@ -268,6 +335,7 @@ def test_an_ephemeral_token_is_minted_on_v1alpha_and_opens_a_live_session(sim):
     )
     created = sim.records(type="http", path="/v1alpha/auth_tokens")
     assert len(created) == 1 and created[0]["body"]["uses"] == 1
+    assert [c["path"] for c in sim.records(type="connect")] == ["gemini:v1beta", "gemini:v1alpha:constrained"]
     headers = [{k.lower(): v for k, v in r["headers"].items()} for r in sim.records(type="connect")]
     token = next(h["authorization"].removeprefix("Token ") for h in headers if "authorization" in h)
     assert token.startswith("auth_tokens/") and token not in json.dumps(report)
@@ -294,3 +362,50 @@ def test_creating_an_ephemeral_token_on_a_wrong_path_is_a_404_explained(api_key_
         in failed["explanation"]
     )
     assert "auth_tokens exists only on API version v1alpha" in failed["explanation"]
+
+
+def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_says(sim, settings, monkeypatch):
+    import google.auth
+    from google.oauth2.credentials import Credentials
+
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    settings.GOOGLE_CLOUD_PROJECT = "sim-project"
+    settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+    settings.GEMINI_BASE_URL = sim.base_url
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    settings.GEMINI_API_VERSION = "v1"
+    # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token.
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
+    report, code = check_json("--skip-rest", "--model", "gemini-live-2.5-flash-native-audio")
+    assert code == 0, report
+    connection = report["connection"]
+    assert connection["api_version"] == "v1" and connection["live_api_version"] == "v1beta1"
+    assert connection["live_api_version_source"] == "SDK default, as Vertex AI serves Live on it"
+    assert [c["path"] for c in sim.records(type="connect")] == ["vertex:v1beta1"]
+
+
+@pytest.mark.parametrize(
+    ("model", "modality", "reply"),
+    [
+        ("gemini-3.5-transcribe-live", "TEXT", "(1.0 seconds of speech)"),
+        ("gemini-3.5-live-translate-preview", "AUDIO", "translation"),
+    ],
+)
+def test_a_speech_only_model_is_checked_with_a_spoken_turn(sim, model, modality, reply):
+    """Talk cannot use them, but gemini_check can: what the model serves, audio in, no text turn, no tools."""
+    report, code = check_json("--skip-rest", "--model", model)
+    assert code == 0, report
+    configuration = step(report, "configuration")
+    assert configuration["status"] == "warning"
+    assert f"{model} cannot hold a conversation, so Talk cannot use it" in configuration["explanation"]
+    assert "tests it with a spoken turn instead of a text turn" in configuration["explanation"]
+    assert step(report, "live.connect")["details"]["modality"] == modality
+    assert step(report, "live.text")["status"] == "skipped"
+    spoken = step(report, "live.audio")
+    assert spoken["status"] == "ok" and spoken["details"]["modality"] == modality
+    assert reply in spoken["details"]["text"]
+    setup = sim.client_messages()[0]["setup"]
+    assert setup["generationConfig"]["responseModalities"] == [modality]
+    assert "tools" not in setup
+    assert ("outputAudioTranscription" in setup) is (modality == "AUDIO")
+    assert not any("text" in (m.get("realtimeInput") or m.get("realtime_input") or {}) for m in sim.client_messages())

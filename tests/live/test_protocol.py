@@ -69,6 +69,18 @@ def test_every_error_code_is_documented():
         assert f"`{code}`" in DOC
 
 
+def test_the_models_offered_for_create_session_are_the_catalogues_conversational_ones():
+    from apsara.gemini import LIVE_MODELS
+
+    bullet = DOC.split("- `model`: ", 1)[1].split("\n- `", 1)[0]
+    offered, refused = bullet.split("cannot hold a conversation", 1)
+    names = set(re.findall(r"`(gemini-[^`]+)`", offered))
+    assert names == {m.name for m in LIVE_MODELS.values() if m.conversational}
+    assert set(re.findall(r"`(gemini-[^`]+)`", refused)) == {
+        m.name for m in LIVE_MODELS.values() if not m.conversational
+    }
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("AAEC", b"\x00\x01\x02"), ("-_8=", b"\xfb\xff"), ("+/8=", b"\xfb\xff"), ("AAE", b"\x00\x01")],

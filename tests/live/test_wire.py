@@ -161,7 +161,7 @@ async def _round_trip(wire: GeminiWire) -> tuple[bytes, list[ModelAudio], list[A
 @pytest.mark.parametrize("fast", [True, False])
 async def test_a_turn_from_gemini_sim_reads_the_same_both_ways(sim: Any, fast: bool) -> None:
     """Against the simulator over TLS: audio arrives, the rest comes as SDK messages; the SDK-only path agrees."""
-    client = gemini.shared_client()
+    client = gemini.live_client()
     config = types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO], output_audio_transcription=types.AudioTranscriptionConfig()
     )
@@ -185,7 +185,7 @@ async def test_a_turn_from_gemini_sim_reads_the_same_both_ways(sim: Any, fast: b
 async def test_a_close_raises_the_sdk_error_with_its_code(sim: Any) -> None:
     from google.genai import errors
 
-    client = gemini.shared_client()
+    client = gemini.live_client()
     async with client.aio.live.connect(model=MODEL, config=types.LiveConnectConfig()) as session:
         wire = GeminiWire(session)
         sim.inject_fault("close", when="message", code=1011, reason="Internal error occurred.")

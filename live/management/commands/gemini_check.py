@@ -19,9 +19,10 @@ MARKS = {"ok": "ok  ", "warning": "warn", "failed": "FAIL", "skipped": "skip"}
 
 class Command(BaseCommand):
     help = (
-        "Diagnose the configured Gemini: which mode, endpoint, API version and authentication the SDK uses; "
-        "list models and run one generateContent (REST); open a Live session, run a text turn (and with --audio a "
-        "spoken one). Every failure is explained with its cause and its fix. Exits 1 if a step failed."
+        "Diagnose the configured Gemini: which mode, endpoints, API versions (REST and Live) and authentication the "
+        "SDK uses; list models and run one generateContent (REST); open a Live session, run a text turn (and with "
+        "--audio a spoken one; only a spoken one for audio-input-only models). Every failure is explained with its "
+        "cause and its fix. Exits 1 if a step failed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -87,7 +88,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"REST:        {conn.rest_url} (API version {conn.api_version}, {conn.api_version_source})"
             )
-            self.stdout.write(f"Live URL:    {conn.live_url}")
+            self.stdout.write(
+                f"Live:        {conn.live_url} (API version {conn.live_api_version}, {conn.live_api_version_source})"
+            )
             self.stdout.write(f"Auth:        {conn.auth}; credential {conn.credential}")
             self.stdout.write("")
         for step in report.steps:
