@@ -120,10 +120,39 @@ class _Item(NamedTuple):
     (whose full passes stalled every socket for tens of ms).
     """
 
-    kind: Literal["audio", "text", "video", "activity_start", "activity_end", "audio_stream_end", "tool_response"]
+    kind: Literal[
+        "audio",
+        "text",
+        "video",
+        "activity_start",
+        "activity_end",
+        "audio_stream_end",
+        "tool_response",
+        "history",  # turns Gemini answered but its resumption handle did not yet cover, restored after a reconnect
+        "wake",  # no-op: wakes an idle sender when there is something to send again
+    ]
     data: Any = None
     mime: str = ""
     turn_complete: bool = True
+
+
+class _Exchange:
+    """The text of one user turn and the model's answer, for restoring it as history after a reconnect."""
+
+    __slots__ = ("heard", "model", "transcribed")
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []  # typed text and the transcription of what was said
+        self.model: list[str] = []  # what the model said (transcription) or wrote
+        self.transcribed = False  # Gemini has transcribed speech of this turn
+
+    def contents(self) -> list[types.Content]:
+        turns = []
+        for role, pieces in (("user", self.heard), ("model", self.model)):
+            text = "".join(pieces).strip()
+            if text:
+                turns.append(types.Content(role=role, parts=[types.Part(text=text)]))
+        return turns
 
 
 class AudioRateGuard:
@@ -515,6 +544,12 @@ class LiveRun:
         self._resend: collections.deque[_Item] = collections.deque()
         self._unconsumed: collections.deque[tuple[int, _Item]] = collections.deque(maxlen=UNCONSUMED_ITEMS)
         self._client_index = 0
+        # Exactly once across reconnects: what Gemini answered since its latest resumption handle (which a resume
+        # would forget, and replaying the input would have answered twice) is restored as history instead.
+        self._answered: list[types.Content] = []
+        self._exchange = _Exchange()  # the turn under way: what the user said or typed, what the model answered
+        self._reply_from_index: int | None = None  # the last input sent before the model began its reply
+        self._failures_in_a_row = 0  # Gemini failures since a turn last completed
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
         self._model_busy = False
@@ -612,9 +647,9 @@ class LiveRun:
             self._ready.clear()
         if self._model_busy and not mode_change:
             self._switch_pending = True
-        elif self._unconsumed:
+        elif self._unconsumed or self._answered:
             # Gemini has not yet sent the handle covering what it was last sent (it follows turnComplete): resuming
-            # from the older one would replay those messages and have them answered twice. Wait for it, briefly.
+            # from the older one would need a replay (see _queue_replay). Wait for it, briefly.
             self._switch_after_handle()
         else:
             self._request_switch()
@@ -677,6 +712,9 @@ class LiveRun:
                 await asyncio.sleep(delay * 2**attempt)
         if initial:
             await self._announce_open(context_reloaded=with_history)
+        elif with_history:
+            # Started afresh: the conversation reloaded from the database already holds the answered turns.
+            self._resend = collections.deque(item for item in self._resend if item.kind != "history")
         if with_history:
             try:
                 await self._load_context(announce=initial and not self.resumed)
@@ -801,7 +839,12 @@ class LiveRun:
         failure = classify(exc) if exc is not None else None
         if failure is not None:
             metrics.upstream_error(failure.code)
-            if not failure.retryable:
+            self._failures_in_a_row += 1
+            # Mid-session, "not found" (1008) is the sporadic "Requested entity was not found" (js-genai#1236), not
+            # a model that setup just accepted: resume, and let the resumed setup say if it is real. Whatever keeps
+            # failing with no turn completed in between (a poisoned replay, say) ends the session.
+            retry = failure.retryable or failure.code is ErrorCode.MODEL_NOT_FOUND
+            if not retry or self._failures_in_a_row > settings.LIVE_UPSTREAM_MAX_RETRIES:
                 raise _Fatal(failure)
             logger.info("live: %s lost Gemini (%s); resuming", self.public_id, failure.detail)
             await self.bridge.send(
@@ -831,8 +874,7 @@ class LiveRun:
                 }
             )
         await self._close_upstream()
-        # Whatever Gemini had not consumed is sent again on the new connection, before newer input.
-        self._resend.extendleft(reversed([item for _, item in self._unconsumed]))
+        self._queue_replay()
         had_handle = self._handle is not None
         await self._open(initial=False)
         self._reconnects += 1
@@ -862,6 +904,27 @@ class LiveRun:
 
     def _request_switch(self) -> None:
         self._switch.set()
+
+    def _queue_replay(self) -> None:
+        """Queue, before any newer input, what the new connection must get for Gemini to be where the old one was.
+
+        A resume restores Gemini as of its latest handle. Since then it answered some turns (``_answered``: restored
+        as history, not replayed, or they would be answered twice) and took input it never answered (replayed, in
+        order, so it is answered now: a turn whose reply was cut is answered after the resume). Audio it already
+        transcribed will be transcribed again; the recorder keeps the first transcription.
+        """
+        replay = [item for _, item in self._unconsumed]
+        if self._answered:
+            replay.insert(0, _Item("history", list(self._answered)))
+        self._answered = []
+        self._unconsumed.clear()
+        if self._exchange.transcribed and any(item.kind == "audio" for item in replay):
+            self.recorder.expect_repeated_transcription()
+        self._exchange = _Exchange()  # refilled as the replay is sent and transcribed again
+        self._reply_from_index = None
+        self._resend.extendleft(reversed(replay))
+        if self._resend and self.inbound.empty():
+            self.inbound.put_nowait(_Item("wake"))  # the sender may be idle, waiting for new input
 
     async def _finish(self, failure: UpstreamFailure | None) -> None:
         """Stop every task, close Gemini, flush the recorder, record the ending, tell the browser."""
@@ -957,6 +1020,7 @@ class LiveRun:
         if content is not None and content.turn_complete:
             await self.recorder.turn_complete()
             self._model_busy = False
+            self._turn_answered()
             if self._switch_pending:
                 self._switch_pending = False
                 self._switch_after_handle()
@@ -1009,11 +1073,14 @@ class LiveRun:
             if blob is not None and blob.data:
                 await self._model_audio(blob.data, blob.mime_type or "", parts_out)
             elif part.text and not part.thought:
-                self._model_busy = True
+                self._replying()
+                self._exchange.model.append(part.text)
                 self.recorder.model_text(part.text)
                 if not self.plan.text_via_transcription:
                     parts_out.append({"text": part.text})
         if content.input_transcription is not None and content.input_transcription.text:
+            self._exchange.heard.append(content.input_transcription.text)
+            self._exchange.transcribed = True
             self.recorder.input_transcription(content.input_transcription.text)
         if content.output_transcription is not None:
             self._output_transcription(content.output_transcription.text or "", parts_out)
@@ -1026,13 +1093,14 @@ class LiveRun:
 
     def _output_transcription(self, text: str, parts_out: list[dict[str, Any]]) -> None:
         if text:
-            self._model_busy = True
+            self._replying()
+            self._exchange.model.append(text)
             self.recorder.output_transcription(text)
             if self.plan.text_via_transcription:
                 parts_out.append({"text": text})
 
     async def _model_audio(self, pcm: bytes, mime: str, parts_out: list[dict[str, Any]]) -> None:
-        self._model_busy = True
+        self._replying()
         seconds = len(pcm) / 2 / OUTPUT_SAMPLE_RATE
         self._counters["audio_seconds_out"] += seconds
         metrics.audio_seconds("out", seconds)
@@ -1050,6 +1118,25 @@ class LiveRun:
                 {"inlineData": {"mimeType": mime or "audio/pcm;rate=24000", "data": base64.b64encode(pcm).decode()}}
             )
 
+    def _replying(self) -> None:
+        """The model is producing its reply: note the input it is answering (everything sent so far)."""
+        if self._reply_from_index is None:
+            self._reply_from_index = self._client_index
+        self._model_busy = True
+
+    def _turn_answered(self) -> None:
+        """A turn is complete: the input sent before its reply began is consumed and answered, so a reconnect before
+        the next handle restores the exchange as history instead of replaying it."""
+        self._failures_in_a_row = 0
+        cut = self._reply_from_index
+        self._reply_from_index = None
+        if cut is None:
+            return
+        while self._unconsumed and self._unconsumed[0][0] <= cut:
+            self._unconsumed.popleft()
+        self._answered.extend(self._exchange.contents())
+        self._exchange = _Exchange()
+
     def _on_resumption_update(self, update: types.LiveServerSessionResumptionUpdate) -> None:
         index = update.last_consumed_client_message_index
         if index is not None:
@@ -1058,6 +1145,7 @@ class LiveRun:
         elif update.resumable and update.new_handle:
             self._unconsumed.clear()  # no index reported: the handle covers everything sent so far
         if update.resumable and update.new_handle:
+            self._answered = []  # a handle issued after a turn completed covers that turn
             self._handle = update.new_handle
             self._save_handle(update.new_handle)
             if self._switch_on_handle:
@@ -1154,31 +1242,43 @@ class LiveRun:
     # -- browser → Gemini ------------------------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
+        held: _Item | None = None  # taken from the inbound queue, not yet sent
         while True:
-            item = self._resend.popleft() if self._resend else await self.inbound.get()
-            while True:
-                await self._ready.wait()
-                wire = self._wire
-                assert wire is not None
-                try:
-                    await self._send_item(wire, item)
-                except (ValueError, TypeError) as exc:  # the SDK refused it before sending: drop it, say why
-                    await self.bridge.send(
-                        session_error(self.public_id, ErrorCode.INVALID_MESSAGE, f"Gemini cannot take this: {exc}")
-                    )
-                    break
-                except Exception:
-                    # The connection is going away; the lifecycle task resumes it and this item goes again, after
-                    # whatever the old connection had not consumed (all of which was sent before it).
-                    if self._wire is wire:
-                        self._ready.clear()
-                        self._unconsumed.append((self._client_index + 1_000_000, item))
-                    else:
-                        self._resend.append(item)
-                    break
-                self._client_index += 1
-                self._unconsumed.append((self._client_index, item))
-                break
+            if held is None and not self._resend:
+                held = await self.inbound.get()
+                if held.kind == "wake":
+                    held = None
+                    continue
+            await self._ready.wait()
+            # What the last connection did not consume goes first, in order, before anything newer.
+            replayed = bool(self._resend)
+            if replayed:
+                item = self._resend.popleft()
+            else:
+                assert held is not None
+                item, held = held, None
+            wire = self._wire
+            assert wire is not None
+            try:
+                await self._send_item(wire, item)
+            except (ValueError, TypeError) as exc:  # the SDK refused it before sending: drop it, say why
+                await self.bridge.send(
+                    session_error(self.public_id, ErrorCode.INVALID_MESSAGE, f"Gemini cannot take this: {exc}")
+                )
+                continue
+            except Exception:
+                # The connection is going away; the lifecycle task resumes it and this item goes again, in its place:
+                # after whatever the old connection had not consumed (all of which was sent before it).
+                if self._wire is wire:
+                    self._ready.clear()
+                    self._unconsumed.append((self._client_index + 1_000_000, item))
+                elif replayed:
+                    self._resend.appendleft(item)
+                else:
+                    self._resend.append(item)
+                continue
+            self._client_index += 1
+            self._unconsumed.append((self._client_index, item))
 
     async def _send_item(self, wire: GeminiWire, item: _Item) -> None:
         kind = item.kind
@@ -1187,6 +1287,7 @@ class LiveRun:
             await wire.send_audio(item.data)
         elif kind == "text":
             self._awaiting_reply_since = time.monotonic()
+            self._exchange.heard.append(item.data)
             if self.plan.model.text_via_realtime_input:
                 await session.send_realtime_input(text=item.data)
             else:
@@ -1209,6 +1310,8 @@ class LiveRun:
             await session.send_realtime_input(audio_stream_end=True)
         elif kind == "tool_response":
             await session.send_tool_response(function_responses=[item.data])
+        elif kind == "history":
+            await session.send_client_content(turns=item.data, turn_complete=False)
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 

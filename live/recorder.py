@@ -133,6 +133,7 @@ class Recorder:
         self._pending_user: _UserTurn | None = None  # cut, waiting for its transcript until the model turn ends
         self._held: list[_UserTurn] = []  # earlier cut turns not yet saved (several cuts before a model turn)
         self._model: _ModelTurn | None = None
+        self._repeat_pending = False  # the next input transcription repeats one already recorded (see replaying)
         self._jobs: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -195,10 +196,17 @@ class Recorder:
             self._cut_user_turn()
         return voiced
 
+    def expect_repeated_transcription(self) -> None:
+        """Gemini is being sent again audio it already transcribed (a reconnect replays what its resumption handle
+        did not cover): the transcription that comes back is the same turn's, already recorded, not a new turn."""
+        self._repeat_pending = True
+
     def input_transcription(self, text: str) -> None:
         """Add a piece of the transcript of what the user said."""
         if not text:
             return
+        if self._repeat_pending:
+            return  # the repeat lasts until the model answers (model_started) or the user speaks anew
         target = self._pending_user or self._user
         if target is None:
             target = self._pending_user = _UserTurn(started_at=timezone.now())
@@ -282,6 +290,7 @@ class Recorder:
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _model_turn(self) -> _ModelTurn:
+        self._repeat_pending = False
         if self._model is None:
             self._cut_user_turn()
             self._model = _ModelTurn(started_at=timezone.now())
