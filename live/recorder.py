@@ -26,7 +26,7 @@ from typing import Any
 from django.utils import timezone
 
 from conversations.audio import pcm16_to_wav
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, new_message_id
 from conversations.services import message_create
 from live import db as live_db
 from live.protocol import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
@@ -74,7 +74,11 @@ class PcmBuffer:
 
 
 def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Message:
-    """Store one recorded turn as a live message (its audio as WAV)."""
+    """Store one recorded turn as a live message (its audio as WAV), once: a retry of a save that did commit (the
+    error came after) finds the message by its id, chosen before the first attempt, instead of storing it again."""
+    saved = Message.objects.filter(public_id=fields["public_id"]).first()
+    if saved is not None:
+        return saved
     audio = pcm16_to_wav(pcm, sample_rate=sample_rate) if pcm else None
     return message_create(message_type=Message.MessageType.LIVE, audio=audio, **fields)
 
@@ -353,6 +357,7 @@ class Recorder:
         )
 
     async def _enqueue(self, job: dict[str, Any]) -> None:
+        job["public_id"] = new_message_id()  # the turn's idempotency key: every save attempt uses it
         if self._writer is None:
             self.start()
         # Blocks only when the database has fallen far behind: the bounded queue is the back pressure.

@@ -72,3 +72,46 @@ async def test_close_flushes_partial_turns_and_flags_the_model_cut_off():
     assert saved[2].audio_duration == pytest.approx(0.3)  # the speech over the model (nothing came after it)
     stored = await database_sync_to_async(list)(Message.objects.order_by("created_at", "id"))
     assert [m.role for m in stored] == ["user", "model", "user"]
+
+
+async def test_a_save_that_committed_before_failing_is_not_stored_twice(monkeypatch):
+    """The database commits, then the connection fails before the answer arrives: the retry finds the turn by the
+    id chosen for it before the first attempt, and announces it once."""
+    from live import recorder as recorder_module
+
+    real = recorder_module.message_create
+    calls = []
+
+    def commit_then_fail(**fields):
+        calls.append(fields["public_id"])
+        message = real(**fields)
+        if len(calls) == 1:
+            raise ConnectionError("server closed the connection unexpectedly")
+        return message
+
+    monkeypatch.setattr(recorder_module, "message_create", commit_then_fail)
+    recorder, saved = await make_recorder()
+    await recorder.typed_text("Hello there")
+    await recorder.close()
+    stored = await database_sync_to_async(list)(Message.objects.all())
+    assert [m.text for m in stored] == ["Hello there"]
+    assert calls == [stored[0].public_id]  # the retry did not insert again
+    assert [m.public_id for m in saved] == [stored[0].public_id]
+
+
+async def test_a_repeated_transcription_of_replayed_audio_is_not_a_new_turn():
+    recorder, saved = await make_recorder()
+    for frame in frames(speech(0.5) + silence(1.0)):
+        recorder.user_audio(frame)
+    recorder.input_transcription("(0.5 seconds of speech)")
+    recorder.expect_repeated_transcription()  # a reconnect replays the audio: Gemini transcribes it again
+    recorder.input_transcription("(0.5 seconds of speech)")
+    await recorder.model_audio(b"\x10\x00" * 2400)
+    await recorder.turn_complete()
+    recorder.input_transcription("(0.7 seconds of speech)")  # the next turn's is recorded again
+    await recorder.close()
+    assert [(m.role, m.input_transcription) for m in saved] == [
+        ("user", "(0.5 seconds of speech)"),
+        ("model", ""),
+        ("user", "(0.7 seconds of speech)"),
+    ]
