@@ -156,22 +156,29 @@ class _Exchange:
 
 
 class AudioRateGuard:
-    """Notice a client sending audio far faster than real time (a flood, not a person talking)."""
+    """Notice a client sending audio far faster than real time (a flood, not a person talking).
+
+    A token bucket of audio seconds: it refills at ``factor`` seconds of audio per second of wall time and holds at
+    most ``burst_seconds``, so however long someone has talked, at most that much arrives at once. Hand-written
+    because each frame needs an immediate yes or no (async limiters such as aiolimiter make the caller wait).
+    """
 
     def __init__(self, *, factor: float, burst_seconds: float, close_after_seconds: float) -> None:
         self.factor = factor
         self.burst = burst_seconds
         self.close_after = close_after_seconds
-        self._start: float | None = None
+        self._credit = burst_seconds
+        self._last: float | None = None
         self.accepted = 0.0
         self.dropped = 0.0
 
     def check(self, seconds: float, now: float) -> Literal["ok", "drop", "close"]:
         """Admit ``seconds`` of audio arriving at ``now``, or say to drop it (or to close: it keeps flooding)."""
-        if self._start is None:
-            self._start = now
-        allowed = (now - self._start) * self.factor + self.burst
-        if self.accepted + seconds <= allowed:
+        if self._last is not None:
+            self._credit = min(self.burst, self._credit + max(0.0, now - self._last) * self.factor)
+        self._last = now
+        if seconds <= self._credit:
+            self._credit -= seconds
             self.accepted += seconds
             return "ok"
         self.dropped += seconds
