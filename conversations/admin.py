@@ -17,9 +17,14 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from . import services
+from .forms import AdminLoginForm
 from .models import Conversation, LiveSession, Message, User
 
 PREVIEW_CHARS = 80
+
+# /admin/login/ throttled like the site's login page (django-axes; conversations/login_throttling.py). Staff unlock
+# in Axes → Access attempts (delete the rows), or with `manage.py axes_reset_username` / `axes_reset_ip`.
+admin.site.login_form = AdminLoginForm
 
 
 def _preview(message: Message) -> str:

@@ -184,7 +184,8 @@ def _is_local(storage: Storage, name: str) -> bool:
     return True
 
 
-_BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits, at most 18 (within 64 bits): a longer number is no range of any file, so the header is ignored.
+_BYTE_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 
 
 def _local_file_response(
@@ -197,7 +198,7 @@ def _local_file_response(
     except FileNotFoundError:
         raise Http404("The audio file is missing.") from None
     disposition = content_disposition_header(as_attachment, filename) or ""
-    match = _BYTE_RANGE.match(request.headers.get("Range", "").strip())
+    match = _BYTE_RANGE.fullmatch(request.headers.get("Range", "").strip())
     if match is None or not (match[1] or match[2]):
         response: HttpResponseBase = FileResponse(
             handle, content_type=content_type, as_attachment=as_attachment, filename=filename

@@ -3,14 +3,14 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import api
+from . import api, converters  # noqa: F401  (converters registers <public_id:…>)
 
 urlpatterns = [
     path("conversations", api.ConversationListApi.as_view(), name="api-conversation-list"),
-    path("conversations/<str:conv_id>", api.ConversationDetailApi.as_view(), name="api-conversation-detail"),
-    path("conversations/<str:conv_id>/messages", api.MessageListApi.as_view(), name="api-message-list"),
+    path("conversations/<public_id:conv_id>", api.ConversationDetailApi.as_view(), name="api-conversation-detail"),
+    path("conversations/<public_id:conv_id>/messages", api.MessageListApi.as_view(), name="api-message-list"),
     path("ai/generate", api.GenerateApi.as_view(), name="api-generate"),
-    path("files/<str:file_id>/download", api.FileDownloadApi.as_view(), name="api-file-download"),
+    path("files/<public_id:file_id>/download", api.FileDownloadApi.as_view(), name="api-file-download"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -85,7 +85,10 @@ KEEPALIVE = b": keep-alive\n\n"
 
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
     """Frame one server-sent event (one JSON `data` line; JSON never contains a raw newline)."""
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    # U+2028/U+2029 are line terminators to JavaScript's regular expressions (docs/api.md's reader uses one): escaped,
+    # as DRF's JSONRenderer does, a prompt holding them still arrives as one line of JSON.
+    line = json.dumps(data, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return f"event: {event}\ndata: {line}\n\n".encode()
 
 
 @dataclass

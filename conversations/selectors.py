@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Q
 from django.http import Http404
 
+from apsara.validation import is_public_id
+
 from .models import Conversation, Message, User
 
 if TYPE_CHECKING:
@@ -23,7 +25,9 @@ def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:
 
 
 def conversation_get_for_user(*, user: User, public_id: str) -> Conversation:
-    """Return the user's conversation with this id; anyone else's (or none) is a 404."""
+    """Return the user's conversation with this id; anyone else's (or none, or a malformed id) is a 404."""
+    if not is_public_id(public_id):  # e.g. a NUL byte, which PostgreSQL refuses in a query: it names no row
+        raise Http404("No such conversation.")
     try:
         return conversation_list_for_user(user=user).get(public_id=public_id)
     except Conversation.DoesNotExist:
@@ -39,12 +43,16 @@ def message_list(*, conversation: Conversation, after: Message | None = None) ->
 
 
 def message_get_in_conversation(*, conversation: Conversation, public_id: str) -> Message | None:
-    """Return this conversation's message with this id, or None."""
+    """Return this conversation's message with this id, or None (also for a malformed id)."""
+    if not is_public_id(public_id):
+        return None
     return conversation.messages.filter(public_id=public_id).first()
 
 
 def message_get_audio_for_user(*, user: User | AnonymousUser, public_id: str) -> Message:
     """Return the message with this id if it has audio the user may hear (owner or staff); else a 404."""
+    if not is_public_id(public_id):
+        raise Http404("No such file.")
     messages = Message.objects.exclude(audio="").select_related("conversation")
     if not user.is_staff:
         messages = messages.filter(conversation__owner=user)  # type: ignore[misc]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import MaxLengthValidator
+from django.core.validators import MaxLengthValidator, RegexValidator
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -151,29 +151,62 @@ class ErrorSerializer(serializers.Serializer):
 
 # INPUT
 # ------------------------------------------------------------------------------
+# Text and number rules every request shares (NUL, lone surrogates, NaN, nesting, size) are checked by the parser,
+# apsara.api.JSONParser, before a serializer runs; these fields add the JSON types the contract states.
+class StrictCharField(serializers.CharField):
+    """A JSON string, and only that (DRF's CharField also takes numbers and turns them into text).
+
+    With ``trim_whitespace=False`` the text is kept exactly as sent, yet one made only of whitespace is still
+    ``blank`` unless ``allow_blank``.
+    """
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if not self.trim_whitespace and not self.allow_blank and isinstance(data, str) and not data.strip():
+            self.fail("blank")
+        return super().run_validation(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number, and only that (DRF's FloatField also takes "1.5" and true); finite, as DRF checks."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ConversationCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=TITLE_MAX_CHARS, required=False, allow_blank=True, default="")
+    title = StrictCharField(max_length=TITLE_MAX_CHARS, required=False, allow_blank=True, default="")
 
 
 class ConversationRenameSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=TITLE_MAX_CHARS)
+    title = StrictCharField(max_length=TITLE_MAX_CHARS)
 
 
 class GenerateRequestSerializer(serializers.Serializer):
-    prompt = serializers.CharField(required=False, help_text="What to ask. Required (or its alias `contents`).")
-    contents = serializers.CharField(required=False, write_only=True, help_text="Seed 002's alias for `prompt`.")
-    conversationId = serializers.CharField(
+    # The prompt is saved exactly as sent (not trimmed): what the user typed is what the history shows.
+    prompt = StrictCharField(
+        required=False, trim_whitespace=False, help_text="What to ask. Required (or its alias `contents`)."
+    )
+    contents = StrictCharField(
+        required=False, trim_whitespace=False, write_only=True, help_text="Seed 002's alias for `prompt`."
+    )
+    conversationId = StrictCharField(
         required=False, allow_null=True, max_length=40, help_text="An existing conversation; omit to start one."
     )
-    model = serializers.RegexField(
-        MODEL_NAME_PATTERN,
+    model = StrictCharField(
         required=False,
         allow_null=True,
+        validators=[RegexValidator(MODEL_NAME_PATTERN, message="Not a model name (letters, digits, '.', '-', '_').")],
         help_text="Gemini text model; default GEMINI_TEXT_MODEL.",
-        error_messages={"invalid": "Not a model name (letters, digits, '.', '-', '_')."},
     )
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
-    systemInstruction = serializers.CharField(
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    systemInstruction = StrictCharField(
         required=False, allow_blank=True, allow_null=True, max_length=SYSTEM_INSTRUCTION_MAX_CHARS
     )
 

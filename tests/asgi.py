@@ -91,7 +91,7 @@ class AsgiStream:
             buffer += piece
             while b"\n\n" in buffer:
                 block, buffer = buffer.split(b"\n\n", 1)
-                lines = block.decode().splitlines()
+                lines = block.decode().split("\n")  # SSE lines end at a newline only (not at U+0085, U+2028…)
                 self.comments.extend(line for line in lines if line.startswith(":"))
                 fields = dict(line.split(": ", 1) for line in lines if ": " in line and not line.startswith(":"))
                 if fields:

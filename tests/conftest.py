@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import hypothesis_profiles  # noqa: F401  (registers and loads the Hypothesis profiles)
 from tests.services import SeaweedS3
 
 if TYPE_CHECKING:

@@ -3,6 +3,7 @@
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -37,11 +38,14 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
+    "axes",  # login throttling; see AXES_* below
     "conversations",
     "live",
 ]
 
 MIDDLEWARE = [
+    # First, so it sees every answer: errors under /api/ (an unknown URL's 404 included) get the API's JSON shape.
+    "apsara.middleware.ApiErrorShapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files in every environment, production included, with no reverse proxy or collectstatic needed: found
     # in the apps' static dirs at start-up (WHITENOISE_USE_FINDERS).
@@ -52,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "conversations.login_throttling.LoginLockoutMiddleware",  # 429 + Retry-After on a login axes refused
 ]
 
 ROOT_URLCONF = "apsara.urls"
@@ -86,6 +91,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# LOGIN THROTTLING: django-axes, see conversations/login_throttling.py and docs/operations.md
+# ------------------------------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# Failures are counted per account and per address; either reaching the limit refuses logins for the cool-off.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Counts live in the database (atomic per row); attempts take turns per account and address (login_attempt_lock).
+AXES_HANDLER = "conversations.login_throttling.LoginAttemptHandler"
+AXES_RESET_ON_SUCCESS = env.bool("LOGIN_RESET_ON_SUCCESS", default=True)  # that account's failures from that address
+# A refused attempt is not counted, so the cool-off runs from the last counted failure and the wait the page states
+# holds; a refused attempt never reaches the password check anyway.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client is REMOTE_ADDR unless LOGIN_TRUSTED_PROXY_COUNT says how many proxies write X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "conversations.login_throttling.client_ip_address"
+LOGIN_TRUSTED_PROXY_COUNT = env.int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
+# axes.W002 asks for axes' middleware, which would replace the login page; the forms say why a login was refused
+# and LoginLockoutMiddleware answers 429 instead.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 # DATABASE: SQLite unless DATABASE_URL is set (postgres://… uses psycopg 3)
 # ------------------------------------------------------------------------------
@@ -210,6 +239,8 @@ LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS bel
 GENERATE_MAX_PROMPT_CHARS = env.int("GENERATE_MAX_PROMPT_CHARS", default=32000)
 GENERATE_KEEPALIVE_SECONDS = env.float("GENERATE_KEEPALIVE_SECONDS", default=15.0)  # SSE comment while Gemini thinks
 GENERATE_IDLE_TIMEOUT_SECONDS = env.float("GENERATE_IDLE_TIMEOUT_SECONDS", default=120.0)  # then GEMINI_TIMEOUT
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)  # a JSON body on /api/; larger: 413
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=20)  # arrays/objects nested deeper: 400 too_deep
 
 # API
 # ------------------------------------------------------------------------------
@@ -218,7 +249,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apsara.api.JSONParser"],  # size, depth, numbers and text checked at the edge
     "EXCEPTION_HANDLER": "apsara.api.api_exception_handler",  # {"error": {code, message, field}}; docs/api.md
 }
 SPECTACULAR_SETTINGS = {
@@ -251,6 +282,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "google_genai": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failures and lockouts (names and addresses masked), not every login
     },
 }
 
