@@ -465,26 +465,27 @@ def report(leaks: dict[str, Any], steps: list[StepResult], args: argparse.Namesp
         ("added down p50 (ms)", "added_down_ms", "p50"),
         ("added down p99 (ms)", "added_down_ms", "p99"),
     ):
-        row(f"{label} @N", {n: fmt(getattr(ref[n], attr).get(q)) if ref[n] else "-" for n in columns})
-    row("  (N for the rows above)", {n: str(ref[n].sessions) if ref[n] else "-" for n in columns})
+        row(f"{label} @N", {n: fmt(getattr(r, attr).get(q)) if (r := ref[n]) else "-" for n in columns})
+    row("  (N for the rows above)", {n: str(r.sessions) if (r := ref[n]) else "-" for n in columns})
 
     def floor(n: str) -> str:
-        direct = next((s for s in steps if s.target == "direct" and ref[n] and s.sessions == ref[n].sessions), None)
+        r = ref[n]
+        direct = next((s for s in steps if s.target == "direct" and r and s.sessions == r.sessions), None)
         return f"{fmt(direct.up_ms.get('p99'))} / {fmt(direct.down_ms.get('p99'))}" if direct else "-"
 
     row("  direct p99 up / down (ms) @N", {n: floor(n) for n in columns})
-    row("CPU s per audio minute @N", {n: fmt(ref[n].cpu_s_per_audio_min) if ref[n] else "-" for n in columns})
-    row("server CPU us per frame @N", {n: fmt(ref[n].cpu_us_per_frame) if ref[n] else "-" for n in columns})
+    row("CPU s per audio minute @N", {n: fmt(r.cpu_s_per_audio_min) if (r := ref[n]) else "-" for n in columns})
+    row("server CPU us per frame @N", {n: fmt(r.cpu_us_per_frame) if (r := ref[n]) else "-" for n in columns})
     frames_per_s_at_100 = 100 * 2 * 1000 / FRAME_MS  # 100 sessions, a frame each way every FRAME_MS
     row(
         "  = CPU cores at N=100 (projected)",
-        {n: fmt((ref[n].cpu_us_per_frame or 0) * frames_per_s_at_100 / 1e6) if ref[n] else "-" for n in columns},
+        {n: fmt((r.cpu_us_per_frame or 0) * frames_per_s_at_100 / 1e6) if (r := ref[n]) else "-" for n in columns},
     )
     row(
         "RSS growth per session (KiB/s) @N",
-        {n: fmt(ref[n].rss_growth_kb_per_session_s) if ref[n] else "-" for n in columns},
+        {n: fmt(r.rss_growth_kb_per_session_s) if (r := ref[n]) else "-" for n in columns},
     )
-    row("memory per session (KiB) @N", {n: fmt(ref[n].rss_per_session_kb) if ref[n] else "-" for n in columns})
+    row("memory per session (KiB) @N", {n: fmt(r.rss_per_session_kb) if (r := ref[n]) else "-" for n in columns})
     for name in columns:
         if name in leaks:
             leak = leaks[name]

@@ -90,21 +90,21 @@ def audio_storage_backend(request: pytest.FixtureRequest) -> str:
 def user(db: None) -> User:
     from tests.factories import UserFactory
 
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
 def other_user(db: None) -> User:
     from tests.factories import UserFactory
 
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
 def staff_user(db: None) -> User:
     from tests.factories import UserFactory
 
-    return UserFactory(is_staff=True, is_superuser=True)
+    return UserFactory.create(is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

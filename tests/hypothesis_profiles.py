@@ -8,10 +8,11 @@ Chosen by ``HYPOTHESIS_PROFILE``; by default ``ci`` when ``CI`` is set (as .ci/r
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-_COMMON = {
+_COMMON: dict[str, Any] = {
     # Requests through the whole app and a real database: a slow example is not a failing one.
     "deadline": None,
     # The examples share the test's fixtures (users, their conversations) on purpose; each runs in a savepoint.

@@ -44,7 +44,7 @@ def talk(user) -> Conversation:
 @pytest.mark.parametrize("model", ["user", "conversation", "message", "livesession"])
 def test_changelists_load(staff_client, talk, model) -> None:
     """Every admin list page renders."""
-    LiveSessionFactory(user=talk.owner, conversation=talk)
+    LiveSessionFactory.create(user=talk.owner, conversation=talk)
     response = staff_client.get(reverse(f"admin:conversations_{model}_changelist"))
     assert response.status_code == 200
 
@@ -163,7 +163,7 @@ def test_admin_message_delete_re_derives_kind(staff_client, talk, django_capture
 
 def test_live_session_page_is_read_only_and_hides_the_resumption_handle(staff_client, talk) -> None:
     """Staff see status, model, duration and the last error, but not the resumption handle, and cannot edit."""
-    session = LiveSessionFactory(
+    session = LiveSessionFactory.create(
         user=talk.owner,
         conversation=talk,
         status=LiveSession.Status.FAILED,

@@ -559,7 +559,7 @@ def test_file_download_survives_hostile_input(
 ) -> None:
     """GET /api/files/<id>/download with hostile ids and Range headers: someone else's audio is a 404."""
     path = f"/api/files/{world.path_part(file_id)}/download"
-    headers = {} if byte_range is None else {"HTTP_RANGE": byte_range}
+    headers: dict[str, Any] = {} if byte_range is None else {"HTTP_RANGE": byte_range}
     with one_example():
         client = world.anonymous if anonymous else world.api
         response = send(client, "GET", f"{path}?{world.query(query)}", **headers)

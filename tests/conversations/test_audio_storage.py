@@ -30,12 +30,12 @@ def wav_bytes(seconds: float = 0.25, rate: int = 16000) -> bytes:
 
 def test_audio_saved_under_seed_key_and_read_back(audio_storage_backend: str) -> None:
     """Audio is stored under audio/{userId}/{conversationId}/{timestamp}_{messageId}.wav and reads back intact."""
-    message = MessageFactory(message_type=Message.MessageType.LIVE, audio_mime_type="audio/wav")
+    message = MessageFactory.create(message_type=Message.MessageType.LIVE, audio_mime_type="audio/wav")
     data = wav_bytes()
     message.audio.save("ignored.wav", ContentFile(data), save=True)
     conversation = message.conversation
     pattern = rf"audio/{conversation.owner_id}/{conversation.public_id}/\d+_{message.public_id}\.wav"
-    assert re.fullmatch(pattern, message.audio.name)
+    assert message.audio.name is not None and re.fullmatch(pattern, message.audio.name)
     stored = Message.objects.get(pk=message.pk)
     with stored.audio.open("rb") as handle:
         assert handle.read() == data
@@ -46,7 +46,7 @@ def test_audio_saved_under_seed_key_and_read_back(audio_storage_backend: str) ->
 
 def test_s3_audio_url_is_presigned_and_serves_the_bytes(s3_audio_storage) -> None:
     """On S3 the storage URL is a short-lived presigned URL that really serves the file."""
-    message = MessageFactory(message_type=Message.MessageType.LIVE)
+    message = MessageFactory.create(message_type=Message.MessageType.LIVE)
     data = wav_bytes(0.1)
     message.audio.save("x.wav", ContentFile(data), save=True)
     url = message.audio.url

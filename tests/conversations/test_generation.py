@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -237,6 +237,7 @@ async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) 
     gemini_sim.set_options(stream_delay=0.2)
     prepared = await sync_to_async(generation_prepare)(user=user, prompt="Tell me a story about the sea, please.")
     stream = generation_stream(prepared)
+    assert isinstance(stream, AsyncGenerator)  # typed as an AsyncIterator; it is an async generator, with aclose()
     sent = [await anext(stream), await anext(stream)]  # meta, first chunk
     await stream.aclose()  # what Django's aclosing() does when the client is gone
     first = json.loads(sent[1].decode().split("data: ", 1)[1])["text"]

@@ -27,7 +27,7 @@ def run(*args: str) -> str:
 
 def spoken(days_ago: float, seconds: float = 1.0) -> Message:
     return message_create(
-        conversation=ConversationFactory(),
+        conversation=ConversationFactory.create(),
         role=Message.Role.USER,
         message_type=Message.MessageType.LIVE,
         audio=pcm16_to_wav(bytes(int(32_000 * seconds)), sample_rate=16_000),
@@ -36,16 +36,23 @@ def spoken(days_ago: float, seconds: float = 1.0) -> Message:
     )
 
 
+def audio_name(message: Message) -> str:
+    """The stored audio file's name (a message saved with audio always has one)."""
+    name = message.audio.name
+    assert name
+    return name
+
+
 def test_deletes_old_audio_files_and_keeps_the_messages(audio_storage_backend):
     old, older, recent = spoken(40, 1.5), spoken(400, 2.0), spoken(5)
     typed = message_create(
-        conversation=ConversationFactory(),
+        conversation=ConversationFactory.create(),
         role=Message.Role.USER,
         text="typed",
         created_at=timezone.now() - dt.timedelta(days=90),
     )
     storage = old.audio.storage
-    old_names = [old.audio.name, older.audio.name]
+    old_names = [audio_name(old), audio_name(older)]
     assert all(storage.exists(name) for name in old_names)
 
     out = run("--older-than", "30")
@@ -55,7 +62,7 @@ def test_deletes_old_audio_files_and_keeps_the_messages(audio_storage_backend):
         assert not message.audio and message.input_transcription.startswith("said")
     assert not any(storage.exists(name) for name in old_names)
     recent.refresh_from_db()
-    assert recent.audio and storage.exists(recent.audio.name)
+    assert recent.audio and storage.exists(audio_name(recent))
     assert Message.objects.filter(pk=typed.pk).exists()
     assert json.loads(run("--older-than", "30", "--json"))["messages"] == 0
 
@@ -66,7 +73,7 @@ def test_dry_run_counts_and_deletes_nothing():
     assert (result["dryRun"], result["messages"], result["audioSeconds"]) == (True, 1, 2.0)
     assert run("--older-than", "30", "--dry-run").startswith("Would delete the audio of 1 messages (2.0 s)")
     old.refresh_from_db()
-    assert old.audio and old.audio.storage.exists(old.audio.name)
+    assert old.audio and old.audio.storage.exists(audio_name(old))
     assert run("--older-than", "30", "--dry-run", "-v", "0") == ""
 
 

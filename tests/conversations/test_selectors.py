@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import pytest
 from django.http import Http404
@@ -11,6 +12,9 @@ from django.utils import timezone
 from conversations import selectors, services
 from conversations.models import Conversation, Message
 from tests.factories import ConversationFactory, MessageFactory
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations  # django-stubs' helper, needed only by mypy
 
 pytestmark = pytest.mark.django_db
 
@@ -21,11 +25,15 @@ def at(seconds: int) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
+class MessageCount(TypedDict):
+    message_count: int
+
+
 @pytest.fixture
 def mixed(user) -> Conversation:
     """A conversation where REST and live messages interleave in time (saved out of order, as live flushes are)."""
     conversation = services.conversation_create(owner=user)
-    rows = [
+    rows: list[tuple[dt.datetime, str, str, dict[str, Any]]] = [
         (at(30), "model", "live", {"output_transcription": "spoken answer", "text": ""}),
         (at(0), "user", "rest", {"text": "typed question"}),
         (at(10), "model", "rest", {"text": "typed answer"}),
@@ -51,6 +59,7 @@ def test_message_list_is_chronological_across_rest_and_live(mixed) -> None:
 def test_message_list_after_a_message(mixed) -> None:
     """`after` returns only what came later, including messages saved in the same instant."""
     first = selectors.message_list(conversation=mixed).first()
+    assert first is not None
     same_instant = services.message_create(conversation=mixed, role="model", text="tie", created_at=first.created_at)
     after = list(selectors.message_list(conversation=mixed, after=first))
     assert after[0] == same_instant
@@ -105,18 +114,21 @@ def test_message_history_text_prefers_text_then_the_speaker_s_transcription() ->
 
 def test_conversation_list_for_user_is_only_theirs_newest_first(user, other_user) -> None:
     """Each user sees only their conversations, most recently updated first, with message counts."""
-    old = ConversationFactory(owner=user, updated_at=timezone.now() - dt.timedelta(days=1))
-    new = ConversationFactory(owner=user)
+    old = ConversationFactory.create(owner=user, updated_at=timezone.now() - dt.timedelta(days=1))
+    new = ConversationFactory.create(owner=user)
     MessageFactory.create_batch(2, conversation=new)
-    ConversationFactory(owner=other_user)
-    listed = list(selectors.conversation_list_for_user(user=user))
+    ConversationFactory.create(owner=other_user)
+    # The selector's return type drops the message_count annotation it adds.
+    listed = cast(
+        "list[WithAnnotations[Conversation, MessageCount]]", list(selectors.conversation_list_for_user(user=user))
+    )
     assert listed == [new, old]
     assert [c.message_count for c in listed] == [2, 0]
 
 
 def test_conversation_get_for_user_is_404_for_someone_else(user, other_user) -> None:
     """Another user's conversation and an unknown id look the same: not found."""
-    theirs = ConversationFactory(owner=other_user)
+    theirs = ConversationFactory.create(owner=other_user)
     with pytest.raises(Http404):
         selectors.conversation_get_for_user(user=user, public_id=theirs.public_id)
     with pytest.raises(Http404):

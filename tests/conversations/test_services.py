@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -141,7 +142,7 @@ def test_message_create_saves_every_field(user) -> None:
 def test_message_create_rejects_unknown_choices(user, field: str) -> None:
     """A role or message type outside the choices is a validation error naming it, and nothing is saved."""
     conversation = services.conversation_create(owner=user)
-    kwargs = {"role": "user", "message_type": "rest", field: "bogus"}
+    kwargs: dict[str, Any] = {"role": "user", "message_type": "rest", field: "bogus"}
     with pytest.raises(ValidationError) as info:
         services.message_create(conversation=conversation, **kwargs)
     assert field in info.value.message_dict
@@ -167,6 +168,7 @@ def test_conversation_delete_removes_messages_and_audio_files(user, django_captu
     conversation = services.conversation_create(owner=user)
     message = add(conversation, LIVE, audio=pcm16_to_wav(b"\x00\x00" * 160, sample_rate=16_000))
     storage, name = message.audio.storage, message.audio.name
+    assert name is not None
     assert storage.exists(name)
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_delete(conversation=conversation)
@@ -177,7 +179,7 @@ def test_conversation_delete_removes_messages_and_audio_files(user, django_captu
 
 def test_message_update_changes_only_what_is_given(user) -> None:
     """A late transcription is added without touching the text."""
-    conversation = ConversationFactory(owner=user)
+    conversation = ConversationFactory.create(owner=user)
     message = add(conversation, LIVE, text="typed")
     services.message_update(message=message, input_transcription="spoken")
     stored = Message.objects.get(pk=message.pk)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def user() -> User:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_signup_creates_user_logs_in_and_lands_on_list(client: Client) -> None:
         {"username": "ada", "password1": "correct-horse-battery", "password2": "correct-horse-battery"},
     )
     assert response.status_code == 302
-    assert response.url == reverse("conversation-list")
+    assert response["Location"] == reverse("conversation-list")
     assert User.objects.get(username="ada").check_password("correct-horse-battery")
     assert client.get(reverse("conversation-list")).status_code == 200
 
@@ -59,7 +59,7 @@ def test_login_and_logout_by_post(client: Client, user: User) -> None:
 
 def test_pages_require_login(client: Client) -> None:
     """Anonymous visitors are sent to the login page."""
-    conversation = ConversationFactory()
+    conversation = ConversationFactory.create()
     for url in (
         reverse("conversation-list"),
         reverse("conversation-detail", args=[conversation.public_id]),
@@ -67,14 +67,14 @@ def test_pages_require_login(client: Client) -> None:
     ):
         response = client.get(url)
         assert response.status_code == 302
-        assert response.url.startswith(reverse("login"))
+        assert response["Location"].startswith(reverse("login"))
 
 
 def test_csrf_is_enforced_on_page_forms(user: User) -> None:
     """Page forms refuse a POST without a CSRF token."""
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    conversation = ConversationFactory(owner=user, title="Kept")
+    conversation = ConversationFactory.create(owner=user, title="Kept")
     assert client.post(reverse("conversation-rename", args=[conversation.public_id]), {"title": "x"}).status_code == 403
     assert client.post(reverse("conversation-delete", args=[conversation.public_id])).status_code == 403
     conversation.refresh_from_db()
@@ -85,8 +85,8 @@ def test_csrf_is_enforced_on_page_forms(user: User) -> None:
 
 def test_list_shows_only_own_conversations(client_in: Client, user: User) -> None:
     """The list shows the user's conversations and never anyone else's."""
-    mine = ConversationFactory(owner=user, title="Mine")
-    ConversationFactory(title="Someone else's")
+    mine = ConversationFactory.create(owner=user, title="Mine")
+    ConversationFactory.create(title="Someone else's")
     page = client_in.get(reverse("conversation-list")).content.decode()
     assert "Mine" in page and reverse("conversation-detail", args=[mine.public_id]) in page
     assert "Someone else" not in page
@@ -103,9 +103,9 @@ def test_new_conversation_page_is_an_empty_chat_that_creates_nothing(client_in: 
 
 def test_detail_shows_messages_in_order_with_audio_and_transcripts(client_in: Client, user: User) -> None:
     """Typed and live messages appear in chronological order; audio gets a player and its transcript."""
-    conversation = ConversationFactory(owner=user)
-    first = MessageFactory(conversation=conversation, text="first typed")
-    spoken = MessageFactory(
+    conversation = ConversationFactory.create(owner=user)
+    first = MessageFactory.create(conversation=conversation, text="first typed")
+    spoken = MessageFactory.create(
         conversation=conversation,
         message_type=Message.MessageType.LIVE,
         text="",
@@ -113,7 +113,7 @@ def test_detail_shows_messages_in_order_with_audio_and_transcripts(client_in: Cl
         audio_mime_type="audio/wav",
     )
     spoken.audio.save("x.wav", ContentFile(b"RIFF0000WAVE"), save=True)
-    reply = MessageFactory(conversation=conversation, role=Message.Role.MODEL, text="**bold** reply")
+    reply = MessageFactory.create(conversation=conversation, role=Message.Role.MODEL, text="**bold** reply")
     page = client_in.get(reverse("conversation-detail", args=[conversation.public_id])).content.decode()
     assert page.index(first.public_id) < page.index(spoken.public_id) < page.index(reply.public_id)
     assert f'<audio class="msg-audio" controls preload="none" src="/api/files/{spoken.public_id}/download"' in page
@@ -124,9 +124,9 @@ def test_detail_shows_messages_in_order_with_audio_and_transcripts(client_in: Cl
 
 def test_markdown_in_messages_cannot_inject_html(client_in: Client, user: User) -> None:
     """Script tags, event handlers and javascript: links in messages render as inert text."""
-    conversation = ConversationFactory(owner=user)
-    MessageFactory(conversation=conversation, text="<script>alert(1)</script> <img src=x onerror=alert(2)>")
-    MessageFactory(
+    conversation = ConversationFactory.create(owner=user)
+    MessageFactory.create(conversation=conversation, text="<script>alert(1)</script> <img src=x onerror=alert(2)>")
+    MessageFactory.create(
         conversation=conversation,
         role=Message.Role.MODEL,
         text='[click](javascript:alert(3)) <a href="javascript:alert(4)">x</a> ![p](https://evil.example/p.png)',
@@ -154,7 +154,7 @@ def _elements(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
 
 def test_other_users_conversation_is_404_everywhere(client_in: Client) -> None:
     """Another user's conversation cannot be seen, refreshed, renamed or deleted."""
-    other = ConversationFactory(title="Private")
+    other = ConversationFactory.create(title="Private")
     for name, method in (
         ("conversation-detail", "get"),
         ("conversation-messages", "get"),
@@ -169,7 +169,7 @@ def test_other_users_conversation_is_404_everywhere(client_in: Client) -> None:
 
 def test_rename_and_delete(client_in: Client, user: User) -> None:
     """Rename changes the title; an empty title is refused; delete removes the conversation."""
-    conversation = ConversationFactory(owner=user, title="Old")
+    conversation = ConversationFactory.create(owner=user, title="Old")
     url = reverse("conversation-rename", args=[conversation.public_id])
     assert client_in.post(url, {"title": "  New name "}).status_code == 302
     conversation.refresh_from_db()
@@ -178,7 +178,7 @@ def test_rename_and_delete(client_in: Client, user: User) -> None:
     conversation.refresh_from_db()
     assert conversation.title == "New name"
     response = client_in.post(reverse("conversation-delete", args=[conversation.public_id]))
-    assert response.url == reverse("conversation-list")
+    assert response["Location"] == reverse("conversation-list")
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
 
 
@@ -216,8 +216,8 @@ def test_long_conversation_shows_latest_messages_with_a_way_to_all(client_in: Cl
     from conversations import views
 
     monkeypatch.setattr(views, "MESSAGES_SHOWN", 3)
-    conversation = ConversationFactory(owner=user)
-    messages = [MessageFactory(conversation=conversation) for _ in range(5)]
+    conversation = ConversationFactory.create(owner=user)
+    messages = [MessageFactory.create(conversation=conversation) for _ in range(5)]
     url = reverse("conversation-detail", args=[conversation.public_id])
     page = client_in.get(url).content.decode()
     assert messages[0].public_id not in page and messages[1].public_id not in page
@@ -231,7 +231,7 @@ def test_long_conversation_shows_latest_messages_with_a_way_to_all(client_in: Cl
 
 def test_list_shows_message_counts(client_in: Client, user: User) -> None:
     """Each conversation in the list says how many messages it has."""
-    conversation = ConversationFactory(owner=user)
-    MessageFactory(conversation=conversation)
-    MessageFactory(conversation=conversation)
+    conversation = ConversationFactory.create(owner=user)
+    MessageFactory.create(conversation=conversation)
+    MessageFactory.create(conversation=conversation)
     assert "2 messages" in client_in.get(reverse("conversation-list")).content.decode()

@@ -48,11 +48,11 @@ def log_in(page: Page, username: str) -> None:
 
 def test_stored_markdown_is_formatted_and_injection_is_inert(page: Page, screenshot_dir: Path) -> None:
     """Model and user text render as Markdown; scripts, handlers, javascript: links and images never run or load."""
-    user = UserFactory(username="reader")
-    conversation = ConversationFactory(owner=user, title="Lisbon")
-    MessageFactory(conversation=conversation, text=INJECTIONS)
-    MessageFactory(conversation=conversation, role=Message.Role.MODEL, text=REPLY + "\n\n" + INJECTIONS)
-    MessageFactory(
+    user = UserFactory.create(username="reader")
+    conversation = ConversationFactory.create(owner=user, title="Lisbon")
+    MessageFactory.create(conversation=conversation, text=INJECTIONS)
+    MessageFactory.create(conversation=conversation, role=Message.Role.MODEL, text=REPLY + "\n\n" + INJECTIONS)
+    MessageFactory.create(
         conversation=conversation,
         role=Message.Role.MODEL,
         message_type=Message.MessageType.LIVE,
@@ -91,9 +91,9 @@ def test_stored_markdown_is_formatted_and_injection_is_inert(page: Page, screens
 
 def test_audio_message_plays_from_storage(page: Page, audio_storage_backend: str, screenshot_dir: Path) -> None:
     """A spoken message shows a player that loads the recording (S3: through the presigned redirect) and its words."""
-    user = UserFactory(username=f"listener-{audio_storage_backend}")
-    conversation = ConversationFactory(owner=user, title="Voice")
-    spoken = MessageFactory(
+    user = UserFactory.create(username=f"listener-{audio_storage_backend}")
+    conversation = ConversationFactory.create(owner=user, title="Voice")
+    spoken = MessageFactory.create(
         conversation=conversation,
         message_type=Message.MessageType.LIVE,
         text="",

@@ -39,7 +39,7 @@ def test_signup_new_conversation_rename_delete_logout(page: Page, screenshot_dir
     expect(page.locator("#talk-slot")).to_be_attached()
     expect(page.locator(".chat-head details.menu")).to_be_hidden()
 
-    conversation = ConversationFactory(owner=User.objects.get(username="ada"), title="")
+    conversation = ConversationFactory.create(owner=User.objects.get(username="ada"), title="")
     page.goto(f"/c/{conversation.public_id}/")
     page.locator(".chat-head details.menu summary").click()
     page.locator(".chat-head .rename-form input[name=title]").fill("Trip to Lisbon")
@@ -77,7 +77,9 @@ def test_phone_sized_screen(browser, server_url: str, screenshot_dir: Path) -> N
         assert overflow <= 0
         page.screenshot(path=screenshot_dir / "phone-chat.png")
 
-        ConversationFactory(owner=User.objects.get(username="phone"), title="A rather long title for a small screen")
+        ConversationFactory.create(
+            owner=User.objects.get(username="phone"), title="A rather long title for a small screen"
+        )
         page.goto("/")
         page.locator(".conv-row details.menu summary").click()
         panel = page.locator(".conv-row .menu-panel")

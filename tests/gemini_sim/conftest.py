@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google import genai
@@ -11,7 +12,7 @@ from google.genai import types
 
 from gemini_sim import SimHandle, start_background
 
-FAST = {"realtime_factor": 0, "latency": 0, "stream_delay": 0, "audio_chunk_ms": 200}
+FAST: dict[str, Any] = {"realtime_factor": 0, "latency": 0, "stream_delay": 0, "audio_chunk_ms": 200}
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,11 @@ def sim(sim_state: Path) -> Iterator[SimHandle]:
 
 
 @pytest.fixture
-def make_sim(tmp_path: Path) -> Iterator:
+def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimHandle]]:
     """Start simulators with per-test options (stopped after the test)."""
     started: list[SimHandle] = []
 
-    def make(**options) -> SimHandle:
+    def make(**options: Any) -> SimHandle:
         handle = start_background(tmp_path / "state", **{**FAST, **options})
         started.append(handle)
         return handle
@@ -42,7 +43,7 @@ def make_sim(tmp_path: Path) -> Iterator:
         handle.stop()
 
 
-def http_options(sim: SimHandle, **extra) -> types.HttpOptions:
+def http_options(sim: SimHandle, **extra: Any) -> types.HttpOptions:
     """Trust the simulator's CA for this client only (the way apsara.gemini does)."""
     ctx = sim.ssl_context
     return types.HttpOptions(
@@ -50,7 +51,9 @@ def http_options(sim: SimHandle, **extra) -> types.HttpOptions:
     )
 
 
-def client_for(sim: SimHandle, api_key: str = "test-key", api_version: str | None = "v1beta", **extra) -> genai.Client:
+def client_for(
+    sim: SimHandle, api_key: str = "test-key", api_version: str | None = "v1beta", **extra: Any
+) -> genai.Client:
     """A Gemini Developer API client pointed at the simulator, on ``v1beta`` (the Gemini API serves Live only there;
     ``api_version=None`` keeps the SDK's default, ``v1``)."""
     if api_version is not None:
@@ -69,3 +72,10 @@ def vertex_client_for(sim: SimHandle, token: str = "ya29.test-token") -> genai.C
         credentials=Credentials(token=token),
         http_options=http_options(sim),
     )
+
+
+def text_of(response: types.GenerateContentResponse) -> str:
+    """The response's text (the SDK types it optional: a reply without text parts has none); the test expects some."""
+    text = response.text
+    assert text is not None
+    return text

@@ -21,7 +21,7 @@ from google.genai import types
 def trusting_simulator(http_options: Any) -> Any:
     """The tests' own http options (their API version kept), trusting the simulator's CA for this client only."""
     ctx = ssl.create_default_context(cafile=os.environ["GEMINI_SIM_CA_FILE"])
-    update = {"client_args": {"verify": ctx}, "async_client_args": {"verify": ctx, "ssl": ctx}}
+    update: dict[str, Any] = {"client_args": {"verify": ctx}, "async_client_args": {"verify": ctx, "ssl": ctx}}
     if http_options is None:
         return types.HttpOptions(**update)
     if isinstance(http_options, dict):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.genai import types
+from google.genai.live import AsyncSession
 
 RATE = 16000
 
@@ -30,7 +31,7 @@ def chunks(pcm: bytes, ms: int = 40) -> list[bytes]:
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
 
 
-async def send_audio(session: Any, pcm: bytes, ms: int = 40) -> None:
+async def send_audio(session: AsyncSession, pcm: bytes, ms: int = 40) -> None:
     """Stream PCM through the SDK in microphone-sized chunks."""
     for piece in chunks(pcm, ms):
         await session.send_realtime_input(audio=types.Blob(data=piece, mime_type="audio/pcm;rate=16000"))
@@ -44,7 +45,7 @@ class Turn:
     audio: bytes = b""
     text: str = ""  # output transcription (or TEXT parts)
     input_text: str = ""
-    mime_types: set[str] = field(default_factory=set)
+    mime_types: set[str | None] = field(default_factory=set)
     interrupted: bool = False
     generation_complete: bool = False
     turn_complete: bool = False
@@ -54,8 +55,14 @@ class Turn:
     handles: list[str] = field(default_factory=list)
     go_away: types.LiveServerGoAway | None = None
 
+    @property
+    def function_calls(self) -> list[types.FunctionCall]:
+        """The calls of the tool call that ended the turn (the test expects one)."""
+        assert self.tool_call is not None and self.tool_call.function_calls is not None
+        return self.tool_call.function_calls
 
-async def collect(session: Any, wait: float = 10.0, stop_on_tool_call: bool = True) -> Turn:
+
+async def collect(session: AsyncSession, wait: float = 10.0, stop_on_tool_call: bool = True) -> Turn:
     """Receive until turnComplete (or a toolCall), gathering what arrived."""
     turn = Turn()
     async with asyncio.timeout(wait):
@@ -66,6 +73,7 @@ async def collect(session: Any, wait: float = 10.0, stop_on_tool_call: bool = Tr
                 if sc.model_turn and sc.model_turn.parts:
                     for part in sc.model_turn.parts:
                         if part.inline_data:
+                            assert part.inline_data.data is not None  # an audio part always carries its bytes
                             turn.audio += part.inline_data.data
                             turn.mime_types.add(part.inline_data.mime_type)
                         if part.text:
@@ -92,13 +100,15 @@ async def collect(session: Any, wait: float = 10.0, stop_on_tool_call: bool = Tr
     return turn
 
 
-async def say(session: Any, text: str) -> Turn:
+async def say(session: AsyncSession, text: str) -> Turn:
     """Send user text the way the bridge does mid-session (realtimeInput.text) and collect the reply."""
     await session.send_realtime_input(text=text)
     return await collect(session)
 
 
-async def until(session: Any, predicate: Any, wait: float = 10.0) -> types.LiveServerMessage:
+async def until(
+    session: AsyncSession, predicate: Callable[[types.LiveServerMessage], object], wait: float = 10.0
+) -> types.LiveServerMessage:
     """Receive (across turn boundaries) until a message matches ``predicate``; return it."""
     async with asyncio.timeout(wait):
         while True:
@@ -107,7 +117,9 @@ async def until(session: Any, predicate: Any, wait: float = 10.0) -> types.LiveS
                     return msg
 
 
-async def next_handle(session: Any, wait: float = 10.0) -> str:
+async def next_handle(session: AsyncSession, wait: float = 10.0) -> str:
     """The next resumption handle the server sends."""
     msg = await until(session, lambda m: m.session_resumption_update and m.session_resumption_update.new_handle, wait)
-    return msg.session_resumption_update.new_handle
+    update = msg.session_resumption_update
+    assert update is not None and update.new_handle  # what until() waited for
+    return update.new_handle

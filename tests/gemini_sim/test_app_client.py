@@ -8,6 +8,7 @@ from google.genai import types
 
 import apsara.gemini
 
+from .conftest import text_of
 from .livekit import say
 
 
@@ -16,10 +17,10 @@ async def test_get_client_reaches_the_simulator_over_rest_and_live(sim, monkeypa
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     assert "SSL_CERT_FILE" not in os.environ
     client = apsara.gemini.get_client()
-    assert "Hello" in client.models.generate_content(model="gemini-2.5-flash", contents="hello").text
+    assert "Hello" in text_of(client.models.generate_content(model="gemini-2.5-flash", contents="hello"))
     reply = await client.aio.models.generate_content(model="gemini-2.5-flash", contents="what is 2 plus 2")
-    assert "4" in reply.text
-    cfg = types.LiveConnectConfig(output_audio_transcription={})
+    assert "4" in text_of(reply)
+    cfg = types.LiveConnectConfig(output_audio_transcription=types.AudioTranscriptionConfig())
     async with apsara.gemini.get_client(live=True).aio.live.connect(
         model="gemini-3.1-flash-live-preview", config=cfg
     ) as session:

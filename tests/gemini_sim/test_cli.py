@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from google.genai import errors
 from gemini_sim.__main__ import build_parser, parse_fault
 from gemini_sim.server import Options
 
-from .conftest import client_for
+from .conftest import client_for, text_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ class _Running:
 
 
 @pytest.fixture
-def standalone(tmp_path: Path):
+def standalone(tmp_path: Path) -> Iterator[tuple[_Running, Path]]:
     record = tmp_path / "frames.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gemini_sim", "--port", "0", "--state-dir", str(tmp_path / "state"),
@@ -69,9 +70,11 @@ def standalone(tmp_path: Path):
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        url = re.search(r"https://\S+", proc.stdout.readline()).group(0)
-        ca = Path(re.search(r"CA certificate: (\S+)", proc.stdout.readline()).group(1))
-        yield _Running(proc, url, ca), record
+        assert proc.stdout is not None  # stdout=PIPE
+        url = re.search(r"https://\S+", proc.stdout.readline())
+        ca = re.search(r"CA certificate: (\S+)", proc.stdout.readline())
+        assert url and ca, "the simulator did not print its URL and CA"
+        yield _Running(proc, url.group(0), Path(ca.group(1))), record
     finally:
         proc.terminate()
         proc.wait(10)
@@ -84,7 +87,7 @@ async def test_standalone_server_with_key_record_and_fault(standalone):
     with pytest.raises(errors.ServerError) as exc:  # the --fault
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert exc.value.code == 503
-    assert "Hello" in client.models.generate_content(model="gemini-2.5-flash", contents="hello").text
+    assert "Hello" in text_of(client.models.generate_content(model="gemini-2.5-flash", contents="hello"))
     async with client.aio.live.connect(model="gemini-3.8-live") as session:
         await session.send_realtime_input(text="hi")
         async for msg in session.receive():

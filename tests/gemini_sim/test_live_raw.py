@@ -22,7 +22,7 @@ def wss(sim, path: str) -> str:
     return sim.base_url.replace("https://", "wss://") + "/" + path
 
 
-def ws_connect(sim, path: str, **kwargs: Any):
+def ws_connect(sim, path: str, **kwargs: Any) -> connect:
     return connect(wss(sim, path), ssl=sim.ssl_context, **kwargs)
 
 
@@ -41,7 +41,9 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
     with pytest.raises(ConnectionClosed) as exc:
         for _ in range(1000):
             await ws.recv()
-    return exc.value.rcvd.code, exc.value.rcvd.reason
+    close = exc.value.rcvd
+    assert close is not None, "the connection ended without a close frame"
+    return close.code, close.reason
 
 
 async def reply(ws: ClientConnection) -> list[dict[str, Any]]:

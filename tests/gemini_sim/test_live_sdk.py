@@ -14,7 +14,7 @@ from .livekit import collect, next_handle, say, send_audio, silence, tone, until
 
 NATIVE = "gemini-2.5-flash-native-audio-latest"
 AUDIO_CFG = types.LiveConnectConfig(
-    response_modalities=["AUDIO"],
+    response_modalities=[types.Modality.AUDIO],
     output_audio_transcription=types.AudioTranscriptionConfig(),
     input_audio_transcription=types.AudioTranscriptionConfig(),
 )
@@ -40,8 +40,10 @@ async def test_api_key_session_replies_with_24khz_audio_and_transcript(sim):
     ends = [m.server_content for m in short.messages if m.server_content]
     kinds = [("gen" if sc.generation_complete else "tc") for sc in ends if sc.generation_complete or sc.turn_complete]
     assert kinds == ["gen", "tc"]
-    assert short.usage.response_token_count > 0
-    assert short.usage.total_token_count == short.usage.prompt_token_count + short.usage.response_token_count
+    usage = short.usage
+    assert usage is not None and usage.prompt_token_count is not None and usage.response_token_count is not None
+    assert usage.response_token_count > 0
+    assert usage.total_token_count == usage.prompt_token_count + usage.response_token_count
 
 
 async def test_chat_recall_from_client_content_history_and_realtime_text(sim):
@@ -83,7 +85,7 @@ async def test_sdk_wire_format_is_recorded(sim):
 
 async def test_text_modality_on_half_cascade_vertex_model(sim):
     client = vertex_client_for(sim)
-    cfg = types.LiveConnectConfig(response_modalities=["TEXT"])
+    cfg = types.LiveConnectConfig(response_modalities=[types.Modality.TEXT])
     async with client.aio.live.connect(model="gemini-live-2.5-flash", config=cfg) as session:
         reply = await say(session, "what is 2 plus 3")
     assert "5" in reply.text
@@ -122,11 +124,11 @@ async def _close_of(client: genai.Client, model: str, config: types.LiveConnectC
          "bidiGenerateContent."),
         ("gemini-2.5-flash", None, 1008, "models/gemini-2.5-flash is not found for API version v1beta"),
         ("gemini-live-2.5-flash-native-audio", None, 1008, "is not found"),  # Vertex-only model on the Gemini API
-        (NATIVE, types.LiveConnectConfig(response_modalities=["TEXT"]), 1007,
+        (NATIVE, types.LiveConnectConfig(response_modalities=[types.Modality.TEXT]), 1007,
          "The requested combination of response modalities (TEXT) is not supported by the model"),
-        ("gemini-3.1-flash-live-preview", types.LiveConnectConfig(response_modalities=["TEXT"]), 1007,
+        ("gemini-3.1-flash-live-preview", types.LiveConnectConfig(response_modalities=[types.Modality.TEXT]), 1007,
          "The requested combination of response modalities (TEXT) is not supported by the model"),
-        ("gemini-3.5-transcribe-live", types.LiveConnectConfig(response_modalities=["AUDIO"]), 1007,
+        ("gemini-3.5-transcribe-live", types.LiveConnectConfig(response_modalities=[types.Modality.AUDIO]), 1007,
          "The requested combination of response modalities (AUDIO) is not supported by the model"),
         ("gemini-3.5-transcribe-live", types.LiveConnectConfig(tools=[{"google_search": {}}]), 1007,
          "Request contains an invalid argument."),
@@ -172,7 +174,7 @@ WEATHER = types.Tool(
         types.FunctionDeclaration(
             name="get_weather",
             description="Get the current weather for a city.",
-            parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}),
+            parameters=types.Schema(type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}),
         )
     ]
 )
@@ -180,11 +182,15 @@ WEATHER = types.Tool(
 
 async def test_tool_call_waits_for_the_response_and_uses_it(sim):
     client = client_for(sim)
-    cfg = types.LiveConnectConfig(response_modalities=["AUDIO"], output_audio_transcription={}, tools=[WEATHER])
+    cfg = types.LiveConnectConfig(
+        response_modalities=[types.Modality.AUDIO],
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        tools=[WEATHER],
+    )
     async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
         first = await say(session, "What's the weather in Paris?")
         assert first.tool_call is not None
-        [call] = first.tool_call.function_calls
+        [call] = first.function_calls
         assert call.id and call.name == "get_weather" and call.args == {"city": "Paris"}
         assert not first.audio  # nothing is said before the result arrives
         await asyncio.sleep(0.05)
@@ -201,9 +207,9 @@ async def test_tool_call_waits_for_the_response_and_uses_it(sim):
 async def test_vad_ends_a_spoken_turn_after_the_configured_silence(sim):
     client = client_for(sim)
     cfg = types.LiveConnectConfig(
-        response_modalities=["AUDIO"],
-        input_audio_transcription={},
-        output_audio_transcription={},
+        response_modalities=[types.Modality.AUDIO],
+        input_audio_transcription=types.AudioTranscriptionConfig(),
+        output_audio_transcription=types.AudioTranscriptionConfig(),
         realtime_input_config=types.RealtimeInputConfig(
             automatic_activity_detection=types.AutomaticActivityDetection(silence_duration_ms=500)
         ),
@@ -247,7 +253,9 @@ async def test_no_interruption_lets_the_reply_finish(make_sim):
     sim = make_sim(realtime_factor=10)
     client = client_for(sim)
     cfg = AUDIO_CFG.model_copy(
-        update={"realtime_input_config": types.RealtimeInputConfig(activity_handling="NO_INTERRUPTION")}
+        update={
+            "realtime_input_config": types.RealtimeInputConfig(activity_handling=types.ActivityHandling.NO_INTERRUPTION)
+        }
     )
     async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
         await session.send_realtime_input(text="count to 30")
@@ -292,7 +300,7 @@ async def test_barge_in_cancels_a_pending_tool_call(sim):
     cfg = AUDIO_CFG.model_copy(update={"tools": [WEATHER]})
     async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
         first = await say(session, "Is the weather in Rome nice?")
-        [call] = first.tool_call.function_calls
+        [call] = first.function_calls
         await send_audio(session, tone(0.3))
         cancelled = await collect(session)
     assert cancelled.cancelled_ids == [call.id]
@@ -308,6 +316,7 @@ async def test_video_frames_are_counted_and_acknowledged(sim):
             )
         reply = await say(session, "What do you see?")
     assert "3 video frames" in reply.text
+    assert reply.usage is not None and reply.usage.prompt_tokens_details is not None
     assert any(d.modality == types.MediaModality.VIDEO for d in reply.usage.prompt_tokens_details)
 
 
@@ -320,7 +329,7 @@ async def test_resumption_across_go_away_restores_the_conversation(make_sim):
         await say(session, "My name is Alice.")
         handle = await next_handle(session)
         go_away = await until(session, lambda m: m.go_away)
-        assert go_away.go_away.time_left == "1s"
+        assert go_away.go_away is not None and go_away.go_away.time_left == "1s"
         with pytest.raises(errors.APIError) as exc:  # the server ends the connection at its lifetime
             await collect(session, wait=5)
         assert exc.value.code == 1011
@@ -507,7 +516,7 @@ async def test_vertex_tool_call_round_trip(sim):
     cfg = AUDIO_CFG.model_copy(update={"tools": [WEATHER]})
     async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio", config=cfg) as session:
         first = await say(session, "Tell me the weather for Oslo")
-        [call] = first.tool_call.function_calls
+        [call] = first.function_calls
         assert call.args == {"city": "Oslo"}
         await session.send_tool_response(
             function_responses=[types.FunctionResponse(id=call.id, name=call.name, response={"output": "snow"})]
@@ -520,7 +529,7 @@ async def test_history_in_batches_then_recall_on_3_8(sim):
     client = client_for(sim)
     cfg = AUDIO_CFG.model_copy(update={"history_config": types.HistoryConfig(initial_history_in_client_content=True)})
     history = [_user("My favourite colour is green.") if i == 0 else _user(f"note {i}") for i in range(12)]
-    turns = []
+    turns: list[types.ContentOrDict] = []
     for i, h in enumerate(history):
         turns += [h, types.Content(role="model", parts=[types.Part(text=f"ok {i}")])]
     async with client.aio.live.connect(model="gemini-3.8-live", config=cfg) as session:
@@ -560,6 +569,7 @@ async def test_extended_thinking_reports_interaction_status(sim):
 
 
 def _weather(behavior: types.Behavior | None = None) -> types.Tool:
+    assert WEATHER.function_declarations is not None
     return types.Tool(
         function_declarations=[
             WEATHER.function_declarations[0].model_copy(update={"behavior": behavior} if behavior else {})
@@ -575,7 +585,7 @@ async def test_3_8_tools_are_non_blocking_by_default(sim):
     async with client.aio.live.connect(model="gemini-3.8-live", config=cfg) as session:
         await session.send_realtime_input(text="What's the weather in Paris?")
         first = await collect(session, stop_on_tool_call=False)  # the model keeps talking while the tool runs
-        [call] = first.tool_call.function_calls
+        [call] = first.function_calls
         assert first.text == "Let me check that for you." and first.turn_complete
         await session.send_tool_response(
             function_responses=[types.FunctionResponse(id=call.id, name=call.name, response={"result": "sunny"})]
@@ -603,18 +613,27 @@ async def test_non_blocking_result_scheduling(make_sim):
     cfg = AUDIO_CFG.model_copy(update={"tools": [_weather(types.Behavior.NON_BLOCKING)]})
     async with client.aio.live.connect(model=NATIVE, config=cfg) as session:
         await session.send_realtime_input(text="What's the weather in Rome?")
-        [call] = (await collect(session, stop_on_tool_call=False)).tool_call.function_calls
+        [call] = (await collect(session, stop_on_tool_call=False)).function_calls
         silent = types.FunctionResponse(
-            id=call.id, name=call.name, response={"result": "rain"}, scheduling="SILENT", will_continue=None
+            id=call.id,
+            name=call.name,
+            response={"result": "rain"},
+            scheduling=types.FunctionResponseScheduling.SILENT,
+            will_continue=None,
         )
         await session.send_tool_response(function_responses=[silent])
         with pytest.raises(TimeoutError):  # SILENT: into the context, no reply
             await collect(session, wait=0.3)
         await session.send_realtime_input(text="What's the weather in Oslo?")
-        [call] = (await collect(session, stop_on_tool_call=False)).tool_call.function_calls
+        [call] = (await collect(session, stop_on_tool_call=False)).function_calls
         await session.send_realtime_input(text="count to 60")
         await until(session, lambda m: m.server_content and m.server_content.model_turn)
-        urgent = types.FunctionResponse(id=call.id, name=call.name, response={"result": "snow"}, scheduling="INTERRUPT")
+        urgent = types.FunctionResponse(
+            id=call.id,
+            name=call.name,
+            response={"result": "snow"},
+            scheduling=types.FunctionResponseScheduling.INTERRUPT,
+        )
         await session.send_tool_response(function_responses=[urgent])
         cut = await collect(session)
         result = await collect(session)

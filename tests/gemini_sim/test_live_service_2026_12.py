@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from typing import Any
 
 import pytest
 from google.genai import errors, types
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from .conftest import client_for
@@ -17,7 +19,9 @@ from .livekit import collect, send_audio, silence, tone
 from .test_live_raw import GEN, INVALID, closed_with, recv_json, reply, transcript, ws_connect
 
 MEDIA_CHUNKS = "realtime_input.media_chunks is deprecated. Use audio, video, or text instead"
-AUDIO_CFG = types.LiveConnectConfig(response_modalities=["AUDIO"], output_audio_transcription={})
+AUDIO_CFG = types.LiveConnectConfig(
+    response_modalities=[types.Modality.AUDIO], output_audio_transcription=types.AudioTranscriptionConfig()
+)
 
 
 def _user(text: str) -> types.Content:
@@ -28,7 +32,7 @@ def _b64(pcm: bytes) -> str:
     return base64.b64encode(pcm).decode()
 
 
-async def _open(sim, model: str, **setup_fields) -> object:
+async def _open(sim, model: str, **setup_fields: Any) -> ClientConnection:
     ws = await ws_connect(sim, GEN.format(v="v1beta") + "?key=k")
     await ws.send(json.dumps({"setup": {"model": f"models/{model}", **setup_fields}}))
     assert "setupComplete" in await recv_json(ws)
@@ -142,7 +146,9 @@ async def test_the_sdk_media_argument_is_refused_by_3_1(sim):
     ],
 )
 async def test_audio_stream_end_ends_the_turn_except_on_3_8(sim, model, ends_turn):
-    cfg = types.LiveConnectConfig(response_modalities=["AUDIO"], input_audio_transcription={})
+    cfg = types.LiveConnectConfig(
+        response_modalities=[types.Modality.AUDIO], input_audio_transcription=types.AudioTranscriptionConfig()
+    )
     async with client_for(sim).aio.live.connect(model=model, config=cfg) as session:
         await send_audio(session, tone(1.0))
         await session.send_realtime_input(audio_stream_end=True)
@@ -157,7 +163,8 @@ async def test_audio_stream_end_ends_the_turn_except_on_3_8(sim, model, ends_tur
 
 # -- transcribe-live and live-translate --------------------------------------------------------------------------------
 async def test_transcribe_live_answers_speech_with_text(sim):
-    cfg = types.LiveConnectConfig(input_audio_transcription={})  # TEXT is its only (and default) modality
+    # TEXT is its only (and default) modality
+    cfg = types.LiveConnectConfig(input_audio_transcription=types.AudioTranscriptionConfig())
     async with client_for(sim).aio.live.connect(model="gemini-3.5-transcribe-live", config=cfg) as session:
         await send_audio(session, tone(1.5) + silence(1.0))
         turn = await collect(session)

@@ -33,7 +33,8 @@ def test_a_service_account_key_file_gets_an_access_token(sim, tmp_path, trusting
     creds, project = google.auth.default(scopes=[CLOUD])  # ADC, as the SDK loads it
     creds.refresh(trusting)
     assert project == "sim-project"
-    assert creds.token.startswith("ya29.sim-") and creds.valid and creds.expiry is not None
+    assert isinstance(creds, service_account.Credentials)  # from the key file
+    assert creds.token is not None and creds.token.startswith("ya29.sim-") and creds.valid and creds.expiry is not None
     _expiry, scope, client = sim.simulator.access_tokens[creds.token]
     assert scope == CLOUD and client == creds.service_account_email
     assert sim.records(type="oauth", grant_type=JWT_BEARER)
@@ -79,7 +80,7 @@ def test_user_credentials_refresh_and_a_revoked_token_fails(sim, trusting):
         token_uri=f"{sim.base_url}/token",
     )
     creds.refresh(trusting)
-    assert creds.token.startswith("ya29.sim-")
+    assert creds.token is not None and creds.token.startswith("ya29.sim-")
     revoked = user_credentials.Credentials(
         token=None, refresh_token="1//revoked", client_id="c", client_secret="s", token_uri=f"{sim.base_url}/token"
     )

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from google.genai import errors, types
 
-from .conftest import client_for, vertex_client_for
+from .conftest import client_for, text_of, vertex_client_for
 
 
 def _user(text: str) -> types.Content:
@@ -24,17 +24,20 @@ def test_generate_content_remembers_a_name_from_history(sim):
     client = client_for(sim)
     history = [_user("Hello, my name is Alice."), _model("Nice to meet you, Alice."), _user("What is my name?")]
     response = client.models.generate_content(model="gemini-2.5-flash", contents=history)
-    assert "Alice" in response.text
+    assert "Alice" in text_of(response)
+    assert response.candidates
     assert response.candidates[0].finish_reason == types.FinishReason.STOP
-    assert response.usage_metadata.prompt_token_count > 0
-    assert response.usage_metadata.total_token_count > response.usage_metadata.prompt_token_count
+    usage = response.usage_metadata
+    assert usage is not None and usage.prompt_token_count is not None and usage.total_token_count is not None
+    assert usage.prompt_token_count > 0
+    assert usage.total_token_count > usage.prompt_token_count
 
 
 def test_generate_content_without_the_fact_does_not_invent_it(sim):
     client = client_for(sim)
     response = client.models.generate_content(model="gemini-2.5-pro", contents="What is my name?")
-    assert "Alice" not in response.text
-    assert "haven't told me" in response.text
+    assert "Alice" not in text_of(response)
+    assert "haven't told me" in text_of(response)
 
 
 def test_generate_content_sends_the_key_and_json_the_service_expects(sim):
@@ -63,10 +66,13 @@ async def test_stream_generate_content_arrives_in_several_chunks(sim):
         c async for c in await client.aio.models.generate_content_stream(model="gemini-2.5-flash", contents=history)
     ]
     assert len(chunks) >= 3
-    text = "".join(c.text for c in chunks)
+    text = "".join(text_of(c) for c in chunks)
     assert "42" in text
-    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
-    assert chunks[-1].usage_metadata.candidates_token_count > 0
+    last = chunks[-1]
+    assert last.candidates
+    assert last.candidates[0].finish_reason == types.FinishReason.STOP
+    assert last.usage_metadata is not None and last.usage_metadata.candidates_token_count is not None
+    assert last.usage_metadata.candidates_token_count > 0
     [req] = [r for r in sim.records(type="http") if "stream" in r["path"]][-1:]
     assert req["query"] == {"alt": "sse"}
 
@@ -74,7 +80,7 @@ async def test_stream_generate_content_arrives_in_several_chunks(sim):
 def test_sync_stream_and_async_generate(sim):
     client = client_for(sim)
     text = "".join(
-        c.text for c in client.models.generate_content_stream(model="gemini-2.5-flash", contents="count to 5")
+        text_of(c) for c in client.models.generate_content_stream(model="gemini-2.5-flash", contents="count to 5")
     )
     assert "1, 2, 3, 4, 5" in text
 
@@ -82,14 +88,16 @@ def test_sync_stream_and_async_generate(sim):
 async def test_async_generate(sim):
     client = client_for(sim)
     response = await client.aio.models.generate_content(model="gemini-2.5-flash", contents="what is 6 times 7")
-    assert "42" in response.text
+    assert "42" in text_of(response)
 
 
 def test_list_models_reports_live_models_with_bidi(sim):
     client = client_for(sim)
     models = {m.name: m for m in client.models.list()}
-    assert "bidiGenerateContent" in models["models/gemini-3.1-flash-live-preview"].supported_actions
-    assert "generateContent" in models["models/gemini-2.5-flash"].supported_actions
+    live_actions = models["models/gemini-3.1-flash-live-preview"].supported_actions
+    rest_actions = models["models/gemini-2.5-flash"].supported_actions
+    assert live_actions is not None and "bidiGenerateContent" in live_actions
+    assert rest_actions is not None and "generateContent" in rest_actions
     assert "models/gemini-live-2.5-flash-native-audio" not in models  # Vertex only
 
 
@@ -98,7 +106,7 @@ def test_live_model_is_not_found_for_generate_content(sim):
         client = client_for(sim)
         client.models.generate_content(model="gemini-3.1-flash-live-preview", contents="hi")
     assert exc.value.code == 404
-    assert "not supported for generateContent" in exc.value.message
+    assert exc.value.message is not None and "not supported for generateContent" in exc.value.message
 
 
 def test_unknown_model_is_404(sim):
@@ -114,7 +122,7 @@ def test_empty_text_is_invalid_argument(sim):
         client.models.generate_content(model="gemini-2.5-flash", contents=[_user(" ")])
     assert exc.value.code == 400
     assert exc.value.status == "INVALID_ARGUMENT"
-    assert "empty text" in exc.value.message
+    assert exc.value.message is not None and "empty text" in exc.value.message
 
 
 def test_restricted_keys_reject_others(make_sim):
@@ -145,7 +153,9 @@ def test_function_call_on_rest_when_a_declared_tool_matches(sim):
             types.FunctionDeclaration(
                 name="get_weather",
                 description="Get the current weather for a city",
-                parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}),
+                parameters=types.Schema(
+                    type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}
+                ),
             )
         ]
     )
@@ -153,9 +163,13 @@ def test_function_call_on_rest_when_a_declared_tool_matches(sim):
     response = client.models.generate_content(
         model="gemini-2.5-flash",
         contents="What's the weather in Paris?",
-        config=types.GenerateContentConfig(tools=[tool], automatic_function_calling={"disable": True}),
+        config=types.GenerateContentConfig(
+            tools=[tool], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+        ),
     )
-    [call] = response.function_calls
+    calls = response.function_calls
+    assert calls is not None
+    [call] = calls
     assert call.name == "get_weather"
     assert call.args == {"city": "Paris"}
 
@@ -201,7 +215,8 @@ def test_ca_is_reused_from_the_state_dir(sim_state, sim, make_sim):
 
 def test_count_tokens_and_get_model(sim):
     client = client_for(sim)
-    assert client.models.count_tokens(model="gemini-2.5-flash", contents="hello there world").total_tokens > 0
+    counted = client.models.count_tokens(model="gemini-2.5-flash", contents="hello there world")
+    assert counted.total_tokens is not None and counted.total_tokens > 0
     model = client.models.get(model="gemini-2.5-pro")
     assert model.name == "models/gemini-2.5-pro"
     assert model.input_token_limit == 1048576
