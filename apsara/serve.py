@@ -25,9 +25,9 @@ def uvicorn_options() -> dict[str, Any]:
         "loop": "uvloop",
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,  # audio does not compress; deflate would cost CPU per frame
-        # Frames up to this size reach the bridge, which answers FRAME_TOO_LARGE on the socket; beyond it the
-        # server closes the socket (1009) without buffering more.
-        "ws_max_size": 4 * settings.LIVE_MAX_FRAME_BYTES,
+        # Frames up to this size reach the bridge, which answers FRAME_TOO_LARGE past LIVE_MAX_FRAME_BYTES; beyond it
+        # the server closes the socket (1009) without buffering more. runserver's daphne reads the same setting.
+        "ws_max_size": settings.WEBSOCKET_MAX_MESSAGE_BYTES,
         "lifespan": "off",  # Django has no lifespan handlers
         "proxy_headers": True,
         "server_header": False,

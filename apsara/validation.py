@@ -21,7 +21,8 @@ _PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 JSON_INT_MAX = 2**63 - 1  # a signed 64-bit column (bigint) holds no more
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON string (escapes included) or one bracket; what lies inside strings is never counted as nesting.
-_JSON_NESTING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# The closing quote is optional: an unterminated string must not make the regex retry from every quote (quadratic).
+_JSON_NESTING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 
 def is_public_id(value: object) -> bool:

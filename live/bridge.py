@@ -38,7 +38,7 @@ from conversations.audio import wav_pcm16, wav_read
 from conversations.models import Conversation, LiveSession, Message, User
 from live import db as live_db
 from live import memory, metrics, services, tools
-from live.config import SessionPlan, plan_session, validate_vad
+from live.config import SessionPlan, plan_session, validate_model_name, validate_vad
 from live.context import load_history
 from live.protocol import (
     CLOSE_TOO_FAST,
@@ -200,7 +200,7 @@ class LiveBridge:
     async def handle_text(self, text: str) -> None:
         """Handle one JSON text frame; every failure is answered on the socket, never raised."""
         try:
-            if len(text) > settings.LIVE_MAX_FRAME_BYTES:
+            if _utf8_length(text) > settings.LIVE_MAX_FRAME_BYTES:
                 raise ProtocolError(
                     ErrorCode.FRAME_TOO_LARGE,
                     f"Messages are limited to {settings.LIVE_MAX_FRAME_BYTES} bytes; send audio in smaller chunks.",
@@ -328,24 +328,25 @@ class LiveBridge:
                 f"Session {self.run.public_id} is already open on this connection; end it first.",
             )
         started = time.monotonic()
-        model = _live_model(data.get("model") or settings.GEMINI_LIVE_MODEL)
+        # Everything is checked before anything is stored: a refused create_session leaves nothing behind.
+        model = _live_model(validate_model_name(data.get("model") or settings.GEMINI_LIVE_MODEL))
         config = cast(SessionConfig, data.get("config") or {})
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
-        conversation = await self.db(services.live_conversation_get_or_create)(
-            user=self.user, conversation_id=data.get("conversationId")
-        )
         row = await self.db(services.live_session_create)(
             user=self.user,
-            conversation=conversation,
+            conversation_id=data.get("conversationId"),
             model=model.name,
             config={"request": dict(config), "loadConversationContext": load_context},
             channel_name=self.outlet.channel_name,
         )
+        assert row.conversation is not None
+        # From here the session's own ending (failed, ended or detached before it opened: see
+        # services.live_session_update) takes back a conversation it created and never used.
         self.run = LiveRun(
             bridge=self,
             row=row,
-            conversation=conversation,
+            conversation=row.conversation,
             plan=plan,
             load_context=load_context,
             handle=None,
@@ -451,6 +452,14 @@ class LiveBridge:
         await self.outlet.close_socket(CLOSE_TOO_FAST)
 
 
+def _utf8_length(text: str) -> int:
+    """The size of a text frame as it came over the wire (UTF-8), without encoding it when it is ASCII."""
+    if text.isascii():
+        return len(text)
+    # surrogatepass: a test client may hand the app any str; a real socket's text is valid UTF-8.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _decode_audio(value: str, mime: str) -> bytes:
     """Decode a base64 audioChunk to PCM16LE 16 kHz mono, or raise an AudioError saying what is supported."""
     data = decode_base64(value, what="audioChunk", audio=True)
@@ -471,7 +480,9 @@ def _wav_pcm(data: bytes) -> bytes:
     try:
         info = wav_read(data)
         pcm, rate = wav_pcm16(data)
-    except ConversationsAudioError:
+    # The stdlib's wave raises more than wave.Error on a damaged file (RuntimeError for a chunk that claims more
+    # bytes than there are, ...); parsing bytes in memory has no other failure than the file being damaged.
+    except (ConversationsAudioError, RuntimeError, ValueError, OverflowError, OSError):
         raise AudioError(ErrorCode.AUDIO_DECODE_FAILED, "audioChunk is a damaged WAV file.") from None
     if info.channels != 1 or rate != INPUT_SAMPLE_RATE:
         raise AudioError(
@@ -585,10 +596,11 @@ class LiveRun:
         main = self._main
         if main is None or asyncio.current_task() is main:
             return
-        if not main.done():
+        # asyncio.wait_for on Python 3.11 can swallow a cancellation that lands as its inner task completes: cancel
+        # until the lifecycle task has actually ended, or stop() (and the socket) would wait forever.
+        while not main.done():
             main.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await main
+            await asyncio.wait({main}, timeout=1.0)
         if self._finishing is not None:
             await self._finishing
 
@@ -747,10 +759,19 @@ class LiveRun:
 
     async def _close_upstream(self) -> None:
         self._ready.clear()
+        ws = getattr(self._session, "_ws", None)  # the SDK's websockets connection (live.wire relies on it too)
         stack, self._stack, self._session, self._wire = self._stack, None, None, None
         if stack is not None:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(stack.aclose(), timeout=5)
+            except Exception:  # TimeoutError included
+                # The closing handshake did not finish: e.g. Gemini's close frame sits behind frames nobody read
+                # (the session stopped mid-reply, or a browser that stopped reading held the relay up), and
+                # websockets stopped reading at its queue's high-water mark. Drop the connection, or it and its
+                # keepalive task would linger for another ~25 s.
+                transport = getattr(ws, "transport", None)
+                if transport is not None:
+                    transport.abort()
 
     async def _load_context(self, *, announce: bool) -> None:
         """Send the conversation's recent messages as turns; on a mid-session restart, without asking for a reply."""
@@ -1304,6 +1325,10 @@ class LiveRun:
                 )
         elif kind == "video":
             await session.send_realtime_input(video=types.Blob(data=item.data, mime_type=item.mime))
+        elif kind in ("activity_start", "activity_end") and self._connection_vad_enabled:
+            pass  # push-to-talk from before a switch back to automatic detection: Gemini would refuse it (1007)
+        elif kind == "audio_stream_end" and not self._connection_vad_enabled:
+            pass  # only with automatic detection; in push-to-talk activity_end ends the turn
         elif kind == "activity_start":
             await session.send_realtime_input(activity_start=types.ActivityStart())
         elif kind == "activity_end":

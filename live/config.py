@@ -6,6 +6,7 @@ and the valid values (e.g. ``voiceName: "auto"``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,11 @@ MAX_CONTEXT_TOKENS = 131_072
 DEFAULT_COMPRESSION_TOKENS = 25_600
 DEFAULT_COMPRESSION_RATIO = 0.5
 DEFAULT_VAD: VadConfig = {"enabled": True}
+MODEL_NAME_MAX = 120  # LiveSession.model's column
+# A model's name as Gemini spells them (``models/`` prefix optional); anything else cannot name one.
+_MODEL_NAME = re.compile(r"(?:models/)?[A-Za-z0-9][A-Za-z0-9._@-]*")
+# A BCP 47 language tag as Gemini takes them ("en-US", "cmn-CN", "es-419").
+_LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 _RESOLUTIONS = {
     "LOW": types.MediaResolution.MEDIA_RESOLUTION_LOW,
     "MEDIUM": types.MediaResolution.MEDIA_RESOLUTION_MEDIUM,
@@ -139,6 +145,25 @@ def validate_vad(vad: VadConfig) -> VadConfig:
     return {**DEFAULT_VAD, **vad}
 
 
+def validate_model_name(name: str) -> str:
+    """Refuse, before Gemini is asked, a ``model`` that cannot be a model's name (or does not fit its column)."""
+    if len(name) > MODEL_NAME_MAX or not _MODEL_NAME.fullmatch(name):
+        raise ProtocolError(
+            ErrorCode.INVALID_CONFIG,
+            f"model {name[:40]!r} is not a model name (letters, digits, '.', '-', '_', '@'; "
+            f"at most {MODEL_NAME_MAX} characters).",
+        )
+    return name
+
+
+def _language(code: str, where: str) -> str:
+    if not _LANGUAGE_CODE.fullmatch(code):
+        raise ProtocolError(
+            ErrorCode.INVALID_CONFIG, f"{where} {code[:40]!r} is not a language code such as en-US or de-DE."
+        )
+    return code
+
+
 def _voice(name: str) -> str:
     by_lower = {v.lower(): v for v in VOICES}
     voice = by_lower.get(name.strip().lower())
@@ -215,6 +240,12 @@ def plan_session(*, model: LiveModel, config: SessionConfig, available_tools: li
     speech = config.get("speechConfig") or {}
     voice_cfg = speech.get("voiceConfig") or {}
     voice = _voice(voice_cfg["voiceName"]) if "voiceName" in voice_cfg else None
+    for where, value in (
+        ("speechConfig.voiceConfig.languageCode", voice_cfg.get("languageCode")),
+        ("speechConfig.languageCode", speech.get("languageCode")),
+    ):
+        if value:
+            _language(value, where)
     language = voice_cfg.get("languageCode") or speech.get("languageCode")
     ignored = [k for k in ("speakingRate", "pitch", "volumeGainDb") if k in voice_cfg]
     if ignored:

@@ -3,6 +3,12 @@
 ``docs/live-protocol.md`` is the prose version of this module; keep the two in step (PROTOCOL_VERSION).
 Client messages are validated strictly (a string is not a number, a number is not a bool); unknown keys are
 ignored so older or newer browsers keep working, and a client-sent ``userId`` is never read.
+
+Everything a client sends is checked here, at the edge, before anything acts on it: numbers are finite and fit a
+64-bit column (``NaN``/``Infinity``, which Python's json would accept, are not JSON), nesting is bounded, and
+every string (member names included) is one a database can store (``apsara.validation``: no NUL, no lone
+surrogate). Ids are the exception: the services check their format where they look them up, so a malformed id
+gets the same answer as an unknown one.
 """
 
 from __future__ import annotations
@@ -10,13 +16,17 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired
 
 import pydantic
+from django.core.exceptions import ValidationError
 from typing_extensions import TypedDict
+
+from apsara import validation
 
 PROTOCOL_VERSION = "1.0"
 
@@ -26,6 +36,9 @@ INPUT_AUDIO_MIME = "audio/pcm;rate=16000"
 OUTPUT_AUDIO_MIME = "audio/pcm;rate=24000"
 SUPPORTED_INPUT_AUDIO_FORMATS = [INPUT_AUDIO_MIME, "audio/wav (PCM16 mono 16 kHz)"]
 SUPPORTED_VIDEO_MIMES = ("image/jpeg", "image/png", "image/webp")
+# Arrays and objects inside each other, the message itself counting as 1; the deepest real message
+# (create_session's data.config.speechConfig.voiceConfig) is 5.
+MAX_JSON_DEPTH = 32
 
 
 class ErrorCode(enum.StrEnum):
@@ -237,12 +250,75 @@ def _describe(error: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
+# Members that name a row, per message type: left to the format check where they are looked up (see the module
+# docstring). A top-level ``sessionId`` is only compared with the socket's own session, never looked up.
+_SESSION_ID = frozenset({("sessionId",)})
+_ID_MEMBERS: dict[str, frozenset[tuple[str, ...]]] = {
+    "create_session": frozenset({("data", "conversationId")}),
+    "resume_session": frozenset({("data", "sessionId")}),
+    "send_message": _SESSION_ID,
+    "activity_start": _SESSION_ID,
+    "activity_end": _SESSION_ID,
+    "configure_vad": _SESSION_ID,
+    "end_session": _SESSION_ID,
+}
+_CONFIG_MEMBERS = (("data", "config"), ("data", "model"))  # of create_session: refused as INVALID_CONFIG
+
+
+def _load_json(text: str) -> Any:
+    """Parse a text frame, refusing non-JSON, NaN/Infinity and numbers no 64-bit column holds."""
+    try:
+        return json.loads(
+            text,
+            parse_constant=validation.json_constant,
+            parse_int=validation.json_int,
+            parse_float=validation.json_float,
+        )
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested far deeper than MAX_JSON_DEPTH
+        raise ProtocolError(ErrorCode.INVALID_JSON, "The message is not valid JSON.") from None
+    except ValueError:  # from the number hooks (and Python's own limit on the digits of an integer)
+        raise ProtocolError(
+            ErrorCode.INVALID_JSON,
+            "The message is not valid JSON: numbers must be finite (no NaN or Infinity) and integers at most "
+            f"{validation.JSON_INT_MAX} either side of 0.",
+        ) from None
+
+
+def _check_members(kind: str, raw: dict[str, Any]) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and any string a database cannot store, naming the member."""
+    ids = _ID_MEMBERS.get(kind, frozenset())
+    pending: list[tuple[tuple[str | int, ...], Any, int]] = [((), raw, 1)]
+    while pending:  # iterative: a message's shape must not decide how deep this function recurses
+        path, value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ProtocolError(
+                    ErrorCode.INVALID_MESSAGE, f"The message nests arrays and objects more than {MAX_JSON_DEPTH} deep."
+                )
+            if isinstance(value, dict):
+                for key, item in reversed(value.items()):
+                    _check_text(kind, (*path, key), key)
+                    pending.append(((*path, key), item, depth + 1))
+            else:
+                pending.extend(((*path, index), item, depth + 1) for index, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str) and path not in ids:
+            _check_text(kind, path, value)
+
+
+def _check_text(kind: str, path: tuple[str | int, ...], text: str) -> None:
+    try:
+        validation.check_storable_text(text)
+    except ValidationError as error:
+        code = ErrorCode.INVALID_MESSAGE
+        if kind == "create_session" and any(path[:2] == prefix for prefix in _CONFIG_MEMBERS):
+            code = ErrorCode.INVALID_CONFIG
+        name = functools.reduce(validation.field_path, path, "")
+        raise ProtocolError(code, f"Invalid {kind}: {name}: {error.messages[0]}") from None
+
+
 def parse_client_message(text: str) -> ClientMessage:
     """Parse and validate one JSON text frame from the browser, or raise ProtocolError."""
-    try:
-        raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise ProtocolError(ErrorCode.INVALID_JSON, "The message is not valid JSON.") from None
+    raw = _load_json(text)
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "A message must be a JSON object with a 'type'.")
     kind = raw.get("type")
@@ -254,6 +330,7 @@ def parse_client_message(text: str) -> ClientMessage:
             ErrorCode.UNKNOWN_MESSAGE_TYPE,
             f"Unknown message type {kind[:40]!r}; expected one of: {', '.join(CLIENT_MESSAGE_TYPES)}.",
         )
+    _check_members(kind, raw)
     try:
         message: ClientMessage = adapter.validate_python(raw)
     except pydantic.ValidationError as exc:

@@ -17,12 +17,16 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apsara.validation import is_public_id
 from conversations.models import Conversation, LiveSession, Message, User
 from conversations.services import conversation_create
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
 ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
+# Key of LiveSession.config: the session made its conversation (none was asked for), which it takes back if it
+# ends before it ever opened, with nothing stored (see live_session_update).
+CREATED_CONVERSATION = "createdConversation"
 
 
 def user_group(user_id: int) -> str:
@@ -102,7 +106,12 @@ def live_session_end_request(*, live_session: LiveSession, reason: str = "ended 
 def live_conversation_get_or_create(*, user: User, conversation_id: str | None) -> Conversation:
     """Return the user's conversation by public id, or a new live one when none is given; another's is not found."""
     if conversation_id:
-        conversation = Conversation.objects.for_user(user).filter(public_id=conversation_id).first()
+        # A malformed id (a NUL, which PostgreSQL refuses in a query, say) names no conversation: the same answer.
+        conversation = (
+            Conversation.objects.for_user(user).filter(public_id=conversation_id).first()
+            if is_public_id(conversation_id)
+            else None
+        )
         if conversation is None:
             raise ProtocolError(ErrorCode.CONVERSATION_NOT_FOUND, f"No conversation {conversation_id[:60]!r}.")
         return conversation
@@ -150,20 +159,25 @@ def _check_limit(user: User, limit: int) -> None:
 
 
 def live_session_create(
-    *, user: User, conversation: Conversation, model: str, config: dict[str, Any], channel_name: str
+    *, user: User, conversation_id: str | None, model: str, config: dict[str, Any], channel_name: str
 ) -> LiveSession:
-    """Open a live session unless the user already holds the maximum number of active ones (any process)."""
+    """Open a live session on the user's conversation (a new live one when none is given), all or nothing.
+
+    Refused (another user's or an unknown conversation, the user already holding the maximum number of active
+    sessions in any process), it leaves nothing behind: no session and no new, empty conversation.
+    """
     limit = settings.LIVE_MAX_SESSIONS_PER_USER
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
+        conversation = live_conversation_get_or_create(user=user, conversation_id=conversation_id)
         _check_limit(user, limit)
         return LiveSession.objects.create(
             last_seen_at=timezone.now(),
             user=user,
             conversation=conversation,
             model=model,
-            config=config,
+            config={**config, CREATED_CONVERSATION: True} if not conversation_id else config,
             status=LiveSession.Status.CONNECTING,
             channel_name=channel_name,
         )
@@ -174,7 +188,11 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
     limit = settings.LIVE_MAX_SESSIONS_PER_USER
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
-        session = LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
+        session = (
+            LiveSession.objects.for_user(user).select_related("conversation").filter(public_id=session_id).first()
+            if is_public_id(session_id)  # a malformed id names no session: the same answer as an unknown one
+            else None
+        )
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
         if session.status in LiveSession.ACTIVE_STATUSES and _detach_stale_sessions(user):
@@ -196,7 +214,9 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         session.channel_name = channel_name
         session.ended_at = None
         session.last_seen_at = timezone.now()
-        session.save(update_fields=["status", "channel_name", "ended_at", "last_seen_at"])
+        # Resumed, it has been open (or kept what it recorded): its conversation is the user's, whatever follows.
+        session.config = {k: v for k, v in (session.config or {}).items() if k != CREATED_CONVERSATION}
+        session.save(update_fields=["status", "channel_name", "ended_at", "last_seen_at", "config"])
         return session
 
 
@@ -242,6 +262,8 @@ def live_session_update(
             fields[name] = F(name) + value
     if reconnects:
         fields["reconnects"] = F("reconnects") + reconnects
+    if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):
+        _discard_unopened_conversation(session_id)
     rows = LiveSession.objects.filter(pk=session_id)
     # An ended session stays ended and unresumable: a handle or status the bridge writes late (staff may have ended
     # it a moment before, from another process) must not revive it. Counters and the heartbeat always land.
@@ -250,3 +272,26 @@ def live_session_update(
         rows.exclude(status__in=(LiveSession.Status.ENDED, LiveSession.Status.FAILED)).update(**ending)
     if fields:
         rows.update(**fields)
+
+
+def _discard_unopened_conversation(session_id: int) -> None:
+    """A session ending before it ever opened (Gemini refused the setup, the socket went first) takes back the
+    conversation it created for itself, if nothing was stored in it: a failed create_session leaves no empty
+    conversation. The session's row stays, ``failed`` with Gemini's reason, for staff.
+    """
+    with transaction.atomic():
+        session = (
+            LiveSession.objects.select_for_update()
+            .filter(pk=session_id, status=LiveSession.Status.CONNECTING, conversation__isnull=False)
+            .first()
+        )
+        conversation_id = session.conversation_id if session is not None else None
+        if session is None or conversation_id is None or not (session.config or {}).get(CREATED_CONVERSATION):
+            return
+        Conversation.objects.select_for_update().filter(pk=conversation_id).first()  # writers to it wait
+        used = (
+            Message.objects.filter(conversation_id=conversation_id).exists()
+            or LiveSession.objects.filter(conversation_id=conversation_id).exclude(pk=session_id).exists()
+        )
+        if not used:
+            Conversation.objects.filter(pk=conversation_id).delete()  # the session's link is set to NULL

@@ -223,7 +223,14 @@ GEMINI_SIM_STATE_DIR = Path(env("GEMINI_SIM_STATE_DIR", default=str(BASE_DIR / "
 # LIMITS
 # ------------------------------------------------------------------------------
 LIVE_MAX_SESSIONS_PER_USER = env.int("LIVE_MAX_SESSIONS_PER_USER", default=3)
+# A /live frame larger than this is answered FRAME_TOO_LARGE and the socket stays usable (docs/live-protocol.md).
 LIVE_MAX_FRAME_BYTES = env.int("LIVE_MAX_FRAME_BYTES", default=512 * 1024)
+# The server's own limit on an incoming WebSocket message (and frame), the same under daphne (runserver) and uvicorn
+# (apsara.serve): beyond it the server closes the socket with 1009 without reading on. Between the two limits a frame
+# is read, then refused with FRAME_TOO_LARGE.
+WEBSOCKET_MAX_MESSAGE_BYTES = env.int("WEBSOCKET_MAX_MESSAGE_BYTES", default=16 * 1024 * 1024)
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = WEBSOCKET_MAX_MESSAGE_BYTES  # read by daphne's runserver
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = WEBSOCKET_MAX_MESSAGE_BYTES  # browsers send a message as one frame
 LIVE_INBOUND_QUEUE_ITEMS = env.int("LIVE_INBOUND_QUEUE_ITEMS", default=500)  # browser→Gemini buffer (~20 s of 40 ms)
 LIVE_AUDIO_RATE_FACTOR = env.float("LIVE_AUDIO_RATE_FACTOR", default=3.0)  # accepted audio speed vs real time
 LIVE_AUDIO_BURST_SECONDS = env.float("LIVE_AUDIO_BURST_SECONDS", default=10.0)  # ... plus this much at once

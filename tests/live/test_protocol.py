@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from live.protocol import (
     _CLIENT_ADAPTERS,
     CLIENT_MESSAGE_TYPES,
+    MAX_JSON_DEPTH,
     PROTOCOL_VERSION,
     SERVER_MESSAGES,
     ErrorCode,
@@ -101,3 +105,95 @@ def test_user_id_from_the_client_is_never_used():
     from live import bridge
 
     assert "userId" not in Path(bridge.__file__).read_text()
+
+
+# -- what a message may hold (docs/live-protocol.md "What a message may hold") --------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=12,
+)
+ID_MEMBERS = {("sessionId",), ("data", "conversationId"), ("data", "sessionId")}
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*path, "<key>"), key
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path, value
+
+
+@given(
+    st.text(max_size=80)
+    | json_values.map(json.dumps)
+    | st.fixed_dictionaries(
+        {"type": st.sampled_from(CLIENT_MESSAGE_TYPES)}, optional={"data": json_values, "sessionId": json_values}
+    ).map(json.dumps)
+)
+def test_any_text_is_a_valid_message_or_a_protocol_error(text):
+    try:
+        message = parse_client_message(text)
+    except ProtocolError as error:
+        assert error.code in ErrorCode and error.message
+        return
+    for path, value in _leaves(message):
+        if isinstance(value, str) and path not in ID_MEMBERS:
+            assert "\x00" not in value and not any(0xD800 <= ord(c) <= 0xDFFF for c in value), path
+        if isinstance(value, float):
+            assert math.isfinite(value), path
+        if isinstance(value, int) and not isinstance(value, bool):
+            assert abs(value) < 2**63, path
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "named"),
+    [
+        ('{"type": "ping", "x": NaN}', ErrorCode.INVALID_JSON, ""),
+        ('{"type": "ping", "x": -Infinity}', ErrorCode.INVALID_JSON, ""),
+        ('{"type": "ping", "x": 1e400}', ErrorCode.INVALID_JSON, ""),
+        ('{"type": "ping", "x": 9223372036854775808}', ErrorCode.INVALID_JSON, ""),
+        ('{"type": "ping", "x": ' + "[" * 32 + "]" * 32 + "}", ErrorCode.INVALID_MESSAGE, "32"),
+        ('{"type": "send_message", "data": {"text": "a\\u0000"}}', ErrorCode.INVALID_MESSAGE, "data.text"),
+        ('{"type": "send_message", "data": {"text": "\\udc00a"}}', ErrorCode.INVALID_MESSAGE, "data.text"),
+        (
+            '{"type": "create_session", "data": {"config": {"systemInstruction": "\\u0000"}}}',
+            ErrorCode.INVALID_CONFIG,
+            "data.config.systemInstruction",
+        ),
+        ('{"type": "create_session", "data": {"model": "\\ud800"}}', ErrorCode.INVALID_CONFIG, "data.model"),
+        ('{"type": "create_session", "data": {"userId": "\\u0000"}}', ErrorCode.INVALID_MESSAGE, "data.userId"),
+        ('{"type": "end_session", "x\\u0000": 1}', ErrorCode.INVALID_MESSAGE, "x\\x00"),
+    ],
+)
+def test_what_a_message_may_not_hold(text, code, named):
+    with pytest.raises(ProtocolError) as refused:
+        parse_client_message(text)
+    assert refused.value.code == code
+    assert named in refused.value.message
+
+
+def test_ids_are_left_to_the_lookup_which_answers_a_malformed_one_as_unknown():
+    message = parse_client_message('{"type": "create_session", "data": {"conversationId": "conv_\\u0000"}}')
+    assert message["data"]["conversationId"] == "conv_\x00"  # services.live_session_create: CONVERSATION_NOT_FOUND
+    assert parse_client_message('{"type": "end_session", "sessionId": "\\ud800"}')["sessionId"] == "\ud800"
+
+
+def test_the_doc_states_the_limits_in_force():
+    from django.conf import settings
+
+    from apsara.serve import uvicorn_options
+
+    assert settings.LIVE_MAX_FRAME_BYTES == 512 * 1024 and "(default 512 KiB)" in DOC
+    assert settings.WEBSOCKET_MAX_MESSAGE_BYTES == 16 * 1024 * 1024 and "(default 16 MiB" in DOC
+    # One limit for both servers: runserver's daphne reads DAPHNE_*, apsara.serve passes it to uvicorn.
+    assert settings.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE == settings.WEBSOCKET_MAX_MESSAGE_BYTES
+    assert settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE == settings.WEBSOCKET_MAX_MESSAGE_BYTES
+    assert uvicorn_options()["ws_max_size"] == settings.WEBSOCKET_MAX_MESSAGE_BYTES
+    assert f"at most {MAX_JSON_DEPTH} deep" in DOC
+    assert "| 1009 |" in DOC
