@@ -622,3 +622,20 @@ async def test_turn_complete_on_audio_ends_the_spoken_turn_on_every_model(sim, c
     ]
     sent = sim.client_messages()
     assert any("audioStreamEnd" in (m.get("realtime_input") or m.get("realtimeInput") or {}) for m in sent)
+
+
+async def test_push_to_talk_then_back_to_automatic_at_once_keeps_the_session(sim, connect):
+    """Markers queued for a push-to-talk connection that reach the next (automatic) one are not sent: Gemini would
+    refuse them and end the session."""
+    ws = await connect()
+    await ws.create(model=MODEL)
+    for message in (
+        {"type": "configure_vad", "data": {"enabled": False}},
+        {"type": "activity_start"},
+        {"type": "activity_end"},
+        {"type": "configure_vad", "data": {"enabled": True}},
+    ):
+        await ws.send(message)
+    await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await ws.until_turn_complete()
+    assert not ws.of_type("session_error") and not ws.of_type("session_ended")
