@@ -1,8 +1,8 @@
-"""``/live``: the WebSocket consumer, a transport adapter between a browser and ``live.bridge.LiveBridge``.
+"""``/live``: the WebSocket consumer, a transport adapter between a browser and ``live.session.LiveClient``.
 
-It authenticates, hands text and binary frames to the bridge, sends what the bridge emits, relays control
+It authenticates, hands text and binary frames to the client, sends what the client emits, relays control
 messages from the channel layer (``message.saved`` to the user's group, ``live.end`` to a session's group) and,
-however the socket ends, stops every task it or the bridge started.
+however the socket ends, stops every task it or the client started.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from channels.consumer import get_handler_name
@@ -19,9 +19,10 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from live.bridge import LiveBridge
-from live.protocol import CLOSE_UNAUTHENTICATED, now_iso
+from live.protocol import CLOSE_UNAUTHENTICATED
+from live.server_messages import ServerMessage, message_saved
 from live.services import user_group
+from live.session import LiveClient
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ CONTROL_RETRY_MAX_SECONDS = 5.0
 class LiveConsumer(AsyncWebsocketConsumer):
     """One browser socket."""
 
-    bridge: LiveBridge | None = None
+    client: LiveClient | None = None
     _user_group: str | None = None
     _ending = False  # the consumer is tearing down: the control loop no longer stops it
     _closed = False  # a close was sent or the socket went: later sends are dropped
@@ -214,7 +215,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Dispatch without Channels' per-message database-connection hop (performance-anchors §5).
 
-        This consumer never touches the ORM itself: every database call goes through ``live.db``, which manages
+        This consumer never touches the ORM itself: every database call goes through ``live.db_lanes``, which manages
         connections in its worker threads.
         """
         handler = getattr(self, get_handler_name(message), None)
@@ -232,19 +233,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             self._closed = True
             return
-        self.bridge = LiveBridge(user=user, outlet=self)
+        self.client = LiveClient(user=user, outlet=self)
         self._user_group = user_group(user.pk)
         await self.group_add(self._user_group)
         await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Hand a frame to the bridge."""
-        if self.bridge is None:
+        """Hand a frame to the client."""
+        if self.client is None:
             return
         if bytes_data is not None:
-            await self.bridge.handle_bytes(bytes_data)
+            await self.client.handle_bytes(bytes_data)
         elif text_data is not None:
-            await self.bridge.handle_text(text_data)
+            await self.client.handle_text(text_data)
 
     async def disconnect(self, code: int) -> None:
         """Leave the groups, stop the session (it stays resumable) and flush what was recorded."""
@@ -263,31 +264,29 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.group_discard(group)
             except Exception:  # the flush below matters more than the group (its entry expires in Redis)
                 logger.warning("live: leaving group %s failed", group, exc_info=True)
-        if self.bridge is not None:
-            await self.bridge.shutdown()
+        if self.client is not None:
+            await self.client.shutdown()
 
     # -- channel-layer events ------------------------------------------------------------------------------------
 
     async def message_saved(self, event: dict[str, Any]) -> None:
         """A live or typed message of this user was stored (by this socket or any other): tell the browser."""
         await self.send_json(
-            {
-                "type": "message_saved",
-                "sessionId": event.get("sessionId"),
-                "conversationId": event.get("conversationId"),
-                "message": event.get("message"),
-                "timestamp": now_iso(),
-            }
+            message_saved(
+                session_id=event.get("sessionId"),
+                conversation_id=str(event.get("conversationId")),
+                message=event["message"],
+            )
         )
 
     async def live_end(self, event: dict[str, Any]) -> None:
         """Staff ended the live session this socket holds (``live.end`` to ``live_session_<id>``)."""
-        if self.bridge is not None:
-            await self.bridge.end_from_control(str(event.get("session_id", "")))
+        if self.client is not None:
+            await self.client.end_from_control(str(event.get("session_id", "")))
 
-    # -- the bridge's outlet ---------------------------------------------------------------------------------------
+    # -- the client's outlet ---------------------------------------------------------------------------------------
 
-    async def send_json(self, message: Mapping[str, Any]) -> None:
+    async def send_json(self, message: ServerMessage) -> None:
         """Send one JSON text frame."""
         await self._send_while_open({"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"))})
 
@@ -301,7 +300,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self._closed = True
 
     async def _send_while_open(self, message: dict[str, Any]) -> None:
-        # A browser that has gone is not an error here: what the bridge was saying (the end of a session, a last
+        # A browser that has gone is not an error here: what the client was saying (the end of a session, a last
         # chunk) has no one to reach, and the disconnect that follows stops the session. uvicorn raises
         # ClientDisconnected (an OSError) for a send after the socket closed, and RuntimeError for one after this
         # side sent a close (a message_saved relayed after a 4408, say); daphne drops both silently.

@@ -2,7 +2,7 @@
 
 The bridge feeds events from the audio hot path with cheap synchronous calls; turns are cut at their boundaries and
 handed to a per-session writer task through a bounded queue, which saves them through ``live.services`` in a
-worker thread (the user's lane, ``live.db``). ``close()`` flushes every finished and partial turn however the
+worker thread (the user's lane, ``live.db_lanes``). ``close()`` flushes every finished and partial turn however the
 session ends.
 
 User turns: the mic streams continuously, silence included. A user turn starts at the first voiced frame (with
@@ -28,7 +28,7 @@ from django.utils import timezone
 from conversations.audio import pcm16_to_wav
 from conversations.models import Conversation, Message, new_message_id
 from conversations.services import message_create
-from live import db as live_db
+from live import db_lanes
 from live.protocol import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -364,7 +364,7 @@ class Recorder:
         await self._jobs.put(job)
 
     async def _write_loop(self) -> None:
-        save = live_db.for_user(self.conversation.owner_id, _save_turn)
+        save = db_lanes.for_user(self.conversation.owner_id, _save_turn)
         while True:
             job = await self._jobs.get()
             if job is None:

@@ -1,7 +1,7 @@
 """Writes of the live app: live sessions (with the per-user limit), the messages a session records, and control
 of sessions from outside their socket (the admin, commands).
 
-All functions are synchronous; async callers run them through ``live.db`` off the audio hot path.
+All functions are synchronous; async callers run them through ``live.db_lanes`` off the audio hot path.
 """
 
 from __future__ import annotations

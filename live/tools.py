@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
-from live import db as live_db
+from live import db_lanes
 from live.selectors import message_search
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ async def _search_conversations(user: User, args: dict[str, Any]) -> dict[str, A
         limit = int(limit)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ToolError("'limit' must be a positive whole number")
-    hits = await live_db.for_user(user.pk, message_search)(
+    hits = await db_lanes.for_user(user.pk, message_search)(
         user=user, query=query.strip(), limit=min(limit, SEARCH_MAX_LIMIT)
     )
     results = []

@@ -67,6 +67,12 @@ class GeminiWire:
         else:
             await self.session.send_realtime_input(audio=types.Blob(data=pcm, mime_type=INPUT_AUDIO_MIME))
 
+    def abort(self) -> None:
+        """Drop the connection without a closing handshake (when the handshake cannot finish)."""
+        transport = getattr(self._ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+
     async def receive(self) -> ModelAudio | types.LiveServerMessage:
         """The next message from Gemini; raises ``errors.APIError`` (code = close code) when the socket closes."""
         if not self._fast:

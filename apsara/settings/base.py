@@ -128,7 +128,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
     }
-# Threads the live bridge's database calls run in, a user's calls in order on one (live/db.py). SQLite takes one
+# Threads the live bridge's database calls run in, a user's calls in order on one (live/db_lanes.py). SQLite takes one
 # writer at a time, so there it is one: Channels' shared thread.
 LIVE_DATABASE_LANES = env.int(
     "LIVE_DATABASE_LANES", default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 4

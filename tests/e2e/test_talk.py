@@ -19,7 +19,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, LiveSession, Message
-from live.protocol import parse_client_message, validate_server_message
+from live.protocol import parse_client_message
+from live.server_messages import validate_server_message
 from tests.e2e.conftest import launch_chromium, send_prompt, while_server_writes
 from tests.e2e.test_pages import sign_up
 from tests.factories import ConversationFactory, MessageFactory, UserFactory

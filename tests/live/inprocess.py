@@ -26,15 +26,15 @@ from tests.live.real_servers import redis_url
 
 async def close_thread_connections() -> None:
     """Close the database connections left open in the threads sockets used: asgiref's shared sync thread and
-    live.db's lanes. After a burst of concurrent sockets (only then) some stay open there on PostgreSQL, and the
+    live.db_lanes's lanes. After a burst of concurrent sockets (only then) some stay open there on PostgreSQL, and the
     test database cannot be dropped at the end of the run ("being accessed by other users")."""
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from live import db as live_db
+    from live import db_lanes
 
     await sync_to_async(connections.close_all)()
-    for lane in list(live_db._lanes):
+    for lane in list(db_lanes._lanes):
         await asyncio.wrap_future(lane.submit(connections.close_all))
 
 

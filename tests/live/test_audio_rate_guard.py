@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from live.bridge import AudioRateGuard
+from live.session.media import AudioRateGuard
 
 
 def guard() -> AudioRateGuard:

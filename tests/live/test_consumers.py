@@ -286,8 +286,8 @@ async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, c
     # (channels_redis would keep such messages in its receive buffer for the life of the process).
     from channels.layers import get_channel_layer
 
-    from live.bridge import LiveRun
     from live.services import user_group
+    from live.session.run import LiveRun
 
     layer = get_channel_layer()
     members_when_announced: list[set[str]] = []

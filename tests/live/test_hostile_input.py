@@ -30,7 +30,8 @@ from hypothesis import currently_in_test_context, given, note
 from hypothesis import strategies as st
 
 from conversations.models import Conversation, LiveSession, Message, User
-from live.protocol import CLIENT_MESSAGE_TYPES, validate_server_message
+from live.protocol import CLIENT_MESSAGE_TYPES
+from live.server_messages import validate_server_message
 from tests.factories import ConversationFactory, LiveSessionFactory, MessageFactory, UserFactory
 from tests.live.conftest import MODEL, LiveSocket, login_cookie
 

@@ -16,12 +16,12 @@ from apsara.gemini import VOICES, LiveModel, not_conversational
 from live.protocol import (
     INPUT_AUDIO_MIME,
     OUTPUT_AUDIO_MIME,
-    EffectiveConfig,
     ErrorCode,
     ProtocolError,
     SessionConfig,
     VadConfig,
 )
+from live.server_messages import EffectiveConfig
 
 MAX_CONTEXT_TOKENS = 131_072
 DEFAULT_COMPRESSION_TOKENS = 25_600

@@ -32,7 +32,7 @@ class History:
 
 
 def load_history(conversation: Conversation, *, limit: int = HISTORY_MESSAGES) -> History:
-    """Read the conversation's last ``limit`` messages as turns (sync; call through ``live.db``)."""
+    """Read the conversation's last ``limit`` messages as turns (sync; call through ``live.db_lanes``)."""
     history = conversation_history(conversation=conversation, limit=limit)
     return History(
         messages_loaded=history.messages_loaded,

@@ -1,0 +1,337 @@
+"""One browser socket of ``/live``: parse and answer its messages, and run at most one live session for it.
+
+The consumer (``live.consumers``) hands every frame to a ``LiveClient`` and implements the ``Outlet`` it sends
+through. Every failure is answered on the socket, never raised; the socket stays usable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
+
+from django.conf import settings
+from django.utils import timezone
+
+from apsara import gemini
+from conversations.models import User
+from live import db_lanes, metrics, services, tools
+from live.protocol import (
+    CLOSE_TOO_FAST,
+    INPUT_AUDIO_MIME,
+    SUPPORTED_VIDEO_MIMES,
+    AudioError,
+    ClientMessage,
+    ErrorCode,
+    ProtocolError,
+    SessionConfig,
+    VadConfig,
+    decode_base64,
+    parse_client_message,
+)
+from live.server_messages import ServerMessage, error_for, pong, session_error
+from live.session.ledger import Item
+from live.session.media import decode_audio, pcm_seconds, sniff_image, utf8_length
+from live.session.run import LiveRun
+from live.session_plan import plan_session, validate_model_name, validate_vad
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Outlet(Protocol):
+    """What a client needs from the socket it serves (the consumer implements it)."""
+
+    channel_name: str
+
+    async def send_json(self, message: ServerMessage) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close_socket(self, code: int) -> None: ...
+
+    async def group_add(self, group: str) -> None: ...
+
+    async def group_discard(self, group: str) -> None: ...
+
+
+def _live_model(name: str) -> gemini.LiveModel:
+    # A model missing from the catalogue is tried with the newest models' behaviour; Gemini says if it is unknown.
+    return gemini.live_model(name) or gemini.LiveModel(name, name, True, True, True)
+
+
+class LiveClient:
+    """Serve one browser socket: parse, validate and answer its messages; run its live session."""
+
+    def __init__(self, *, user: User, outlet: Outlet) -> None:
+        self.user = user
+        self.outlet = outlet
+        self.run: LiveRun | None = None
+        self._throttled: dict[str, float] = {}
+        self._closing = False
+
+    # -- entry points used by the consumer -------------------------------------------------------------------------
+
+    async def handle_text(self, text: str) -> None:
+        """Handle one JSON text frame; every failure is answered on the socket, never raised."""
+        try:
+            if utf8_length(text) > settings.LIVE_MAX_FRAME_BYTES:
+                raise ProtocolError(
+                    ErrorCode.FRAME_TOO_LARGE,
+                    f"Messages are limited to {settings.LIVE_MAX_FRAME_BYTES} bytes; send audio in smaller chunks.",
+                )
+            message = parse_client_message(text)
+            metrics.message("in", message["type"])
+            await self._dispatch(message)
+        except ProtocolError as exc:
+            await self.send(error_for(self._session_id(), exc))
+        except Exception:
+            await self._internal_error("live: handling a client message failed")
+
+    async def handle_bytes(self, data: bytes) -> None:
+        """Handle one binary frame: PCM16LE 16 kHz mono audio from the microphone."""
+        try:
+            if len(data) > settings.LIVE_MAX_FRAME_BYTES:
+                raise ProtocolError(
+                    ErrorCode.FRAME_TOO_LARGE,
+                    f"Frames are limited to {settings.LIVE_MAX_FRAME_BYTES} bytes; send 20-100 ms of audio each.",
+                )
+            run = self.run
+            if run is None:
+                await self._throttled_error(
+                    "no-session",
+                    ProtocolError(
+                        ErrorCode.NO_ACTIVE_SESSION,
+                        "No live session is open on this connection; send create_session before audio.",
+                    ),
+                )
+                return
+            if len(data) % 2:
+                raise AudioError(
+                    ErrorCode.AUDIO_DECODE_FAILED, "Binary frames must be PCM16LE: an even number of bytes."
+                )
+            metrics.message("in", "audio")
+            await self._audio_in(run, data)
+        except ProtocolError as exc:
+            await self.send(error_for(self._session_id(), exc))
+        except Exception:
+            await self._internal_error("live: handling a binary frame failed")
+
+    async def shutdown(self) -> None:
+        """The socket is gone: stop the session (resumable), flush what was recorded, stop every task."""
+        self._closing = True
+        run = self.run
+        if run is not None:
+            await run.stop("disconnect")
+
+    async def end_from_control(self, session_id: str) -> None:
+        """End the live session because staff asked (a channel-layer message to its group)."""
+        run = self.run
+        if run is not None and run.public_id == session_id:
+            await run.stop("admin")
+
+    # -- used by the session ---------------------------------------------------------------------------------------
+
+    def db(self, func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+        """``func`` (a service) as an awaitable run in this user's database lane (``live.db_lanes``)."""
+        return db_lanes.for_user(self.user.pk, func)
+
+    async def send(self, message: ServerMessage) -> None:
+        """Send a JSON message to the browser unless the socket is gone."""
+        if not self._closing:
+            await self.outlet.send_json(message)
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Send model audio to the browser as a binary frame."""
+        if not self._closing:
+            await self.outlet.send_bytes(pcm)
+
+    def session_over(self, run: LiveRun) -> None:
+        """``run`` has ended: the socket may open another session."""
+        if self.run is run:
+            self.run = None
+
+    # -- dispatch --------------------------------------------------------------------------------------------------
+
+    def _session_id(self) -> str | None:
+        return self.run.public_id if self.run is not None else None
+
+    async def _internal_error(self, what: str) -> None:
+        logger.exception(what)
+        await self.send(
+            session_error(self._session_id(), ErrorCode.INTERNAL_ERROR, "The server failed; the error is logged.")
+        )
+
+    async def _throttled_error(self, key: str, error: ProtocolError, every: float = 1.0) -> None:
+        """Answer repeated errors of one kind (e.g. per audio frame) at most once per ``every`` seconds."""
+        now = time.monotonic()
+        if now - self._throttled.get(key, -1e9) >= every:
+            self._throttled[key] = now
+            await self.send(error_for(self._session_id(), error))
+
+    def _require_run(self, session_id: str | None) -> LiveRun:
+        run = self.run
+        if run is None:
+            raise ProtocolError(
+                ErrorCode.NO_ACTIVE_SESSION, "No live session is open on this connection; send create_session first."
+            )
+        if session_id is not None and session_id != run.public_id:
+            raise ProtocolError(
+                ErrorCode.SESSION_NOT_FOUND, f"Session {session_id[:60]!r} is not open on this connection."
+            )
+        return run
+
+    def _refuse_second_session(self) -> None:
+        if self.run is not None:
+            raise ProtocolError(
+                ErrorCode.SESSION_ALREADY_ACTIVE,
+                f"Session {self.run.public_id} is already open on this connection; end it first.",
+            )
+
+    async def _dispatch(self, message: ClientMessage) -> None:
+        kind = message["type"]
+        if kind == "ping":
+            await self.send(pong())
+        elif kind == "create_session":
+            await self._create(message.get("data") or {})  # type: ignore[arg-type]
+        elif kind == "resume_session":
+            await self._resume(message["data"])  # type: ignore[typeddict-item]
+        else:
+            session_id = message.get("sessionId")
+            run = self._require_run(session_id if isinstance(session_id, str) else None)
+            if kind == "end_session":
+                await run.stop("client")
+            elif kind == "send_message":
+                await self._send_message(run, message["data"])  # type: ignore[typeddict-item]
+            elif kind == "activity_start":
+                run.activity(start=True)
+            elif kind == "activity_end":
+                run.activity(start=False)
+            elif kind == "configure_vad":
+                run.configure_vad(validate_vad(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
+
+    async def _create(self, data: Mapping[str, Any]) -> None:
+        self._refuse_second_session()
+        started = time.monotonic()
+        # Everything is checked before anything is stored: a refused create_session leaves nothing behind.
+        model = _live_model(validate_model_name(data.get("model") or settings.GEMINI_LIVE_MODEL))
+        config = cast(SessionConfig, data.get("config") or {})
+        plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
+        load_context = bool(data.get("loadConversationContext", False))
+        row = await self.db(services.live_session_create)(
+            user=self.user,
+            conversation_id=data.get("conversationId"),
+            model=model.name,
+            config={"request": dict(config), "loadConversationContext": load_context},
+            channel_name=self.outlet.channel_name,
+        )
+        assert row.conversation is not None
+        # From here the session's own ending (failed, ended or detached before it opened: see
+        # services.live_session_update) takes back a conversation it created and never used.
+        self.run = LiveRun(
+            client=self,
+            row=row,
+            conversation=row.conversation,
+            plan=plan,
+            load_context=load_context,
+            handle=None,
+            resumed=False,
+            started=started,
+        )
+        self.run.start()
+
+    async def _resume(self, data: Mapping[str, Any]) -> None:
+        self._refuse_second_session()
+        started = time.monotonic()
+        row = await self.db(services.live_session_claim)(
+            user=self.user, session_id=data["sessionId"], channel_name=self.outlet.channel_name
+        )
+        stored = row.config or {}
+        request: dict[str, Any] = dict(stored.get("request") or {})
+        if "binaryAudio" in data:
+            request["binaryAudio"] = data["binaryAudio"]
+        try:
+            plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
+        except ProtocolError:
+            await self.db(services.live_session_update)(session_id=row.pk, status="ended")
+            raise
+        handle = row.resumption_handle or None
+        issued = row.resumption_handle_issued_at
+        if handle and issued and timezone.now() - issued > timedelta(seconds=settings.LIVE_RESUMPTION_TTL_SECONDS):
+            handle = None  # expired: start afresh and reload the conversation instead
+        assert row.conversation is not None
+        self.run = LiveRun(
+            client=self,
+            row=row,
+            conversation=row.conversation,
+            plan=plan,
+            load_context=handle is None,
+            handle=handle,
+            resumed=True,
+            started=started,
+        )
+        self.run.start()
+
+    async def _send_message(self, run: LiveRun, data: Mapping[str, Any]) -> None:
+        handled = False
+        if "audioChunk" in data:
+            mime = (data.get("mimeType") or INPUT_AUDIO_MIME).replace(" ", "").lower()
+            pcm = decode_audio(decode_base64(data["audioChunk"], what="audioChunk", audio=True), mime)
+            await self._audio_in(run, pcm)
+            # Streaming audio leaves turnComplete out (or false); true ends the user's turn.
+            if data.get("turnComplete") is True and "text" not in data:
+                run.enqueue(Item("audio_stream_end") if run.plan.vad_enabled else Item("activity_end"))
+            handled = True
+        for key in ("screenData", "videoFrame"):
+            if key in data:
+                image = decode_base64(data[key], what=key)
+                mime = data.get("imageMimeType") or sniff_image(image)
+                if mime not in SUPPORTED_VIDEO_MIMES:
+                    raise ProtocolError(
+                        ErrorCode.INVALID_MESSAGE,
+                        f"{key} must be a JPEG, PNG or WebP image ({', '.join(SUPPORTED_VIDEO_MIMES)}).",
+                    )
+                run.enqueue(Item("video", image, mime))
+                handled = True
+        if "text" in data:
+            text = data["text"].strip()
+            if not text:
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, "send_message text is empty.")
+            run.enqueue(Item("text", text, turn_complete=bool(data.get("turnComplete", True))))
+            await run.recorder.typed_text(text)
+            handled = True
+        if not handled:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, "send_message needs text, audioChunk, screenData or videoFrame."
+            )
+
+    async def _audio_in(self, run: LiveRun, pcm: bytes) -> None:
+        verdict = run.rate_guard.check(pcm_seconds(pcm), time.monotonic())
+        if verdict == "ok":
+            run.user_audio(pcm)
+            return
+        if verdict == "drop":
+            await self._throttled_error(
+                "rate",
+                ProtocolError(
+                    ErrorCode.BACKPRESSURE,
+                    "Audio is arriving far faster than real time; frames are being dropped. "
+                    "Send microphone audio as it is captured.",
+                ),
+                every=2.0,
+            )
+            return
+        await self.send(
+            session_error(
+                run.public_id,
+                ErrorCode.BACKPRESSURE,
+                "Audio kept arriving far faster than real time; the session is closed.",
+            )
+        )
+        await run.stop("backpressure")
+        self._closing = True
+        await self.outlet.close_socket(CLOSE_TOO_FAST)

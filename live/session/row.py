@@ -1,0 +1,84 @@
+"""The session's ``LiveSession`` row, kept current from the async side: heartbeat, handle saves, the ending."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from live import services
+
+logger = logging.getLogger(__name__)
+
+Lane = Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
+
+
+class SessionRow:
+    """Writes to one live session's row, through the user's database lane, off the audio path."""
+
+    def __init__(self, *, pk: int, public_id: str, lane: Lane) -> None:
+        self.pk = pk
+        self.public_id = public_id
+        self._update = lane(services.live_session_update)
+        self._pending_handle: str | None = None
+        self._handle_saver: asyncio.Task[None] | None = None
+
+    async def opened(self) -> None:
+        """Gemini accepted the session: it is active, held by this process."""
+        await self._update(session_id=self.pk, status="active", seen=True)
+
+    async def heartbeat(self) -> None:
+        """Tell the database, until cancelled, that this process still holds the session (see
+        ``services._detach_stale_sessions``)."""
+        while True:
+            await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
+            try:
+                await self._update(session_id=self.pk, seen=True)
+            except Exception:
+                logger.exception("live: heartbeat of %s failed", self.public_id)
+
+    def save_handle(self, handle: str) -> None:
+        """Store the latest resumption handle (a browser that reconnects resumes from it)."""
+        self._pending_handle = handle
+        if self._handle_saver is None or self._handle_saver.done():
+            self._handle_saver = asyncio.create_task(self._save_handles())
+
+    async def _save_handles(self) -> None:
+        # One writer, latest handle wins: a burst of updates costs one or two writes, never a growing backlog.
+        while self._pending_handle is not None:
+            handle, self._pending_handle = self._pending_handle, None
+            try:
+                await self._update(session_id=self.pk, handle=handle)
+            except Exception:
+                logger.exception("live: storing the resumption handle of %s failed", self.public_id)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The writer task under way, if any (to cancel when the session ends)."""
+        return [self._handle_saver] if self._handle_saver is not None else []
+
+    async def finish(
+        self,
+        *,
+        status: str,
+        handle: str | None,
+        error_code: str | None,
+        error: str | None,
+        counters: dict[str, float],
+        reconnects: int,
+    ) -> None:
+        """Record how the session ended (a failure to do so is logged: the session is over either way)."""
+        try:
+            await self._update(
+                session_id=self.pk,
+                status=status,
+                handle=handle,
+                error_code=error_code,
+                error=error,
+                counters=counters,
+                reconnects=reconnects,
+            )
+        except Exception:
+            logger.exception("live: recording the end of %s failed", self.public_id)
