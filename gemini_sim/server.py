@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.frames import Opcode
@@ -23,6 +23,9 @@ from websockets.server import ServerProtocol
 
 from . import tls
 from .tokens import TokenStore
+
+if TYPE_CHECKING:
+    from .live import LiveSession, Snapshot
 
 log = logging.getLogger("gemini_sim")
 ws_log = logging.getLogger("gemini_sim.ws")
@@ -52,7 +55,7 @@ class Options:
     record_limit: int = 5000
     record_path: str | None = None  # also append them as JSON lines to this file
     session_cap_factor: float = 1.0  # scales per-model session caps (transcribe-live's 10 minutes), for tests
-    echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see LiveSession.echo)
+    echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see live.inputs)
 
     def update(self, **changes: Any) -> None:
         """Change options by name (unknown names are an error)."""
@@ -259,11 +262,11 @@ class Simulator:
         self.options = options
         self.tokens = TokenStore()
         self.recorder = Recorder(options)
-        self.handles: dict[str, Any] = {}  # resumption handle -> live.Snapshot
+        self.handles: dict[str, Snapshot] = {}  # resumption handle -> the state it resumes
         self.oauth_grants: dict[str, Any] = {}  # refresh token -> oauth.Grant
         self.access_tokens: dict[str, tuple[float, str, str]] = {}  # OAuth access token -> (expiry, scope, client)
         self.faults: list[Fault] = []
-        self.sessions: set[Any] = set()
+        self.sessions: set[LiveSession] = set()
         self._fault_lock = threading.Lock()
         self._session_counter = 0
         self._tasks: set[asyncio.Task[Any]] = set()
