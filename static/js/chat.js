@@ -1,4 +1,5 @@
 // The chat view: send a prompt, stream the reply into the page, then show the server-rendered (sanitised) result.
+import { fetchRenderedMessages, withId } from "./conversation-api.js";
 import { pendingMessage } from "./message-element.js";
 import { readEventStream } from "./sse.js";
 
@@ -71,8 +72,6 @@ function parseData(data) {
   }
 }
 
-const withId = (template, id) => template.replace("CONVERSATION_ID", encodeURIComponent(id));
-
 /** Take on the conversation the server created for the first prompt: URL, title, menu, sidebar. */
 function adoptConversation(id, conversation) {
   if (!id || id === conversationId) return;
@@ -99,15 +98,17 @@ function adoptConversation(id, conversation) {
   document.getElementById("side-list")?.prepend(link);
 }
 
-/** Replace the message list with the server's rendering (Markdown sanitised server-side). */
+/**
+ * Replace the message list with the server's rendering (Markdown sanitised server-side); false if it could not
+ * be read, and the streamed text stays as it is.
+ */
 async function refreshMessages() {
   const showAll = new URLSearchParams(location.search).get("all") === "1";
-  const url = withId(chat.dataset.messagesUrlTemplate, conversationId) + (showAll ? "?all=1" : "");
-  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
-  if (!response.ok) return false;
-  const template = document.createElement("template");
-  template.innerHTML = await response.text(); // server-rendered, escaped and sanitised
-  list.replaceChildren(template.content);
+  const fragment = await fetchRenderedMessages(
+    withId(chat.dataset.messagesUrlTemplate, conversationId) + (showAll ? "?all=1" : ""),
+  );
+  if (!fragment) return false;
+  list.replaceChildren(fragment);
   scrollToEnd();
   return true;
 }
@@ -177,7 +178,7 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = prompt.value.trim();
   if (!text || busy) return;
-  // During a voice session talk.js takes typed text into the live session (it cancels this event).
+  // During a voice session the Talk UI (talk/controller.js) takes typed text into the live session (it cancels this event).
   const routed = !chat.dispatchEvent(new CustomEvent("chat:submit", { cancelable: true, detail: { text } }));
   prompt.value = "";
   autosize();
@@ -191,7 +192,7 @@ prompt.addEventListener("keydown", (event) => {
   }
 });
 prompt.addEventListener("input", autosize);
-// A voice session (talk.js) that created the conversation hands it over like the first typed prompt does.
+// A voice session (talk/controller.js) that created the conversation hands it over like the first typed prompt does.
 chat.addEventListener("talk:conversation", (event) => adoptConversation(event.detail.id, event.detail.conversation));
 
 // Other parts of the page (the Talk UI) ask for the list to be re-rendered after they saved messages.

@@ -489,3 +489,98 @@ def test_talk_shows_gemini_reconnecting_then_carries_on(talk_browser: Any, serve
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
+
+
+def test_talk_end_while_the_microphone_is_asked_for(talk_browser: Any, server_url: str) -> None:
+    """Ending before the microphone permission is answered ends quietly and releases the microphone granted late."""
+    chromium, _ = talk_browser([1.0])
+    page = open_page(chromium, server_url)
+    # Hold getUserMedia's answer until the test releases it, as a permission prompt left open would.
+    page.add_init_script(
+        """(() => {
+            const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = (constraints) => new Promise((resolve, reject) => {
+                window.releaseMicrophone = () => real(constraints).then((stream) => {
+                    window.lateStream = stream;
+                    resolve(stream);
+                }, reject);
+            });
+        })()"""
+    )
+    sign_up(page, username="hasty")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page.wait_for_function("() => typeof window.releaseMicrophone === 'function'")
+    assert talk_state(page) == "connecting"
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    page.evaluate("window.releaseMicrophone()")
+    page.wait_for_function("() => window.lateStream?.getTracks().every((t) => t.readyState === 'ended')")
+    page.wait_for_timeout(500)
+    assert talk_state(page) == "ended"
+    expect(page.locator("#talk-status")).to_have_text("Voice session ended.")
+    assert not LiveSession.objects.filter(user__username="hasty").exists()
+
+
+def test_talk_hold_again_within_the_release_tail_continues_the_activity(talk_browser: Any, server_url: str) -> None:
+    """A press within 300 ms of a release carries on the same activity: one activity_start, one activity_end."""
+    chromium, _ = talk_browser([10.0])
+    page = start_talking(chromium, server_url, username="stutter")
+    wait_state(page, "listening")
+    page.get_by_role("button", name="Hold to talk instead of automatic turns").click()
+    hold = page.locator("#talk-hold")
+    expect(hold).to_be_enabled()
+    hold.hover()
+    page.mouse.down()
+    expect(page.locator("#talk-status")).to_have_text("Talking — release to send")
+    page.wait_for_timeout(400)
+    page.mouse.up()
+    page.mouse.down()  # well within the 300 ms tail
+    page.wait_for_timeout(400)
+    page.mouse.up()
+    page.wait_for_timeout(800)  # past the tail: activity_end has gone
+    types = check_wire(page)
+    assert types.count("out:activity_start") == 1, types
+    assert types.count("out:activity_end") == 1, types
+    assert types.index("out:activity_start") < types.index("out:activity_end")
+    assert "in:session_error" not in types
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+
+
+def test_talk_typed_text_before_the_session_opens_goes_to_the_chat(talk_browser: Any, server_url: str) -> None:
+    """Text typed while Talk is still connecting is sent as a typed prompt, not into a session that is not open."""
+    chromium, _ = talk_browser([10.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="eager")
+    user = UserFactory.create(username="eager")  # get_or_create: the account just signed up
+    conversation = ConversationFactory.create(owner=user, title="Eager")
+    held: list[str | bytes] = []
+    routes: list[Any] = []
+    released = False
+
+    def hold_server_frames(ws: Any) -> None:
+        # Page → server flows as usual; server → page waits, so the page stays "connecting".
+        routes.append(ws)
+        server = ws.connect_to_server()
+        server.on_message(lambda message: ws.send(message) if released else held.append(message))
+
+    page.route_web_socket(re.compile(r"/live$"), hold_server_frames)
+    page.goto(f"/c/{conversation.public_id}/")
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    page.wait_for_function("() => window.apsaraTalk.state === 'connecting'")
+    page.wait_for_timeout(1000)  # create_session reached the server, its answer is held
+    assert talk_state(page) == "connecting"
+    send_prompt(page, "Typed while connecting")
+    expect(page.locator("#messages .msg-user[data-message-id]")).to_have_text(re.compile("Typed while connecting"))
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=20_000)
+    released = True
+    for message in held:
+        routes[0].send(message)
+    wait_state(page, "listening")
+    page.wait_for_timeout(500)
+    expect(page.locator("#talk-notice")).to_be_hidden()
+    row = Message.objects.get(conversation=conversation, role=Message.Role.USER, text="Typed while connecting")
+    assert row.message_type == Message.MessageType.REST
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")

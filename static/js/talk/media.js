@@ -1,7 +1,9 @@
 // Audio and video for the voice UI: microphone capture and speech playback through AudioWorklets, and
-// camera/screen frames as JPEG snapshots. No network here; talk.js wires these to the /live socket.
+// camera/screen frames as JPEG snapshots. No network here; the controller wires these to the /live socket.
+import { arrayBufferToBase64 } from "./base64.js";
 
-const STATIC_BASE = new URL(".", import.meta.url); // the worklets sit beside this module
+// The worklets are static files of their own (addModule loads them by URL), one folder up from this module.
+const WORKLETS = new URL("../", import.meta.url);
 
 /** A media problem worded for the person at the keyboard (what happened and what to do about it). */
 export class MediaProblem extends Error {
@@ -75,25 +77,38 @@ export class AudioEngine {
         "INSECURE_CONTEXT",
       );
     }
-    this.context = new AudioContextClass({ latencyHint: "interactive" });
-    const resumed = this.context.resume(); // inside the gesture: unlocks playback on iOS
+    const context = new AudioContextClass({ latencyHint: "interactive" });
+    this.context = context;
+    const resumed = context.resume(); // inside the gesture: unlocks playback on iOS
+    let stream;
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
+      stream = await navigator.mediaDevices.getUserMedia({
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
       });
     } catch (error) {
       await this.stop();
       throw explainMediaError(error, "microphone");
     }
+    // stop() while the permission prompt was open: release the microphone it has just granted.
+    if (this.context !== context) {
+      for (const track of stream.getTracks()) track.stop();
+      throw new MediaProblem("The voice session was ended before the microphone started.", "STOPPED");
+    }
+    this.stream = stream;
     try {
       await resumed;
       await Promise.all([
-        this.context.audioWorklet.addModule(new URL("audio-capture-worklet.js", STATIC_BASE)),
-        this.context.audioWorklet.addModule(new URL("audio-playback-worklet.js", STATIC_BASE)),
+        context.audioWorklet.addModule(new URL("audio-capture-worklet.js", WORKLETS)),
+        context.audioWorklet.addModule(new URL("audio-playback-worklet.js", WORKLETS)),
       ]);
     } catch {
+      const stopped = this.context !== context;
       await this.stop();
+      if (stopped) throw new MediaProblem("The voice session was ended before the microphone started.", "STOPPED");
       throw new MediaProblem("The audio processor could not load. Reload the page and try again.", "WORKLET_FAILED");
+    }
+    if (this.context !== context) {
+      throw new MediaProblem("The voice session was ended before the microphone started.", "STOPPED");
     }
     const source = this.context.createMediaStreamSource(this.stream);
     this.capture = new AudioWorkletNode(this.context, "pcm16-capture", {
@@ -153,13 +168,6 @@ export class AudioEngine {
     this.context = null;
     if (context && context.state !== "closed") await context.close().catch(() => {});
   }
-}
-
-function arrayBufferToBase64(buffer) {
-  const bytes = new Uint8Array(buffer);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
 }
 
 /**

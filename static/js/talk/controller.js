@@ -1,0 +1,517 @@
+// The state of one voice call and the rules between its parts: the microphone and speakers (media.js), the
+// /live socket (socket.js), the transcripts in the message list (transcripts.js) and the panel (view.js).
+// Each of those does one thing; only this module knows which state the call is in and what an event means in it.
+import { fetchConversation } from "../conversation-api.js";
+import { base64ToArrayBuffer } from "./base64.js";
+import { AudioEngine, FrameSource, MediaProblem } from "./media.js";
+import { CLOSE, LiveSocket } from "./socket.js";
+import { Transcripts } from "./transcripts.js";
+import { TalkView } from "./view.js";
+
+const MAX_QUEUED_FRAMES = 75; // ~3 s of microphone audio kept while the socket is not ready
+const END_TIMEOUT_MS = 5000; // end_session unanswered this long: end anyway
+const RELEASE_TAIL_MS = 300; // push-to-talk: keep sending this long after release so the last word is not cut
+const SETTLE_DELAY_MS = 400; // after a call, give the server's last message_saved a moment before reading the list
+
+const ENDED_TEXT = {
+  client: "Voice session ended.",
+  admin: "An administrator ended this voice session.",
+  upstream: "Gemini ended the voice session. Press Talk to start a new one.",
+  backpressure: "The voice session was closed because audio arrived faster than real time.",
+};
+
+/** States in which a call is open or being opened (not `ending`: then nothing new is sent). */
+const ACTIVE_STATES = ["connecting", "listening", "speaking", "reconnecting"];
+
+export class TalkController {
+  /** @param {{slot: HTMLElement, chat: HTMLElement, list: HTMLElement}} elements */
+  constructor({ slot, chat, list }) {
+    this.slot = slot;
+    this.chat = chat;
+    this.state = "idle";
+    this.engine = null;
+    this.sessionId = null;
+    this.conversationId = slot.dataset.conversationId || null;
+    this.muted = false;
+    this.pushToTalk = false; // voice activity detection off: the person holds a button while speaking
+    this.holding = false;
+    this.tailUntil = 0;
+    this.tailTimer = null;
+    this.modelTurn = false; // the model is producing a turn (audio or transcript arriving)
+    this.endRequested = false;
+    this.endTimer = null;
+    this.queuedFrames = [];
+    this.frameSource = null;
+    this.lastError = "";
+    this.lastPlaybackStats = null;
+    this.stats = {
+      framesCaptured: 0,
+      framesSent: 0,
+      samplesSent: 0, // 16 kHz microphone samples sent
+      framesDropped: 0,
+      audioFramesReceived: 0,
+      samplesReceived: 0, // 24 kHz model samples received from the server
+      videoFramesSent: 0,
+      messagesSaved: 0,
+      reconnects: 0,
+      events: [],
+    };
+    this.socket = new LiveSocket({
+      onMessage: (message) => this.onMessage(message),
+      onAudio: (buffer) => this.onAudio(buffer),
+      onClose: (event, opened) => this.onClose(event, opened),
+    });
+    this.transcripts = new Transcripts({ list, messagesUrlTemplate: chat.dataset.messagesUrlTemplate });
+    this.view = new TalkView({
+      slot,
+      chat,
+      supports: { camera: FrameSource.supported("camera"), screen: FrameSource.supported("screen") },
+      actions: {
+        start: () => this.start(),
+        end: () => this.end(),
+        dismiss: () => this.dismiss(),
+        toggleMute: () => this.setMuted(!this.muted),
+        togglePushToTalk: () => this.setPushToTalk(!this.pushToTalk),
+        toggleFrames: (kind) => this.toggleFrames(kind),
+        holdStart: () => this.beginActivity(),
+        holdEnd: () => this.finishActivity(),
+      },
+    });
+
+    // Typed text during a live session goes to Gemini through the session (chat.js asks first).
+    chat.addEventListener("chat:submit", (event) => {
+      if (this.active && this.sessionId && this.socket.open) {
+        event.preventDefault();
+        this.sendText(event.detail.text);
+      }
+    });
+    window.addEventListener("pagehide", () => {
+      if (this.sessionId) this.socket.send({ type: "end_session", sessionId: this.sessionId });
+    });
+  }
+
+  get active() {
+    return ACTIVE_STATES.includes(this.state);
+  }
+
+  setState(state, message = "") {
+    this.state = state;
+    this.stats.events.push(state);
+    this.view.render(state, { message, pushToTalk: this.pushToTalk, holding: this.holding, muted: this.muted });
+  }
+
+  /** Listening or speaking, from whether the model's turn is arriving or its audio still playing. */
+  refreshSpeaking() {
+    if (this.state !== "listening" && this.state !== "speaking") return;
+    const speaking = this.modelTurn || Boolean(this.engine?.playing);
+    this.setState(speaking ? "speaking" : "listening");
+  }
+
+  dismiss() {
+    this.view.showNotice("");
+    this.setState("idle");
+    this.view.focusTalk();
+  }
+
+  // -- starting and ending -------------------------------------------------------------------------------------------
+
+  async start() {
+    if (this.active) return;
+    this.view.showNotice("");
+    this.view.showInfo("");
+    this.conversationId = this.slot.dataset.conversationId || null; // the typed chat may have created one since
+    this.endRequested = false;
+    this.sessionId = null;
+    this.socket.resetBackoff();
+    this.queuedFrames = [];
+    this.muted = false;
+    this.view.setMuted(false);
+    this.pushToTalk = false;
+    this.setHolding(false);
+    this.view.setPushToTalk(false);
+    this.setState("connecting");
+    const engine = new AudioEngine({
+      onFrame: (pcm) => this.onMicFrame(pcm),
+      onLevel: (level) => this.view.setLevel(level),
+      onPlayback: () => this.refreshSpeaking(),
+    });
+    this.engine = engine;
+    try {
+      await engine.start(); // the microphone first: no session is opened that could not hear anyone
+    } catch (error) {
+      // Ended (or ended and started again) while the microphone was being asked for: that call is not this one.
+      if (this.engine !== engine) return;
+      this.fail(error instanceof MediaProblem ? error.message : "The microphone could not be started.");
+      return;
+    }
+    if (this.engine !== engine || this.state !== "connecting") return; // ended meanwhile
+    this.view.focusEnd();
+    this.socket.connect({ conversationId: this.conversationId });
+  }
+
+  end() {
+    if (!this.active) return;
+    this.endRequested = true;
+    this.engine?.flush();
+    this.stopFrames();
+    if (this.sessionId && this.socket.open) {
+      this.setState("ending");
+      this.socket.send({ type: "end_session", sessionId: this.sessionId });
+      this.endTimer = setTimeout(() => this.finish("ended", ENDED_TEXT.client), END_TIMEOUT_MS);
+    } else {
+      this.finish("ended", ENDED_TEXT.client);
+    }
+  }
+
+  /** Tear everything down and show the final state. */
+  finish(state, message) {
+    clearTimeout(this.endTimer);
+    this.endTimer = null;
+    clearTimeout(this.tailTimer);
+    this.tailTimer = null;
+    this.setHolding(false);
+    this.stopFrames();
+    this.socket.close();
+    const engine = this.engine;
+    this.engine = null;
+    if (engine) this.lastPlaybackStats = engine.playbackStats;
+    engine?.stop();
+    this.view.showNotice("");
+    this.view.showInfo("");
+    this.modelTurn = false;
+    this.sessionId = null;
+    this.queuedFrames = [];
+    this.transcripts.orphanAll();
+    if (this.conversationId && state !== "error") {
+      setTimeout(() => {
+        if (!this.active) this.transcripts.settle(this.conversationId);
+      }, SETTLE_DELAY_MS);
+    }
+    this.view.setLevel(0);
+    this.setState(state, message);
+    this.view.returnFocus();
+  }
+
+  fail(message) {
+    this.finish("error", message);
+  }
+
+  // -- the socket ----------------------------------------------------------------------------------------------------
+
+  onClose(event, opened) {
+    if (event.code === CLOSE.LOGGED_OUT) {
+      this.fail("You are no longer logged in. Reload the page, log in, and press Talk again.");
+    } else if (event.code === CLOSE.BACKPRESSURE) {
+      this.fail(ENDED_TEXT.backpressure);
+    } else if (this.endRequested || !this.active) {
+      if (this.state === "ending") this.finish("ended", ENDED_TEXT.client);
+    } else if (!this.sessionId && !opened) {
+      this.fail("Could not reach the voice server. Check your connection and press Talk again.");
+    } else if (!this.sessionId) {
+      this.fail("The connection closed before the voice session started. Press Talk to try again.");
+    } else {
+      this.reconnect();
+    }
+  }
+
+  /** The socket went away mid-call: resume the same session on a new one, after the backoff delay. */
+  reconnect() {
+    const scheduled = this.socket.scheduleReconnect(() => {
+      if (this.state === "reconnecting") this.socket.connect({ sessionId: this.sessionId });
+    });
+    if (!scheduled) {
+      this.fail("The connection to the voice server was lost and could not be restored. Press Talk to start again.");
+      return;
+    }
+    this.engine?.flush(); // what was playing belongs to a turn that may not continue
+    this.modelTurn = false;
+    this.setState("reconnecting");
+  }
+
+  /** For the browser tests: drop the socket as a network failure would (the page reconnects and resumes). */
+  dropConnection() {
+    this.socket.hangUp(CLOSE.SIMULATED_DROP, "test: simulated drop");
+  }
+
+  // -- microphone and camera → server --------------------------------------------------------------------------------
+
+  onMicFrame(pcm) {
+    this.stats.framesCaptured += 1;
+    if (this.endRequested) return; // audio after end_session would only be refused (NO_ACTIVE_SESSION)
+    const ready = this.sessionId && this.socket.open && this.state !== "reconnecting";
+    if (!ready) {
+      // Keep the start of what was said while the session opens or the socket comes back (bounded).
+      if (this.state === "connecting" || this.state === "reconnecting") {
+        this.queuedFrames.push(pcm);
+        if (this.queuedFrames.length > MAX_QUEUED_FRAMES) {
+          this.queuedFrames.shift();
+          this.stats.framesDropped += 1;
+        }
+      }
+      return;
+    }
+    if (this.pushToTalk && !this.holding && performance.now() > this.tailUntil) return; // not talking
+    this.flushQueuedFrames();
+    this.sendFrame(pcm);
+  }
+
+  sendFrame(pcm) {
+    if (!this.socket.sendAudio(pcm)) {
+      this.stats.framesDropped += 1;
+      return;
+    }
+    this.stats.framesSent += 1;
+    this.stats.samplesSent += pcm.byteLength / 2;
+  }
+
+  flushQueuedFrames() {
+    const frames = this.queuedFrames;
+    this.queuedFrames = [];
+    for (const pcm of frames) this.sendFrame(pcm);
+  }
+
+  sendText(text) {
+    this.socket.send({ type: "send_message", sessionId: this.sessionId, data: { text, turnComplete: true } });
+    this.transcripts.appendTyped(text);
+  }
+
+  async toggleFrames(kind) {
+    const current = this.frameSource?.kind;
+    this.stopFrames();
+    if (current === kind) return;
+    const source = new FrameSource({
+      kind,
+      maxSide: kind === "screen" ? 1024 : 768,
+      onFrame: (jpeg) => {
+        if (!this.sessionId || this.state === "reconnecting") return;
+        const key = kind === "screen" ? "screenData" : "videoFrame";
+        this.socket.send({
+          type: "send_message",
+          sessionId: this.sessionId,
+          data: { [key]: jpeg, imageMimeType: "image/jpeg" },
+        });
+        this.stats.videoFramesSent += 1;
+      },
+      onEnded: () => {
+        if (this.frameSource === source) this.stopFrames();
+      },
+    });
+    this.frameSource = source;
+    this.view.setSharing(kind);
+    try {
+      await source.start();
+    } catch (error) {
+      if (this.frameSource === source) this.stopFrames();
+      this.view.showNotice(error instanceof MediaProblem ? error.message : `The ${kind} could not be shared.`);
+      return;
+    }
+    if (this.frameSource !== source || !this.active) {
+      source.stop();
+      return;
+    }
+    this.view.showPreview(source.video, kind);
+  }
+
+  stopFrames() {
+    this.frameSource?.stop();
+    this.frameSource = null;
+    this.view.showPreview(null);
+    this.view.setSharing(null);
+  }
+
+  // -- mute and push-to-talk -----------------------------------------------------------------------------------------
+
+  setMuted(muted) {
+    this.muted = muted;
+    this.engine?.setMuted(muted);
+    this.view.setMuted(muted);
+    if (this.state === "listening") this.setState("listening");
+  }
+
+  /** Switch between automatic turns (Gemini's voice activity detection) and holding a button to talk. */
+  setPushToTalk(on) {
+    if (!this.sessionId) return;
+    this.socket.send({ type: "configure_vad", sessionId: this.sessionId, data: { enabled: !on } });
+    this.view.setModeBusy(true); // until vad_configured says it took effect
+  }
+
+  onVadConfigured(vad) {
+    this.pushToTalk = vad?.enabled === false;
+    this.setHolding(false);
+    this.view.setModeBusy(false);
+    this.view.setPushToTalk(this.pushToTalk);
+    this.setState(this.state);
+    if (this.pushToTalk) this.view.focusHold();
+  }
+
+  setHolding(holding) {
+    this.holding = holding;
+    this.view.setHolding(holding);
+  }
+
+  beginActivity() {
+    if (!this.pushToTalk || this.holding || !this.sessionId) return;
+    if (this.state !== "listening" && this.state !== "speaking") return;
+    // Pressed again within the release tail: the activity never ended, so carry on with it.
+    const continuing = this.tailTimer !== null;
+    clearTimeout(this.tailTimer);
+    this.tailTimer = null;
+    this.setHolding(true);
+    this.engine?.flush(); // the person is talking over the model: stop it now, not one round trip later
+    this.modelTurn = false;
+    if (!continuing) this.socket.send({ type: "activity_start", sessionId: this.sessionId });
+    this.setState("listening");
+  }
+
+  finishActivity() {
+    if (!this.holding) return;
+    this.setHolding(false);
+    this.tailUntil = performance.now() + RELEASE_TAIL_MS;
+    this.tailTimer = setTimeout(() => {
+      this.tailTimer = null;
+      this.socket.send({ type: "activity_end", sessionId: this.sessionId });
+    }, RELEASE_TAIL_MS);
+    this.setState(this.state);
+  }
+
+  // -- server → page -------------------------------------------------------------------------------------------------
+
+  onAudio(buffer) {
+    if (!buffer.byteLength || !this.engine) return;
+    this.stats.audioFramesReceived += 1;
+    this.stats.samplesReceived += buffer.byteLength / 2;
+    this.engine.play(buffer);
+    if (!this.modelTurn) {
+      this.modelTurn = true;
+      this.transcripts.append("model", ""); // a bubble for the answer at once; its transcript fills it in
+      this.refreshSpeaking();
+    }
+  }
+
+  onMessage(message) {
+    switch (message.type) {
+      case "session_created":
+        this.onSessionOpen(message);
+        this.adoptConversation(message.conversationId);
+        break;
+      case "session_resumed":
+        if (this.state === "reconnecting") this.stats.reconnects += 1;
+        this.onSessionOpen(message);
+        if (message.config?.vad) this.onVadConfigured(message.config.vad); // the server's setting is the truth
+        break;
+      case "session_reconnecting":
+        this.engine?.flush();
+        this.modelTurn = false;
+        this.setState("reconnecting", "Reconnecting to Gemini…");
+        break;
+      case "session_message":
+        this.onSessionMessage(message.data ?? {});
+        break;
+      case "message_saved":
+        this.onMessageSaved(message);
+        break;
+      case "session_ended":
+        this.onSessionEnded(message);
+        break;
+      case "session_error":
+        this.onSessionError(message.error ?? {});
+        break;
+      case "vad_configured":
+        this.onVadConfigured(message.vad);
+        break;
+      case "context_loaded": {
+        const count = message.messagesLoaded;
+        this.view.showInfo(`Gemini has the last ${count} message${count === 1 ? "" : "s"} of this conversation.`);
+        break;
+      }
+      case "audio_error":
+        this.view.showNotice(message.error?.message ?? "The server could not use the microphone audio.");
+        break;
+      default:
+        break; // context_load_skipped, pong: nothing to show
+    }
+  }
+
+  onSessionOpen(message) {
+    this.sessionId = message.sessionId;
+    this.socket.resetBackoff();
+    this.view.showNotice("");
+    this.setState("listening");
+    this.flushQueuedFrames();
+  }
+
+  onSessionMessage(data) {
+    const content = data.serverContent;
+    if (!content) return;
+    if (content.interrupted) {
+      // Barge-in: the person spoke over the model; silence it at once.
+      this.engine?.flush();
+      this.modelTurn = false;
+      this.transcripts.markInterrupted();
+    }
+    const heard = content.inputTranscription?.text;
+    if (heard) this.transcripts.append("user", heard);
+    const said = content.outputTranscription?.text;
+    if (said) {
+      this.modelTurn = true;
+      this.transcripts.append("model", said);
+    }
+    for (const part of content.modelTurn?.parts ?? []) {
+      if (part.inlineData?.data && part.inlineData.mimeType?.startsWith("audio/pcm")) {
+        this.onAudio(base64ToArrayBuffer(part.inlineData.data));
+      } else if (typeof part.text === "string" && !said) {
+        this.modelTurn = true;
+        this.transcripts.append("model", part.text);
+      }
+    }
+    if (content.turnComplete || content.interrupted) {
+      this.engine?.endOfTurn();
+      this.modelTurn = false;
+      this.transcripts.markTurnDone();
+    }
+    this.refreshSpeaking();
+  }
+
+  onMessageSaved(message) {
+    if (!message.conversationId || message.conversationId !== this.conversationId) return; // another chat's
+    this.stats.messagesSaved += 1;
+    this.transcripts.saved(message.message, this.conversationId);
+  }
+
+  onSessionEnded(message) {
+    const reason = message.reason;
+    if (reason === "error" && this.state === "error") return;
+    if (reason === "error") {
+      this.fail(this.lastError || "The voice session ended because of an error. Press Talk to try again.");
+      return;
+    }
+    this.finish("ended", ENDED_TEXT[reason] ?? ENDED_TEXT.client);
+  }
+
+  onSessionError(error) {
+    const code = error.code ?? "";
+    const message = error.message || "The voice session failed.";
+    this.lastError = message;
+    if (code === "SESSION_IN_USE" && this.sessionId) {
+      // The server has not noticed the old socket is gone yet: try again shortly (the close reconnects).
+      this.socket.hangUp();
+      return;
+    }
+    if (!this.sessionId || code === "SESSION_NOT_FOUND" || code === "RESUME_FAILED") {
+      // Nothing was opened (or it cannot be resumed): this is final.
+      this.fail(message);
+      return;
+    }
+    // A problem within a running session (e.g. BACKPRESSURE): show it; session_ended follows if it is fatal.
+    this.view.showNotice(message);
+  }
+
+  /** A new conversation the session created: the page takes on its id, URL and title (chat.js does the page). */
+  async adoptConversation(id) {
+    if (!id || id === this.conversationId) return;
+    this.conversationId = id;
+    this.slot.dataset.conversationId = id;
+    const conversation = await fetchConversation(id);
+    this.chat.dispatchEvent(new CustomEvent("talk:conversation", { detail: { id, conversation } }));
+  }
+}
