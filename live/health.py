@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db import connection
 
 from apsara import gemini
+from live import layer_internals
 
 CHECK_TIMEOUT_SECONDS = 2.0
-ORPHAN_CHECK_INTERVAL_SECONDS = 0.05
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,9 @@ async def channel_layer_check() -> dict[str, Any]:
     """Send a message to a fresh channel of this process and receive it back; on a timeout, repair what can be.
 
     The round trip goes through the same receive machinery as the sockets' control messages, so it times out when
-    that machinery is wedged, not only when Redis is unreachable. A wedge found is repaired (``_repair_receive``)
-    and reported as ``repaired``: this probe still fails (messages may have been held up meanwhile), the next one
-    shows whether the repair worked.
+    that machinery is wedged, not only when Redis is unreachable. A wedge found is repaired
+    (``layer_internals.repair_receive_lock``) and reported as ``repaired``: this probe still fails (messages may
+    have been held up meanwhile), the next one shows whether the repair worked.
     """
     layer = get_channel_layer()
     if layer is None:
@@ -73,7 +73,7 @@ async def channel_layer_check() -> dict[str, Any]:
     except TimeoutError:
         _abandoned_probes.append(channel)  # its message may still come; see _forget_abandoned_probes
         report: dict[str, Any] = {"status": "error", "backend": backend, "error": "timeout"}
-        repaired = await _repair_receive(layer)
+        repaired = await layer_internals.repair_receive_lock(layer)
         if repaired:
             report["repaired"] = repaired
             logger.warning("live health: the channel layer's receive was wedged (%s); repaired", repaired)
@@ -99,45 +99,8 @@ _abandoned_probes: collections.deque[str] = collections.deque(maxlen=64)
 
 
 def _forget_abandoned_probes(layer: Any) -> None:
-    buffers = getattr(layer, "receive_buffer", None)
-    if isinstance(buffers, dict):
-        for channel in _abandoned_probes:
-            buffers.pop(channel, None)
-
-
-async def _repair_receive(layer: Any) -> str | None:
-    """Release channels_redis' receive lock if it is held while nothing reads Redis; say what was done.
-
-    channels_redis lets one receive at a time read the process's Redis queue for every channel of the process,
-    under ``receive_lock``; a receive holding it is inside ``receive_single`` (which holds the per-queue clean lock
-    while it reads). A lock held with no such reader belongs to a task that will never release it: a receive
-    cancelled while channels_redis' own cancellation handling failed (a KeyError before it cancelled its helper
-    tasks, which live.consumers once caused) leaves exactly that, and then no socket of the process hears a control
-    message again (message_saved, a staff end) until the process restarts. A reader that is merely slow (Redis
-    stalled or unreachable) is left alone: its read times out by itself (``REDIS_SOCKET_TIMEOUT``).
-    """
-    found = getattr(layer, "receive_lock", None)
-    clean_locks = getattr(getattr(layer, "receive_clean_locks", None), "locks", None)
-    if not isinstance(found, asyncio.Lock) or not isinstance(clean_locks, dict):
-        return None  # not channels_redis' RedisChannelLayer, or a version built otherwise
-    lock: asyncio.Lock = found
-    queue_key = layer.prefix + layer.non_local_name(await layer.new_channel())
-
-    def orphaned() -> bool:
-        reader = clean_locks.get(queue_key)
-        reading = reader is not None and reader.locked()
-        return getattr(layer, "receive_lock", None) is lock and lock.locked() and not reading
-
-    # A receive that has just been handed the lock reaches receive_single within a turn or two of the event loop:
-    # look a few times before deciding nobody holds it.
-    for _ in range(3):
-        if not orphaned():
-            return None
-        await asyncio.sleep(ORPHAN_CHECK_INTERVAL_SECONDS)
-    if not orphaned():
-        return None
-    lock.release()  # the next receive waiting for it reads Redis again, and delivers to everyone waiting
-    return "receive lock held by no reader, released"
+    for channel in _abandoned_probes:
+        layer_internals.forget_channel(layer, channel)
 
 
 def gemini_check() -> dict[str, Any]:

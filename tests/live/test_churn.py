@@ -5,7 +5,7 @@ process's ``/live/health`` stayed 503 ("channelLayer: timeout"), its sockets no 
 staff "end session", and every close logged "Exception in ASGI application". Cause: the consumer dropped its
 channel's entry in channels_redis' receive buffer while its control loop still waited on it; channels_redis'
 cancellation handling then failed with a KeyError before cancelling its helper tasks, one of which later took the
-layer's receive lock for good (see ``live.consumers.LiveConsumer._forget_channel``).
+layer's receive lock for good (see ``live.layer_internals.forget_channel``).
 
 After the churn, in the same process(es): a staff end reaches the socket holding the session, a ``message_saved``
 reaches the user's other tab, ``/live/health`` is 200 (and was throughout), nothing was logged as an ERROR, no task is

@@ -148,7 +148,7 @@ async def test_a_redis_reader_at_work_is_not_mistaken_for_a_wedge(settings, conn
     """A receive that holds the lock while it reads Redis is left alone: the repair must not make two readers."""
     from channels.layers import get_channel_layer
 
-    from live.health import _repair_receive
+    from live.layer_internals import repair_receive_lock
     from tests.live.inprocess import layer_settings
 
     settings.CHANNEL_LAYERS = layer_settings("redis")
@@ -156,7 +156,7 @@ async def test_a_redis_reader_at_work_is_not_mistaken_for_a_wedge(settings, conn
     await connect()
     await asyncio.sleep(0.2)
     assert layer.receive_lock.locked()
-    assert await _repair_receive(layer) is None
+    assert await repair_receive_lock(layer) is None
     assert layer.receive_lock.locked()
 
 

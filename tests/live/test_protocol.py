@@ -100,9 +100,7 @@ def test_bad_base64_is_a_protocol_error(value):
 
 def test_user_id_from_the_client_is_never_used():
     message = parse_client_message(json.dumps({"type": "create_session", "data": {"userId": 1}}))
-    assert (
-        message["data"]["userId"] == 1
-    )  # accepted, never read (the user is the logged-in one)
+    assert message["data"]["userId"] == 1  # accepted, never read (the user is the logged-in one)
     import live.session
 
     package = Path(live.session.__file__).parent

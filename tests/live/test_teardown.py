@@ -9,7 +9,7 @@ other tab still hears a ``message_saved`` and ``/live/health`` is 200.
 
 Before the fix every close on Redis raised ``CancelledError`` out of the consumer (uvicorn: "Exception in ASGI
 application"), left a pending ``Queue.get`` task behind ("Task was destroyed but it is pending") and a task that
-later took channels_redis' receive lock for good: see ``live.consumers.LiveConsumer._forget_channel``.
+later took channels_redis' receive lock for good: see ``live.layer_internals.forget_channel``.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ async def test_only_the_receive_reading_redis_is_stopped_by_message(settings, op
     cancelled read; the others, only waiting for their turn, are cancelled (no message on the shared queue)."""
     from channels.layers import get_channel_layer
 
-    from live.consumers import CONTROL_STOP
+    from live.transport import CONTROL_STOP
 
     settings.CHANNEL_LAYERS = layer_settings("redis")
     layer = get_channel_layer()
