@@ -35,11 +35,12 @@ from google.genai import types
 from apsara import gemini
 from conversations.audio import AudioError as ConversationsAudioError
 from conversations.audio import wav_pcm16, wav_read
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, Message, User
 from live import db as live_db
 from live import memory, metrics, services, tools
 from live.config import SessionPlan, plan_session, validate_model_name, validate_vad
 from live.context import load_history
+from live.models import LiveSession
 from live.protocol import (
     CLOSE_TOO_FAST,
     INPUT_AUDIO_MIME,

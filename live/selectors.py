@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 
-from conversations.models import LiveSession, Message
+from conversations.models import Message
+from live.models import LiveSession
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -18,8 +18,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apsara.validation import is_public_id
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, Message, User
 from conversations.services import conversation_create
+from live.models import LiveSession
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session

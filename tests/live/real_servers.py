@@ -60,7 +60,7 @@ STAFF_END = """
 import sys
 import django
 django.setup()
-from conversations.models import LiveSession
+from live.models import LiveSession
 from live.services import live_session_end_request
 print(live_session_end_request(live_session=LiveSession.objects.get(public_id=sys.argv[1])))
 """

@@ -12,7 +12,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from conversations.models import Conversation, LiveSession, Message
+from conversations.models import Conversation, Message
+from live.models import LiveSession
 from tests.factories import ConversationFactory, MessageFactory
 from tests.live.conftest import MODEL, messages_of, session_row, silence, speech
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations.models import Conversation, LiveSession, Message
+from conversations.models import Conversation, Message
+from live.models import LiveSession
 from tests.factories import ConversationFactory, LiveSessionFactory, UserFactory
 from tests.live.conftest import MODEL, session_row
 

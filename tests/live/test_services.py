@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from conversations.models import LiveSession
+from live.models import LiveSession
 from live.services import EndRequest, live_session_end_request, live_session_group, live_session_update
 from tests.factories import LiveSessionFactory
 

@@ -8,7 +8,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.models import LiveSession, User
+from conversations.models import User
+from live.models import LiveSession
 from live.selectors import live_session_list
 from live.services import EndRequest, live_session_end_request
 
