@@ -343,7 +343,7 @@ class LiveBridge:
         )
         assert row.conversation is not None
         # From here the session's own ending (failed, ended or detached before it opened: see
-        # services.live_session_update) takes back a conversation it created and never used.
+        # services.live_session_finish) takes back a conversation it created and never used.
         self.run = LiveRun(
             bridge=self,
             row=row,
@@ -373,7 +373,7 @@ class LiveBridge:
         try:
             plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
         except ProtocolError:
-            await self.db(services.live_session_update)(session_id=row.pk, status="ended")
+            await self.db(services.live_session_finish)(live_session_pk=row.pk, status=LiveSession.Status.ENDED)
             raise
         handle = row.resumption_handle or None
         issued = row.resumption_handle_issued_at
@@ -579,7 +579,12 @@ class LiveRun:
         self._stop_reason: StopReason | None = None
         self._active_counted = False
         self._awaiting_reply_since: float | None = None  # when the user last said or typed something unanswered
-        self._counters = {"messages_in": 0, "messages_out": 0, "audio_seconds_in": 0.0, "audio_seconds_out": 0.0}
+        self._counters: services.LiveSessionCounters = {
+            "messages_in": 0,
+            "messages_out": 0,
+            "audio_seconds_in": 0.0,
+            "audio_seconds_out": 0.0,
+        }
         self._reconnects = 0
         self._drops_warned = 0.0
 
@@ -808,7 +813,7 @@ class LiveRun:
                 )
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
-        await self.bridge.db(services.live_session_update)(session_id=self.pk, status="active", seen=True)
+        await self.bridge.db(services.live_session_activate)(live_session_pk=self.pk)
         await self.bridge.outlet.group_add(services.live_session_group(self.public_id))
         self._spawn(self._heartbeat())
         metrics.session_active(1)
@@ -978,8 +983,8 @@ class LiveRun:
             "error": LiveSession.Status.FAILED,
         }.get(reason, LiveSession.Status.ENDED)
         try:
-            await self.bridge.db(services.live_session_update)(
-                session_id=self.pk,
+            await self.bridge.db(services.live_session_finish)(
+                live_session_pk=self.pk,
                 status=status,
                 handle=self._handle if reason == "disconnect" else None,
                 error_code=str(failure.code) if failure else ("BACKPRESSURE" if reason == "backpressure" else None),
@@ -1203,11 +1208,11 @@ class LiveRun:
 
     async def _heartbeat(self) -> None:
         """Tell the database this process still holds the session (see services._detach_stale_sessions)."""
-        update = self.bridge.db(services.live_session_update)
+        heartbeat = self.bridge.db(services.live_session_heartbeat)
         while True:
             await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
             try:
-                await update(session_id=self.pk, seen=True)
+                await heartbeat(live_session_pk=self.pk)
             except Exception:
                 logger.exception("live: heartbeat of %s failed", self.public_id)
 
@@ -1221,7 +1226,7 @@ class LiveRun:
         while self._pending_handle is not None:
             handle, self._pending_handle = self._pending_handle, None
             try:
-                await self.bridge.db(services.live_session_update)(session_id=self.pk, handle=handle)
+                await self.bridge.db(services.live_session_store_handle)(live_session_pk=self.pk, handle=handle)
             except Exception:
                 logger.exception("live: storing the resumption handle of %s failed", self.public_id)
 

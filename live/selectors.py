@@ -38,3 +38,8 @@ def live_session_list(
     if statuses:
         sessions = sessions.filter(status__in=statuses)
     return list(sessions.order_by("-started_at", "-id")[:limit])
+
+
+def live_session_get(*, public_id: str) -> LiveSession | None:
+    """Return the live session with this public id (with its user), or None."""
+    return LiveSession.objects.select_related("user", "conversation").filter(public_id=public_id).first()
