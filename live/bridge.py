@@ -27,7 +27,6 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, Literal, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 from google.genai import types
@@ -35,7 +34,7 @@ from google.genai import types
 from apsara import gemini
 from conversations.audio import AudioError as ConversationsAudioError
 from conversations.audio import wav_pcm16, wav_read
-from conversations.models import Conversation, Message, User
+from conversations.models import Conversation, User
 from live import db as live_db
 from live import memory, metrics, services, tools
 from live.config import SessionPlan, plan_session, validate_model_name, validate_vad
@@ -544,7 +543,6 @@ class LiveRun:
                 "sessionId": row.public_id,
                 "responseModalities": list(plan.browser_modalities),
             },
-            on_saved=self._announce_saved,
             pad_ms=settings.LIVE_RECORD_PAD_MS,
             silence_rms=settings.LIVE_SILENCE_RMS,
         )
@@ -1358,11 +1356,3 @@ class LiveRun:
         self._helpers.add(task)
         task.add_done_callback(self._helpers.discard)
         return task
-
-    async def _announce_saved(self, message: Message) -> None:
-        """Tell every open socket of this user (any process) that a message was stored."""
-        layer = get_channel_layer()
-        if layer is not None:
-            await layer.group_send(
-                services.user_group(self.user.pk), services.message_saved_event(message, session_id=self.public_id)
-            )

@@ -19,9 +19,9 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from conversations.events import user_group
 from live.bridge import LiveBridge
 from live.protocol import CLOSE_UNAUTHENTICATED, now_iso
-from live.services import user_group
 
 logger = logging.getLogger(__name__)
 

@@ -31,41 +31,6 @@ ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: i
 CREATED_CONVERSATION = "createdConversation"
 
 
-def user_group(user_id: int) -> str:
-    """Name the channel-layer group of one user's open /live sockets (``message.saved`` goes there)."""
-    return f"user_{user_id}"
-
-
-def message_saved_event(message: Message, *, session_id: str | None = None) -> dict[str, Any]:
-    """The channel-layer event announcing a stored message (LiveConsumer.message_saved relays it as message_saved)."""
-    return {
-        "type": "message.saved",
-        "sessionId": session_id,
-        "conversationId": message.conversation.public_id,
-        "message": {
-            "id": message.public_id,
-            "role": message.role,
-            "messageType": message.message_type,
-            "text": message.text or message.input_transcription or message.output_transcription,
-            "interrupted": message.interrupted,
-            "audioDuration": message.audio_duration,
-            "hasAudio": bool(message.audio),
-            "toolData": message.tool_data or None,
-            "createdAt": message.created_at.isoformat(),
-        },
-    }
-
-
-def message_saved_announce(*, message: Message) -> None:
-    """Tell the owner's open /live sockets (other tabs, any process) about a message saved outside a live session.
-
-    For synchronous writers such as the REST chat: call inside or outside a transaction; it is sent after commit.
-    """
-    event = message_saved_event(message)
-    group = user_group(message.conversation.owner_id)
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event))
-
-
 def live_session_group(public_id: str) -> str:
     """Name the channel-layer group that the consumer holding a live session joins."""
     return f"live_session_{public_id}"

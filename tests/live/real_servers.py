@@ -71,7 +71,7 @@ from asgiref.sync import async_to_sync
 import django
 django.setup()
 from channels.layers import get_channel_layer
-from live.services import user_group
+from conversations.events import user_group
 event = {"type": "message.saved", "sessionId": None, "conversationId": sys.argv[2], "message": {"text": sys.argv[2]}}
 async_to_sync(get_channel_layer().group_send)(user_group(int(sys.argv[1])), event)
 """
