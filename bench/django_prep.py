@@ -15,7 +15,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from conversations.models import LiveSession, User
+    from conversations.models import User
+    from live.models import LiveSession
 
     users = int(sys.argv[1])
     call_command("migrate", verbosity=0, interactive=False)

@@ -1,4 +1,4 @@
-"""Staff views of users, conversations, messages (with their recordings) and live sessions.
+"""Staff views of users, conversations and messages (with their recordings); live sessions are in live.admin.
 
 Every write goes through conversations.services, like the API and the live bridge.
 """
@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 
 from . import services
 from .forms import AdminLoginForm
-from .models import Conversation, LiveSession, Message, User
+from .models import Conversation, Message, User
 
 PREVIEW_CHARS = 80
 
@@ -193,50 +193,3 @@ class MessageAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         for message in queryset.select_related("conversation"):
             services.message_delete(message=message)
-
-
-@admin.register(LiveSession)
-class LiveSessionAdmin(admin.ModelAdmin):
-    """Live sessions as the bridge records them: read-only for staff."""
-
-    list_display = (
-        "public_id",
-        "user",
-        "conversation_id_display",
-        "model",
-        "status",
-        "started_at",
-        "duration",
-        "reconnects",
-        "last_error_code",
-    )
-    list_filter = ("status", "model", "started_at")
-    search_fields = ("public_id", "user__username", "conversation__public_id", "last_error_code", "last_error")
-    list_select_related = ("user", "conversation")
-    date_hierarchy = "started_at"
-    # The resumption handle lets anyone holding it resume the Gemini session: never shown.
-    exclude = ("resumption_handle",)
-    readonly_fields = [
-        *(f.name for f in LiveSession._meta.fields if f.name not in {"id", "resumption_handle"}),
-        "duration",
-    ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Staff may act on sessions from the list (live.admin adds "End selected live sessions"); the record
-        # itself, written by the bridge, is never edited by hand.
-        return obj is None and super().has_change_permission(request)
-
-    @admin.display(description="Conversation", ordering="conversation__public_id")
-    def conversation_id_display(self, session: LiveSession) -> str:
-        return session.conversation.public_id if session.conversation else "—"
-
-    @admin.display(description="Duration")
-    def duration(self, session: LiveSession) -> str:
-        seconds = session.duration_seconds
-        if seconds is None:
-            return ""
-        minutes, secs = divmod(int(seconds), 60)
-        return f"{minutes}:{secs:02d}" + ("" if session.ended_at else " (running)")

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from . import events
 from .audio import WavAudio
 from .models import Conversation, Message, User
 
@@ -133,7 +134,10 @@ def message_create(
     created_at: dt.datetime | None = None,
     public_id: str | None = None,
 ) -> Message:
-    """Save one message (typed or live, any role), its audio as a WAV file, and update the conversation."""
+    """Save one message (typed or live, any role), its audio as a WAV file, and update the conversation.
+
+    The owner's open /live sockets hear of it (``message_saved``) once the transaction commits.
+    """
     message = Message(
         conversation=conversation,
         role=role,
@@ -169,6 +173,7 @@ def message_create(
         raise
     # Keep the caller's instance in step with what was saved.
     conversation.kind, conversation.updated_at = locked.kind, locked.updated_at
+    events.message_saved_on_commit(message=message)
     return message
 
 

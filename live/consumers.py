@@ -11,9 +11,9 @@ import json
 import logging
 from typing import Any, cast
 
+from conversations.events import user_group
 from live.protocol import CLOSE_UNAUTHENTICATED
 from live.server_messages import SavedMessage, ServerMessage, message_saved
-from live.services import user_group
 from live.session import LiveClient
 from live.transport import ChannelsSocket
 

@@ -1,9 +1,10 @@
 """Record a live session: user and model turns (PCM → WAV), transcripts, typed text and tool calls → Messages.
 
 The bridge feeds events from the audio hot path with cheap synchronous calls; turns are cut at their boundaries and
-handed to a per-session writer task through a bounded queue, which saves them through ``live.services`` in a
-worker thread (the user's lane, ``live.db_lanes``). ``close()`` flushes every finished and partial turn however the
-session ends.
+handed to a per-session writer task through a bounded queue, which saves them through ``conversations.services`` in a
+worker thread (the user's lane, ``live.db_lanes``), each as a typed ``TurnRecord``. ``close()`` flushes every
+finished and partial turn however the session ends. Each saved message is announced to the user's other pages by
+``conversations.services.message_create`` (after commit), like a typed one.
 
 User turns: the mic streams continuously, silence included. A user turn starts at the first voiced frame (with
 ``pad`` of audio before it) and is cut when the model starts answering; trailing silence beyond ``pad`` after the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import math
 import operator
@@ -73,14 +75,55 @@ class PcmBuffer:
         self._file.close()
 
 
-def _save_turn(*, pcm: bytes = b"", sample_rate: int = 0, **fields: Any) -> Message:
+@dataclass(frozen=True, kw_only=True)
+class TurnRecord:
+    """One turn of a live session as it is stored: who spoke, when, what was said or heard, and its audio.
+
+    ``public_id`` is chosen when the turn is cut, before its first save: every save attempt uses it.
+    """
+
+    public_id: str
+    role: Message.Role
+    created_at: datetime
+    text: str = ""
+    input_transcription: str = ""
+    output_transcription: str = ""
+    pcm: bytes = b""  # PCM16LE mono at ``sample_rate``; empty when the turn has no audio
+    sample_rate: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    tool_data: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def _save_turn(*, conversation: Conversation, live_config: dict[str, Any], turn: TurnRecord) -> Message:
     """Store one recorded turn as a live message (its audio as WAV), once: a retry of a save that did commit (the
     error came after) finds the message by its id, chosen before the first attempt, instead of storing it again."""
-    saved = Message.objects.filter(public_id=fields["public_id"]).first()
+    saved = Message.objects.filter(public_id=turn.public_id).first()
     if saved is not None:
         return saved
-    audio = pcm16_to_wav(pcm, sample_rate=sample_rate) if pcm else None
-    return message_create(message_type=Message.MessageType.LIVE, audio=audio, **fields)
+    return message_create(
+        conversation=conversation,
+        role=turn.role,
+        message_type=Message.MessageType.LIVE,
+        text=turn.text,
+        audio=pcm16_to_wav(turn.pcm, sample_rate=turn.sample_rate) if turn.pcm else None,
+        input_transcription=turn.input_transcription,
+        output_transcription=turn.output_transcription,
+        live_config=live_config,
+        tool_data=turn.tool_data,
+        usage=turn.usage,
+        interrupted=turn.interrupted,
+        created_at=turn.created_at,
+        public_id=turn.public_id,
+    )
+
+
+@dataclass
+class _Job:
+    """A turn waiting for the writer; its audio is still in a buffer, read by the writer (perhaps from disk)."""
+
+    turn: TurnRecord
+    buffer: PcmBuffer | None = None
 
 
 def pcm_rms(pcm: bytes) -> float:
@@ -118,7 +161,7 @@ class Recorder:
         *,
         conversation: Conversation,
         live_config: dict[str, Any],
-        on_saved: Callable[[Message], Awaitable[None]],
+        on_saved: Callable[[Message], Awaitable[None]] | None = None,
         pad_ms: int = 300,
         silence_rms: float = 200.0,
         max_turn_seconds: float = 300.0,
@@ -138,7 +181,7 @@ class Recorder:
         self._held: list[_UserTurn] = []  # earlier cut turns not yet saved (several cuts before a model turn)
         self._model: _ModelTurn | None = None
         self._repeat_pending = False  # the next input transcription repeats one already recorded (see replaying)
-        self._jobs: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=queue_size)
+        self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self.saved = 0
@@ -259,7 +302,7 @@ class Recorder:
 
     async def typed_text(self, text: str) -> None:
         """Save text the user typed mid-session."""
-        await self._enqueue({"role": Message.Role.USER, "created_at": timezone.now(), "text": text})
+        await self._enqueue(Message.Role.USER, created_at=timezone.now(), text=text)
 
     async def tool_call(self, *, call_id: str | None, name: str, args: dict[str, Any]) -> datetime:
         """Note a function call by the model (the user's turn ends here); return when it happened."""
@@ -278,17 +321,9 @@ class Recorder:
     ) -> None:
         """Save one function call with its result (or its cancellation)."""
         await self._enqueue(
-            {
-                "role": Message.Role.TOOL,
-                "created_at": called_at,
-                "tool_data": {
-                    "id": call_id,
-                    "name": name,
-                    "args": args,
-                    "response": response,
-                    "cancelled": cancelled,
-                },
-            }
+            Message.Role.TOOL,
+            created_at=called_at,
+            tool_data={"id": call_id, "name": name, "args": args, "response": response, "cancelled": cancelled},
         )
 
     # -- internals -----------------------------------------------------------------------------------------------
@@ -323,13 +358,11 @@ class Recorder:
                 turn.pcm.close()
                 continue
             await self._enqueue(
-                {
-                    "role": Message.Role.USER,
-                    "created_at": turn.started_at,
-                    "input_transcription": transcript,
-                    "pcm": turn.pcm if turn.pcm else None,
-                    "sample_rate": INPUT_SAMPLE_RATE,
-                }
+                Message.Role.USER,
+                created_at=turn.started_at,
+                input_transcription=transcript,
+                buffer=turn.pcm if turn.pcm else None,
+                sample_rate=INPUT_SAMPLE_RATE,
             )
 
     async def _finish_model_turn(self) -> None:
@@ -344,24 +377,46 @@ class Recorder:
             turn.pcm.close()
             return
         await self._enqueue(
-            {
-                "role": Message.Role.MODEL,
-                "created_at": turn.started_at,
-                "text": text,
-                "output_transcription": transcript,
-                "pcm": turn.pcm if turn.pcm else None,
-                "sample_rate": OUTPUT_SAMPLE_RATE,
-                "usage": turn.usage,
-                "interrupted": turn.interrupted,
-            }
+            Message.Role.MODEL,
+            created_at=turn.started_at,
+            text=text,
+            output_transcription=transcript,
+            buffer=turn.pcm if turn.pcm else None,
+            sample_rate=OUTPUT_SAMPLE_RATE,
+            usage=turn.usage,
+            interrupted=turn.interrupted,
         )
 
-    async def _enqueue(self, job: dict[str, Any]) -> None:
-        job["public_id"] = new_message_id()  # the turn's idempotency key: every save attempt uses it
+    async def _enqueue(
+        self,
+        role: Message.Role,
+        *,
+        created_at: datetime,
+        text: str = "",
+        input_transcription: str = "",
+        output_transcription: str = "",
+        buffer: PcmBuffer | None = None,
+        sample_rate: int = 0,
+        usage: dict[str, Any] | None = None,
+        tool_data: dict[str, Any] | None = None,
+        interrupted: bool = False,
+    ) -> None:
+        turn = TurnRecord(
+            public_id=new_message_id(),  # the turn's idempotency key: every save attempt uses it
+            role=role,
+            created_at=created_at,
+            text=text,
+            input_transcription=input_transcription,
+            output_transcription=output_transcription,
+            sample_rate=sample_rate,
+            usage=usage or {},
+            tool_data=tool_data or {},
+            interrupted=interrupted,
+        )
         if self._writer is None:
             self.start()
         # Blocks only when the database has fallen far behind: the bounded queue is the back pressure.
-        await self._jobs.put(job)
+        await self._jobs.put(_Job(turn, buffer))
 
     async def _write_loop(self) -> None:
         save = db_lanes.for_user(self.conversation.owner_id, _save_turn)
@@ -375,27 +430,27 @@ class Recorder:
             finally:
                 self._jobs.task_done()
 
-    async def _save(self, save: Callable[..., Awaitable[Message]], job: dict[str, Any]) -> None:
-        buffer = job.get("pcm")
-        if isinstance(buffer, PcmBuffer):
-            job["pcm"] = await asyncio.to_thread(buffer.read)  # read once (perhaps from disk): retries reuse it
-        elif buffer is None:
-            job.pop("pcm", None)
+    async def _save(self, save: Callable[..., Awaitable[Message]], job: _Job) -> None:
+        turn = job.turn
+        if job.buffer is not None:
+            # Read once (perhaps from disk): retries reuse it.
+            turn = dataclasses.replace(turn, pcm=await asyncio.to_thread(job.buffer.read))
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                message = await save(conversation=self.conversation, live_config=self.live_config, **job)
+                message = await save(conversation=self.conversation, live_config=self.live_config, turn=turn)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("Saving a live %s turn failed (attempt %d)", job.get("role"), attempt)
+                logger.exception("Saving a live %s turn failed (attempt %d)", turn.role, attempt)
                 if attempt == SAVE_ATTEMPTS:
                     self.failed += 1
                 else:
                     await asyncio.sleep(0.2 * 2**attempt)
                 continue
             self.saved += 1
-            try:
-                await self._on_saved(message)
-            except Exception:
-                logger.exception("Announcing a saved live message failed")
+            if self._on_saved is not None:  # conversations.events announces the message; this is an observer's hook
+                try:
+                    await self._on_saved(message)
+                except Exception:
+                    logger.exception("The on_saved hook failed for a saved live message")
             break

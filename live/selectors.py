@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 
-from conversations.models import LiveSession, Message
+from conversations.models import Message
+from live.models import LiveSession
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,3 +38,8 @@ def live_session_list(
     if statuses:
         sessions = sessions.filter(status__in=statuses)
     return list(sessions.order_by("-started_at", "-id")[:limit])
+
+
+def live_session_get(*, public_id: str) -> LiveSession | None:
+    """Return the live session with this public id (with its user), or None."""
+    return LiveSession.objects.select_related("user", "conversation").filter(public_id=public_id).first()

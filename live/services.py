@@ -1,4 +1,4 @@
-"""Writes of the live app: live sessions (with the per-user limit), the messages a session records, and control
+"""Writes of the live app: live sessions (with the per-user limit, by intent: heartbeat, handle, finish) and control
 of sessions from outside their socket (the admin, commands).
 
 All functions are synchronous; async callers run them through ``live.db_lanes`` off the audio hot path.
@@ -7,61 +7,28 @@ All functions are synchronous; async callers run them through ``live.db_lanes`` 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from apsara.validation import is_public_id
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, Message, User
 from conversations.services import conversation_create
+from live.models import LiveSession
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
 ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
 # Key of LiveSession.config: the session made its conversation (none was asked for), which it takes back if it
-# ends before it ever opened, with nothing stored (see live_session_update).
+# ends before it ever opened, with nothing stored (see live_session_finish).
 CREATED_CONVERSATION = "createdConversation"
-
-
-def user_group(user_id: int) -> str:
-    """Name the channel-layer group of one user's open /live sockets (``message.saved`` goes there)."""
-    return f"user_{user_id}"
-
-
-def message_saved_event(message: Message, *, session_id: str | None = None) -> dict[str, Any]:
-    """The channel-layer event announcing a stored message (LiveConsumer.message_saved relays it as message_saved)."""
-    return {
-        "type": "message.saved",
-        "sessionId": session_id,
-        "conversationId": message.conversation.public_id,
-        "message": {
-            "id": message.public_id,
-            "role": message.role,
-            "messageType": message.message_type,
-            "text": message.text or message.input_transcription or message.output_transcription,
-            "interrupted": message.interrupted,
-            "audioDuration": message.audio_duration,
-            "hasAudio": bool(message.audio),
-            "toolData": message.tool_data or None,
-            "createdAt": message.created_at.isoformat(),
-        },
-    }
-
-
-def message_saved_announce(*, message: Message) -> None:
-    """Tell the owner's open /live sockets (other tabs, any process) about a message saved outside a live session.
-
-    For synchronous writers such as the REST chat: call inside or outside a transaction; it is sent after commit.
-    """
-    event = message_saved_event(message)
-    group = user_group(message.conversation.owner_id)
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event))
 
 
 def live_session_group(public_id: str) -> str:
@@ -220,58 +187,74 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         return session
 
 
-_ENDING_FIELDS = (
-    "status",
-    "ended_at",
-    "channel_name",
-    "resumption_handle",
-    "resumption_handle_issued_at",
-    "last_error_code",
-    "last_error",
-)
+class LiveSessionCounters(TypedDict, total=False):
+    """Increments of a session's counters (what the bridge counted since it last recorded them)."""
+
+    messages_in: int
+    messages_out: int
+    audio_seconds_in: float
+    audio_seconds_out: float
 
 
-def live_session_update(
+# An ended session stays ended and unresumable: a handle or status the bridge writes late (staff may have ended it a
+# moment before, from another process) must not revive it. Counters and the heartbeat always land.
+_FINAL_STATUSES = (LiveSession.Status.ENDED, LiveSession.Status.FAILED)
+
+
+def _not_ended(live_session_pk: int) -> QuerySet[LiveSession]:
+    return LiveSession.objects.filter(pk=live_session_pk).exclude(status__in=_FINAL_STATUSES)
+
+
+def live_session_heartbeat(*, live_session_pk: int) -> None:
+    """Note that the process holding the session is alive (see ``_detach_stale_sessions``)."""
+    LiveSession.objects.filter(pk=live_session_pk).update(last_seen_at=timezone.now())
+
+
+def live_session_activate(*, live_session_pk: int) -> None:
+    """Mark a session active: its Gemini connection is open (first time, or again after a resume)."""
+    now = timezone.now()
+    _not_ended(live_session_pk).update(status=LiveSession.Status.ACTIVE)
+    LiveSession.objects.filter(pk=live_session_pk).update(last_seen_at=now)
+
+
+def live_session_store_handle(*, live_session_pk: int, handle: str) -> None:
+    """Keep Gemini's latest resumption handle for the session (resume_session uses it); never on an ended one."""
+    _not_ended(live_session_pk).update(resumption_handle=handle, resumption_handle_issued_at=timezone.now())
+
+
+def live_session_finish(
     *,
-    session_id: int,
-    status: str | None = None,
+    live_session_pk: int,
+    status: LiveSession.Status,
     handle: str | None = None,
     error_code: str | None = None,
     error: str | None = None,
-    counters: dict[str, float] | None = None,
+    counters: LiveSessionCounters | None = None,
     reconnects: int = 0,
-    seen: bool = False,
 ) -> None:
-    """Record a session's status, latest resumption handle, last error, counter increments and heartbeat."""
-    fields: dict[str, Any] = {}
-    if seen:
-        fields["last_seen_at"] = timezone.now()
-    if status is not None:
-        fields["status"] = status
-        if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):
-            fields["ended_at"] = timezone.now()
-            fields["channel_name"] = ""
+    """Record how a session ended: ``ended``, ``failed``, or ``detached`` (the browser went; resumable, with
+    ``handle``), its last error, and the counters and reconnects not yet recorded.
+
+    A session that ends before it ever opened takes back the conversation it created for itself, if unused.
+    """
+    if status not in LiveSession.FINISHED_STATUSES:
+        raise ValueError(f"A live session finishes as one of {list(LiveSession.FINISHED_STATUSES)}, not {status!r}.")
+    now = timezone.now()
+    ending: dict[str, Any] = {"status": status, "ended_at": now, "channel_name": ""}
     if handle is not None:
-        fields["resumption_handle"] = handle
-        fields["resumption_handle_issued_at"] = timezone.now()
+        ending["resumption_handle"] = handle
+        ending["resumption_handle_issued_at"] = now
     if error_code is not None:
-        fields["last_error_code"] = error_code
-        fields["last_error"] = (error or "")[:2000]
-    for name, value in (counters or {}).items():
-        if value:
-            fields[name] = F(name) + value
+        ending["last_error_code"] = error_code
+        ending["last_error"] = (error or "")[:2000]
+    increments = cast("Mapping[str, float]", counters or {})  # every key a counter field (LiveSessionCounters)
+    counted: dict[str, Any] = {name: F(name) + value for name, value in increments.items() if value}
     if reconnects:
-        fields["reconnects"] = F("reconnects") + reconnects
-    if status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED, LiveSession.Status.DETACHED):
-        _discard_unopened_conversation(session_id)
-    rows = LiveSession.objects.filter(pk=session_id)
-    # An ended session stays ended and unresumable: a handle or status the bridge writes late (staff may have ended
-    # it a moment before, from another process) must not revive it. Counters and the heartbeat always land.
-    ending = {name: fields.pop(name) for name in _ENDING_FIELDS if name in fields}
-    if ending:
-        rows.exclude(status__in=(LiveSession.Status.ENDED, LiveSession.Status.FAILED)).update(**ending)
-    if fields:
-        rows.update(**fields)
+        counted["reconnects"] = F("reconnects") + reconnects
+    _discard_unopened_conversation(live_session_pk)
+    _not_ended(live_session_pk).update(**ending)
+    if counted:
+        LiveSession.objects.filter(pk=live_session_pk).update(**counted)
 
 
 def _discard_unopened_conversation(session_id: int) -> None:

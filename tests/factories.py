@@ -5,7 +5,8 @@ from __future__ import annotations
 import factory
 from factory.django import DjangoModelFactory
 
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, Message, User
+from live.models import LiveSession
 
 
 class UserFactory(DjangoModelFactory[User]):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from apsara import gemini
 from conversations.models import User
 from live import db_lanes, metrics, services, tools
+from live.models import LiveSession
 from live.protocol import (
     CLOSE_TOO_FAST,
     INPUT_AUDIO_MIME,
@@ -231,7 +232,7 @@ class LiveClient:
         )
         assert row.conversation is not None
         # From here the session's own ending (failed, ended or detached before it opened: see
-        # services.live_session_update) takes back a conversation it created and never used.
+        # services.live_session_finish) takes back a conversation it created and never used.
         self.run = LiveRun(
             client=self,
             row=row,
@@ -257,7 +258,7 @@ class LiveClient:
         try:
             plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
         except ProtocolError:
-            await self.db(services.live_session_update)(session_id=row.pk, status="ended")
+            await self.db(services.live_session_finish)(live_session_pk=row.pk, status=LiveSession.Status.ENDED)
             raise
         handle = row.resumption_handle or None
         issued = row.resumption_handle_issued_at

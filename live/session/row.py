@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 
 from live import services
+from live.models import LiveSession
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,16 @@ class SessionRow:
     def __init__(self, *, pk: int, public_id: str, lane: Lane) -> None:
         self.pk = pk
         self.public_id = public_id
-        self._update = lane(services.live_session_update)
+        self._activate = lane(services.live_session_activate)
+        self._heartbeat = lane(services.live_session_heartbeat)
+        self._store_handle = lane(services.live_session_store_handle)
+        self._finish = lane(services.live_session_finish)
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
 
     async def opened(self) -> None:
         """Gemini accepted the session: it is active, held by this process."""
-        await self._update(session_id=self.pk, status="active", seen=True)
+        await self._activate(live_session_pk=self.pk)
 
     async def heartbeat(self) -> None:
         """Tell the database, until cancelled, that this process still holds the session (see
@@ -36,7 +40,7 @@ class SessionRow:
         while True:
             await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
             try:
-                await self._update(session_id=self.pk, seen=True)
+                await self._heartbeat(live_session_pk=self.pk)
             except Exception:
                 logger.exception("live: heartbeat of %s failed", self.public_id)
 
@@ -51,7 +55,7 @@ class SessionRow:
         while self._pending_handle is not None:
             handle, self._pending_handle = self._pending_handle, None
             try:
-                await self._update(session_id=self.pk, handle=handle)
+                await self._store_handle(live_session_pk=self.pk, handle=handle)
             except Exception:
                 logger.exception("live: storing the resumption handle of %s failed", self.public_id)
 
@@ -62,17 +66,17 @@ class SessionRow:
     async def finish(
         self,
         *,
-        status: str,
+        status: LiveSession.Status,
         handle: str | None,
         error_code: str | None,
         error: str | None,
-        counters: dict[str, float],
+        counters: services.LiveSessionCounters,
         reconnects: int,
     ) -> None:
         """Record how the session ended (a failure to do so is logged: the session is over either way)."""
         try:
-            await self._update(
-                session_id=self.pk,
+            await self._finish(
+                live_session_pk=self.pk,
                 status=status,
                 handle=handle,
                 error_code=error_code,

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
 
-from conversations.models import Conversation, LiveSession, Message
+from conversations.models import Conversation
 from live import memory, metrics, services
 from live.history import load_history
+from live.models import LiveSession
 from live.protocol import ErrorCode, ProtocolError, VadConfig
 from live.recorder import Recorder
 from live.server_messages import (
@@ -96,7 +97,6 @@ class LiveRun:
                 "sessionId": row.public_id,
                 "responseModalities": list(plan.browser_modalities),
             },
-            on_saved=self._announce_saved,
             pad_ms=settings.LIVE_RECORD_PAD_MS,
             silence_rms=settings.LIVE_SILENCE_RMS,
         )
@@ -413,13 +413,3 @@ class LiveRun:
         self._helpers.add(task)
         task.add_done_callback(self._helpers.discard)
         return task
-
-    async def _announce_saved(self, message: Message) -> None:
-        """Tell every open socket of this user (any process) that a message was stored."""
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is not None:
-            await layer.group_send(
-                services.user_group(self.user.pk), services.message_saved_event(message, session_id=self.public_id)
-            )

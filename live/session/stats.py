@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from live import metrics
+from live.services import LiveSessionCounters
 
 
 @dataclass
@@ -17,9 +18,14 @@ class Counters:
     audio_seconds_in: float = 0.0
     audio_seconds_out: float = 0.0
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> LiveSessionCounters:
         """The counters as the row stores them."""
-        return asdict(self)
+        return {
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "audio_seconds_in": self.audio_seconds_in,
+            "audio_seconds_out": self.audio_seconds_out,
+        }
 
 
 class ReplyClock:

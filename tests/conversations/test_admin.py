@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.audio import pcm16_to_wav
-from conversations.models import Conversation, LiveSession, Message
+from conversations.models import Conversation, Message
+from live.models import LiveSession
 from tests.factories import LiveSessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,11 +42,13 @@ def talk(user) -> Conversation:
     return conversation
 
 
-@pytest.mark.parametrize("model", ["user", "conversation", "message", "livesession"])
+@pytest.mark.parametrize(
+    "model", ["conversations_user", "conversations_conversation", "conversations_message", "live_livesession"]
+)
 def test_changelists_load(staff_client, talk, model) -> None:
     """Every admin list page renders."""
     LiveSessionFactory.create(user=talk.owner, conversation=talk)
-    response = staff_client.get(reverse(f"admin:conversations_{model}_changelist"))
+    response = staff_client.get(reverse(f"admin:{model}_changelist"))
     assert response.status_code == 200
 
 
@@ -173,15 +176,13 @@ def test_live_session_page_is_read_only_and_hides_the_resumption_handle(staff_cl
         last_error_code="GEMINI_UNAVAILABLE",
         last_error="upstream closed 1011",
     )
-    changelist = staff_client.get(reverse("admin:conversations_livesession_changelist")).content.decode()
+    changelist = staff_client.get(reverse("admin:live_livesession_changelist")).content.decode()
     assert "3:05" in changelist and "GEMINI_UNAVAILABLE" in changelist
-    page = staff_client.get(reverse("admin:conversations_livesession_change", args=[session.pk])).content.decode()
+    page = staff_client.get(reverse("admin:live_livesession_change", args=[session.pk])).content.decode()
     assert "upstream closed 1011" in page
     assert "gemini-3.1-flash-live-preview" in page
     assert "secret-handle-value" not in page
-    assert (
-        staff_client.post(reverse("admin:conversations_livesession_change", args=[session.pk]), {}).status_code == 403
-    )
+    assert staff_client.post(reverse("admin:live_livesession_change", args=[session.pk]), {}).status_code == 403
 
 
 def test_admin_needs_staff(client, user) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from conversations.models import Conversation, LiveSession, Message
+from conversations.models import Conversation, Message
+from live.models import LiveSession
 from live.protocol import parse_client_message
 from live.server_messages import validate_server_message
 from tests.e2e.conftest import launch_chromium, send_prompt, while_server_writes

@@ -15,8 +15,9 @@ from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
-from conversations.models import LiveSession, Message, User
+from conversations.models import Message, User
 from live.diagnostics import speech_like_pcm
+from live.models import LiveSession
 from tests.factories import UserFactory
 
 MODEL = "gemini-3.1-flash-live-preview"

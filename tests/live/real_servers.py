@@ -60,7 +60,7 @@ STAFF_END = """
 import sys
 import django
 django.setup()
-from conversations.models import LiveSession
+from live.models import LiveSession
 from live.services import live_session_end_request
 print(live_session_end_request(live_session=LiveSession.objects.get(public_id=sys.argv[1])))
 """
@@ -71,7 +71,7 @@ from asgiref.sync import async_to_sync
 import django
 django.setup()
 from channels.layers import get_channel_layer
-from live.services import user_group
+from conversations.events import user_group
 event = {"type": "message.saved", "sessionId": None, "conversationId": sys.argv[2], "message": {"text": sys.argv[2]}}
 async_to_sync(get_channel_layer().group_send)(user_group(int(sys.argv[1])), event)
 """

@@ -8,8 +8,8 @@ from channels.layers import get_channel_layer
 from django.test import Client
 from django.urls import reverse
 
-from conversations.models import LiveSession
-from live.admin_actions import end_live_sessions
+from live.admin import end_live_sessions
+from live.models import LiveSession
 from live.services import live_session_group
 from tests.factories import LiveSessionFactory, UserFactory
 
@@ -29,7 +29,7 @@ def test_live_session_admin_offers_the_end_action(staff_client: Client) -> None:
 
     assert end_live_sessions in admin.site.get_model_admin(LiveSession).actions
     LiveSessionFactory()  # the action menu only shows with rows to act on
-    response = staff_client.get(reverse("admin:conversations_livesession_changelist"))
+    response = staff_client.get(reverse("admin:live_livesession_changelist"))
     assert response.status_code == 200
     assert b"end_live_sessions" in response.content
 
@@ -44,7 +44,7 @@ def test_end_action_ends_selected_sessions_and_notifies_their_consumers(staff_cl
     async_to_sync(layer.group_add)(live_session_group(held.public_id), channel)
 
     response = staff_client.post(
-        reverse("admin:conversations_livesession_changelist"),
+        reverse("admin:live_livesession_changelist"),
         {"action": "end_live_sessions", "_selected_action": [held.pk, finished.pk]},
         follow=True,
     )
@@ -64,7 +64,7 @@ def test_end_action_is_refused_to_non_staff() -> None:
     client = Client()
     client.force_login(UserFactory())
     response = client.post(
-        reverse("admin:conversations_livesession_changelist"),
+        reverse("admin:live_livesession_changelist"),
         {"action": "end_live_sessions", "_selected_action": [session.pk]},
     )
     assert response.status_code == 302  # to the admin login

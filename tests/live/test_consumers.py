@@ -12,7 +12,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from conversations.models import Conversation, LiveSession, Message
+from conversations.models import Conversation, Message
+from live.models import LiveSession
 from tests.factories import ConversationFactory, MessageFactory
 from tests.live.conftest import MODEL, messages_of, session_row, silence, speech
 
@@ -276,7 +277,7 @@ async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_use
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     saved = await other_tab.expect("message_saved")
-    assert saved["conversationId"] == created["conversationId"]
+    assert saved["conversationId"] == created["conversationId"] and saved["sessionId"] == created["sessionId"]
     assert saved["message"]["role"] == "user" and saved["message"]["text"] == "Hello"
     assert saved["message"]["messageType"] == "live"
 
@@ -286,19 +287,18 @@ async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, c
     # (channels_redis would keep such messages in its receive buffer for the life of the process).
     from channels.layers import get_channel_layer
 
-    from live.services import user_group
-    from live.session.run import LiveRun
+    from conversations.events import user_group
 
     layer = get_channel_layer()
     members_when_announced: list[set[str]] = []
-    announce = LiveRun._announce_saved
+    group_send = layer.group_send
 
-    async def spy(run: LiveRun, message: Message) -> None:
-        if hasattr(layer, "groups"):  # the in-memory layer shows its groups
-            members_when_announced.append(set(layer.groups.get(user_group(live_user.pk), {})))
-        await announce(run, message)
+    async def spy(group: str, message: dict) -> None:
+        if group == user_group(live_user.pk) and hasattr(layer, "groups"):  # the in-memory layer shows its groups
+            members_when_announced.append(set(layer.groups.get(group, {})))
+        await group_send(group, message)
 
-    monkeypatch.setattr(LiveRun, "_announce_saved", spy)
+    monkeypatch.setattr(layer, "group_send", spy)
     other_tab = await connect()
     ws = await connect()
     created = await ws.create(model=MODEL)
@@ -418,16 +418,13 @@ async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect
 
 async def test_a_message_saved_outside_live_reaches_open_sockets(connect, live_user):
     from conversations.services import message_create
-    from live.services import message_saved_announce
 
     ws = await connect()
     conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
 
     @database_sync_to_async
     def save_typed_reply() -> Message:
-        message = message_create(conversation=conversation, role="model", text="A typed reply")
-        message_saved_announce(message=message)
-        return message
+        return message_create(conversation=conversation, role="model", text="A typed reply")
 
     message = await save_typed_reply()
     saved = await ws.expect("message_saved")

@@ -104,7 +104,7 @@ async def test_a_wedged_redis_receive_is_reported_then_repaired(settings, connec
     timeout and repairs it; the held-up message then arrives and the next probe is 200."""
     from channels.layers import get_channel_layer
 
-    from live.services import user_group
+    from conversations.events import user_group
     from tests.live.inprocess import layer_settings
 
     settings.CHANNEL_LAYERS = layer_settings("redis")  # skipped without REDIS_URL; a failure in CI

@@ -29,7 +29,8 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import currently_in_test_context, given, note
 from hypothesis import strategies as st
 
-from conversations.models import Conversation, LiveSession, Message, User
+from conversations.models import Conversation, Message, User
+from live.models import LiveSession
 from live.protocol import CLIENT_MESSAGE_TYPES
 from live.server_messages import validate_server_message
 from tests.factories import ConversationFactory, LiveSessionFactory, MessageFactory, UserFactory

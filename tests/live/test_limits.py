@@ -10,7 +10,8 @@ import wave
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations.models import LiveSession, Message
+from conversations.models import Message
+from live.models import LiveSession
 from tests.factories import LiveSessionFactory
 from tests.live.conftest import MODEL, silence, speech
 

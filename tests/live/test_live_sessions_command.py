@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from conversations.models import LiveSession
+from live.models import LiveSession
 from tests.factories import LiveSessionFactory, UserFactory
 from tests.live.test_services import listen, receive
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations.models import LiveSession
+from live.models import LiveSession
 from tests.live.conftest import MODEL, messages_of, session_row
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]

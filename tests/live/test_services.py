@@ -1,4 +1,5 @@
-"""live.services: ending a live session from outside its socket (admin, commands)."""
+"""live.services: a live session's writes by intent (open, heartbeat, handle, finish) and ending it from outside
+its socket (admin, commands)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from conversations.models import LiveSession
-from live.services import EndRequest, live_session_end_request, live_session_group, live_session_update
+from live.models import LiveSession
+from live.services import (
+    EndRequest,
+    live_session_activate,
+    live_session_end_request,
+    live_session_finish,
+    live_session_group,
+    live_session_heartbeat,
+    live_session_store_handle,
+)
 from tests.factories import LiveSessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the group message goes out on commit
@@ -82,25 +91,69 @@ async def test_end_request_closes_the_session_on_its_socket_and_it_cannot_be_res
     assert "ended by staff" in error["error"]["message"]
 
 
-def test_a_late_handle_or_status_does_not_revive_an_ended_session() -> None:
+def test_a_late_handle_or_finish_does_not_revive_an_ended_session() -> None:
     # The bridge's handle save can land just after staff ended the session (another thread or process).
     session = LiveSessionFactory(status=LiveSession.Status.ACTIVE, channel_name="specific.x!y")
     live_session_end_request(live_session=session)
-    live_session_update(session_id=session.pk, handle="late-handle")
-    live_session_update(session_id=session.pk, status="detached", handle="later", counters={"messages_in": 3})
+    live_session_store_handle(live_session_pk=session.pk, handle="late-handle")
+    live_session_activate(live_session_pk=session.pk)
+    live_session_finish(
+        live_session_pk=session.pk, status=LiveSession.Status.DETACHED, handle="later", counters={"messages_in": 3}
+    )
     session.refresh_from_db()
     assert session.status == LiveSession.Status.ENDED
     assert session.resumption_handle == "" and session.last_error_code == "ENDED_BY_STAFF"
     assert session.messages_in == 3  # counters still land
-    live_session_update(session_id=session.pk, seen=True)
+    live_session_heartbeat(live_session_pk=session.pk)
     session.refresh_from_db()
     assert session.last_seen_at is not None and session.status == LiveSession.Status.ENDED
 
 
-def test_an_open_session_takes_handles_and_statuses() -> None:
-    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE)
-    live_session_update(session_id=session.pk, handle="h1")
-    live_session_update(session_id=session.pk, status="detached", handle="h2")
+def test_an_open_session_takes_handles_and_finishes_detached_with_the_latest() -> None:
+    session = LiveSessionFactory(status=LiveSession.Status.CONNECTING, channel_name="specific.a!b")
+    live_session_activate(live_session_pk=session.pk)
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.ACTIVE and session.last_seen_at is not None
+    live_session_store_handle(live_session_pk=session.pk, handle="h1")
+    session.refresh_from_db()
+    assert session.resumption_handle == "h1" and session.resumption_handle_issued_at is not None
+    live_session_finish(live_session_pk=session.pk, status=LiveSession.Status.DETACHED, handle="h2", reconnects=2)
     session.refresh_from_db()
     assert session.status == LiveSession.Status.DETACHED and session.resumption_handle == "h2"
-    assert session.ended_at is not None and session.resumption_handle_issued_at is not None
+    assert session.ended_at is not None and session.channel_name == "" and session.reconnects == 2
+
+
+def test_a_failed_finish_records_the_error_and_the_counters() -> None:
+    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE, messages_out=1, audio_seconds_in=1.5)
+    live_session_finish(
+        live_session_pk=session.pk,
+        status=LiveSession.Status.FAILED,
+        error_code="UPSTREAM_UNAVAILABLE",
+        error="x" * 3000,
+        counters={"messages_out": 2, "audio_seconds_in": 0.5, "messages_in": 0},
+    )
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.FAILED and session.last_error_code == "UPSTREAM_UNAVAILABLE"
+    assert len(session.last_error) == 2000 and session.resumption_handle == ""
+    assert (session.messages_in, session.messages_out, session.audio_seconds_in) == (0, 3, 2.0)
+
+
+@pytest.mark.parametrize("status", [LiveSession.Status.ACTIVE, LiveSession.Status.CONNECTING])
+def test_finish_refuses_a_status_that_is_not_an_ending(status: LiveSession.Status) -> None:
+    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE)
+    with pytest.raises(ValueError, match="finishes as one of"):
+        live_session_finish(live_session_pk=session.pk, status=status)
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.ACTIVE and session.ended_at is None
+
+
+def test_finishing_before_opening_takes_back_an_unused_conversation_it_created() -> None:
+    from conversations.models import Conversation
+    from live.services import CREATED_CONVERSATION
+
+    session = LiveSessionFactory(status=LiveSession.Status.CONNECTING, config={CREATED_CONVERSATION: True})
+    conversation_pk = session.conversation_id
+    live_session_finish(live_session_pk=session.pk, status=LiveSession.Status.FAILED, error_code="SETUP_REFUSED")
+    session.refresh_from_db()
+    assert session.status == LiveSession.Status.FAILED and session.conversation_id is None
+    assert not Conversation.objects.filter(pk=conversation_pk).exists()

@@ -26,7 +26,8 @@ import websockets
 from channels.db import database_sync_to_async
 from uvicorn.protocols.utils import ClientDisconnected
 
-from conversations.models import LiveSession, User
+from conversations.models import User
+from live.models import LiveSession
 from tests.live.conftest import MODEL, messages_of, session_row, silence, speech
 from tests.live.inprocess import (
     Sockets,
@@ -357,7 +358,8 @@ STATE = """
 import json
 import django
 django.setup()
-from conversations.models import LiveSession, Message
+from conversations.models import Message
+from live.models import LiveSession
 sessions = list(LiveSession.objects.all())
 roles = {
     s.public_id: [m.role for m in Message.objects.filter(conversation_id=s.conversation_id).order_by("created_at")]

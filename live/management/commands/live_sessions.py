@@ -8,8 +8,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.models import LiveSession, User
-from live.selectors import live_session_list
+from conversations.models import User
+from live.models import LiveSession
+from live.selectors import live_session_get, live_session_list
 from live.services import EndRequest, live_session_end_request
 
 MAX_LIMIT = 1000
@@ -76,7 +77,7 @@ class Command(BaseCommand):
 
     def _end(self, options: dict[str, Any]) -> None:
         session_id = options["end"].strip()
-        session = LiveSession.objects.select_related("user").filter(public_id=session_id).first()
+        session = live_session_get(public_id=session_id)
         if session is None:
             raise CommandError(f"No live session {session_id[:60]!r}; list them with `manage.py live_sessions`.")
         reason = options["reason"].strip()

@@ -1,0 +1,94 @@
+"""Tell a user's open pages that one of their messages was saved: the ``message_saved`` event of /live.
+
+The one place it is sent from: ``conversations.services.message_create`` calls ``message_saved_on_commit`` for
+every message it stores, typed (the REST API) or spoken (a live session's recorder). The event travels over the
+channel layer to the owner's group, which each of their /live sockets joins (``live.consumers.LiveConsumer``
+relays it as ``message_saved``, docs/live-protocol.md), in whichever process the socket runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from .models import Message
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_SAVED: Final = "message.saved"  # handled by LiveConsumer.message_saved
+
+
+class SavedMessageData(TypedDict):
+    """A saved message as ``message_saved`` shows it (live.protocol.SavedMessage is the socket's side)."""
+
+    id: str
+    role: str
+    messageType: str
+    text: str
+    interrupted: bool
+    audioDuration: float | None
+    hasAudio: bool
+    toolData: dict[str, Any] | None
+    createdAt: str
+
+
+class MessageSavedEvent(TypedDict):
+    """The channel-layer event; the consumer adds the ``timestamp`` when it relays it."""
+
+    type: Literal["message.saved"]
+    sessionId: str | None
+    conversationId: str
+    message: SavedMessageData
+
+
+def user_group(user_id: int) -> str:
+    """Name the channel-layer group of one user's open /live sockets (``message.saved`` goes there)."""
+    return f"user_{user_id}"
+
+
+def message_saved_event(message: Message) -> MessageSavedEvent:
+    """Describe a stored message for its owner's other pages (``sessionId``: the live session that recorded it)."""
+    session_id = (
+        (message.live_config or {}).get("sessionId") if message.message_type == Message.MessageType.LIVE else None
+    )
+    return {
+        "type": MESSAGE_SAVED,
+        "sessionId": session_id if isinstance(session_id, str) else None,
+        "conversationId": message.conversation.public_id,
+        "message": {
+            "id": message.public_id,
+            "role": message.role,
+            "messageType": message.message_type,
+            "text": message.text or message.input_transcription or message.output_transcription,
+            "interrupted": message.interrupted,
+            "audioDuration": message.audio_duration,
+            "hasAudio": bool(message.audio),
+            "toolData": message.tool_data or None,
+            "createdAt": message.created_at.isoformat(),
+        },
+    }
+
+
+def message_saved_on_commit(*, message: Message) -> None:
+    """Announce ``message`` to its owner's open /live sockets once the transaction that stores it commits.
+
+    Nothing is sent if it rolls back. The event is built now, from the row as saved, and sent from the committing
+    thread; a channel layer that fails is logged and never undoes, or fails, the save.
+    """
+    event = message_saved_event(message)
+    group = user_group(message.conversation.owner_id)
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(group, dict(event))
+        except Exception:
+            logger.exception("announcing saved message %s failed", message.public_id)
+
+    transaction.on_commit(send)
