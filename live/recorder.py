@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import tenacity
 from django.utils import timezone
 
 from conversations.audio import pcm16_to_wav
@@ -36,6 +37,12 @@ from live.protocol import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 logger = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
+SAVE_BACKOFF_SECONDS = 0.4  # then 0.8 s: a database that blips recovers, the turn is not held for long
+
+
+def _log_failed_attempt(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    logger.error("Saving a live turn failed (attempt %d); retrying", state.attempt_number, exc_info=error)
 
 
 class PcmBuffer:
@@ -435,22 +442,25 @@ class Recorder:
         if job.buffer is not None:
             # Read once (perhaps from disk): retries reuse it.
             turn = dataclasses.replace(turn, pcm=await asyncio.to_thread(job.buffer.read))
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(SAVE_ATTEMPTS),
+            wait=tenacity.wait_exponential(multiplier=SAVE_BACKOFF_SECONDS),
+            before_sleep=_log_failed_attempt,
+            reraise=True,
+        )
+        try:
+            message: Message = await retrying(
+                save, conversation=self.conversation, live_config=self.live_config, turn=turn
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Saving a live %s turn failed %d times; it is not stored", turn.role, SAVE_ATTEMPTS)
+            self.failed += 1
+            return
+        self.saved += 1
+        if self._on_saved is not None:  # conversations.events announces the message; this is an observer's hook
             try:
-                message = await save(conversation=self.conversation, live_config=self.live_config, turn=turn)
-            except asyncio.CancelledError:
-                raise
+                await self._on_saved(message)
             except Exception:
-                logger.exception("Saving a live %s turn failed (attempt %d)", turn.role, attempt)
-                if attempt == SAVE_ATTEMPTS:
-                    self.failed += 1
-                else:
-                    await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            self.saved += 1
-            if self._on_saved is not None:  # conversations.events announces the message; this is an observer's hook
-                try:
-                    await self._on_saved(message)
-                except Exception:
-                    logger.exception("The on_saved hook failed for a saved live message")
-            break
+                logger.exception("The on_saved hook failed for a saved live message")

@@ -115,3 +115,23 @@ async def test_a_repeated_transcription_of_replayed_audio_is_not_a_new_turn():
         ("model", ""),
         ("user", "(0.7 seconds of speech)"),
     ]
+
+
+async def test_a_turn_the_database_keeps_refusing_is_retried_then_counted_lost(monkeypatch, caplog):
+    """Three attempts with backoff, then the turn is counted as failed and logged; the recorder goes on."""
+    from live import recorder as recorder_module
+
+    attempts = []
+
+    def always_fail(**fields):
+        attempts.append(fields["public_id"])
+        raise ConnectionError("the database is gone")
+
+    monkeypatch.setattr(recorder_module, "SAVE_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(recorder_module, "message_create", always_fail)
+    recorder, saved = await make_recorder()
+    await recorder.typed_text("Hello there")
+    await recorder.close()
+    assert len(attempts) == recorder_module.SAVE_ATTEMPTS and len(set(attempts)) == 1  # one idempotency key
+    assert (recorder.saved, recorder.failed, saved) == (0, 1, [])
+    assert "failed 3 times; it is not stored" in caplog.text
