@@ -32,10 +32,13 @@ from django.conf import settings
 from django.utils import timezone
 from google.genai import types
 
-from apsara import gemini
 from conversations.audio import AudioError as ConversationsAudioError
 from conversations.audio import wav_pcm16, wav_read
 from conversations.models import Conversation, LiveSession, Message, User
+from gemini.catalogue import LiveModel, live_model
+from gemini.client import live_client
+from gemini.errors import UpstreamFailure, classify, is_upstream_error
+from gemini.wire import GeminiWire, ModelAudio
 from live import db as live_db
 from live import memory, metrics, services, tools
 from live.config import SessionPlan, plan_session, validate_model_name, validate_vad
@@ -60,8 +63,6 @@ from live.protocol import (
     session_error,
 )
 from live.recorder import Recorder
-from live.upstream import UpstreamFailure, classify, is_upstream_error
-from live.wire import GeminiWire, ModelAudio
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,9 @@ class Outlet(Protocol):
     async def group_discard(self, group: str) -> None: ...
 
 
-def _live_model(name: str) -> gemini.LiveModel:
+def _live_model(name: str) -> LiveModel:
     # A model missing from the catalogue is tried with the newest models' behaviour; Gemini says if it is unknown.
-    return gemini.live_model(name) or gemini.LiveModel(name, name, True, True, True)
+    return live_model(name) or LiveModel(name, name, True, True, True)
 
 
 def _seconds(duration: str | None, default: float) -> float:
@@ -742,7 +743,7 @@ class LiveRun:
 
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
-            self._client = gemini.live_client()
+            self._client = live_client()
         config = self.plan.connect_config(
             handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
         )
@@ -759,7 +760,7 @@ class LiveRun:
 
     async def _close_upstream(self) -> None:
         self._ready.clear()
-        ws = getattr(self._session, "_ws", None)  # the SDK's websockets connection (live.wire relies on it too)
+        ws = getattr(self._session, "_ws", None)  # the SDK's websockets connection (gemini.wire relies on it too)
         stack, self._stack, self._session, self._wire = self._stack, None, None, None
         if stack is not None:
             try:
@@ -1013,7 +1014,7 @@ class LiveRun:
                 await self._on_server_message(message)
 
     async def _on_model_audio(self, message: ModelAudio) -> None:
-        """The common case, a message of nothing but model audio (see ``live.wire``)."""
+        """The common case, a message of nothing but model audio (see ``gemini.wire``)."""
         parts_out: list[dict[str, Any]] = []
         for pcm, mime in message.chunks:
             await self._model_audio(pcm, mime, parts_out)

@@ -245,24 +245,16 @@ async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) 
     assert (message.text, message.interrupted) == (first, True)
 
 
-async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path, monkeypatch) -> None:
+async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, gemini_sim) -> None:
     """Gemini vanishing mid-reply: the partial reply is saved (interrupted) and an error event says why."""
-    import apsara.gemini
-    from gemini_sim import start_background
-
-    # A simulator of its own, to be stopped mid-reply (the shared one serves the other tests).
-    sim = start_background(tmp_path / "sim", host="127.0.0.1", port=0, realtime_factor=0, stream_delay=1.0)
-    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: sim)
-    try:
-        stream = await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper and the sea."})
-        events = []
-        async for name, data in stream.events():
-            events.append((name, data))
-            if name == "chunk" and sim.loop.is_running():
-                sim.stop()  # the server goes away while the reply is streaming
-        await stream.finish()
-    finally:
-        sim.stop()
+    gemini_sim.set_options(stream_delay=1.0)
+    stream = await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper and the sea."})
+    events = []
+    async for name, data in stream.events():
+        events.append((name, data))
+        if name == "chunk" and gemini_sim.loop.is_running():
+            gemini_sim.stop()  # the server goes away while the reply is streaming
+    await stream.finish()
     chunks = "".join(data["text"] for name, data in events if name == "chunk")
     name, error = events[-1]
     assert name == "error", events

@@ -1,4 +1,4 @@
-"""apsara.gemini: one Live client per process and configuration; the API version each kind of client uses."""
+"""gemini.client: one Live client per process and configuration; the API version each kind of client uses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from google import genai
 
-from apsara import gemini
+from gemini.client import ephemeral_client, get_client, live_api_version, live_client
 
 
 def version(client: genai.Client) -> str | None:
@@ -22,28 +22,28 @@ def api_key_mode(settings, monkeypatch):
 
 
 def test_live_client_is_built_once_per_configuration(api_key_mode):
-    first = gemini.live_client()
-    assert gemini.live_client() is first
+    first = live_client()
+    assert live_client() is first
     api_key_mode.GEMINI_API_KEY = "key-two"
-    second = gemini.live_client()
+    second = live_client()
     assert second is not first
     assert second._api_client.api_key == "key-two"
     api_key_mode.GEMINI_LIVE_API_VERSION = "v1alpha"
-    assert version(gemini.live_client()) == "v1alpha"
+    assert version(live_client()) == "v1alpha"
 
 
 @pytest.mark.parametrize(("rest", "expected_rest"), [("", "v1"), ("v1", "v1"), ("v1alpha", "v1alpha")])
 def test_gemini_api_version_is_for_rest_and_live_is_on_v1beta(api_key_mode, rest, expected_rest):
     api_key_mode.GEMINI_API_VERSION = rest
-    assert version(gemini.get_client()) == expected_rest
-    assert version(gemini.get_client(live=True)) == version(gemini.live_client()) == "v1beta"
-    assert gemini.live_api_version().source == "the Gemini API serves Live only on v1beta"
+    assert version(get_client()) == expected_rest
+    assert version(get_client(live=True)) == version(live_client()) == "v1beta"
+    assert live_api_version().source == "the Gemini API serves Live only on v1beta"
 
 
 def test_ephemeral_tokens_open_live_on_v1alpha(api_key_mode):
-    assert version(gemini.ephemeral_client("auth_tokens/abc")) == "v1alpha"
+    assert version(ephemeral_client("auth_tokens/abc")) == "v1alpha"
     api_key_mode.GEMINI_API_KEY = "auth_tokens/abc"  # a token as the server's key: its Live is v1alpha too
-    assert version(gemini.get_client(live=True)) == "v1alpha"
+    assert version(get_client(live=True)) == "v1alpha"
 
 
 def test_vertex_keeps_the_sdk_default_for_live(settings):
@@ -51,23 +51,14 @@ def test_vertex_keeps_the_sdk_default_for_live(settings):
     settings.GOOGLE_CLOUD_PROJECT = "p"
     settings.GEMINI_API_VERSION = "v1"
     settings.GEMINI_LIVE_API_VERSION = "v1beta"  # the Gemini API's setting; Vertex ignores it
-    assert version(gemini.get_client()) == "v1"
+    assert version(get_client()) == "v1"
     sdk_default = version(genai.Client(vertexai=True, project="p", location=settings.GOOGLE_CLOUD_LOCATION))
-    assert version(gemini.get_client(live=True)) == sdk_default == "v1beta1"
+    assert version(get_client(live=True)) == sdk_default == "v1beta1"
 
 
 @pytest.mark.parametrize("live", ["v1", "v1beta1", "v2"])
 def test_a_live_version_the_gemini_api_does_not_serve_live_on_is_refused(api_key_mode, live):
     api_key_mode.GEMINI_LIVE_API_VERSION = live
     with pytest.raises(ImproperlyConfigured, match=f"GEMINI_LIVE_API_VERSION is '{live}', but the Gemini API serves"):
-        gemini.live_client()
-    assert version(gemini.get_client()) == "v1"  # REST does not care
-
-
-def test_talk_models_are_the_conversational_ones_of_the_configured_gemini(settings):
-    names = [m.name for m in gemini.talk_models()]
-    assert "gemini-3.1-flash-live-preview" in names and "gemini-3.8-live" in names
-    assert "gemini-3.5-transcribe-live" not in names and "gemini-3.5-live-translate-preview" not in names
-    assert "gemini-live-2.5-flash-native-audio" not in names  # Vertex only
-    settings.GOOGLE_GENAI_USE_VERTEXAI = True
-    assert "gemini-live-2.5-flash-native-audio" in [m.name for m in gemini.talk_models()]
+        live_client()
+    assert version(get_client()) == "v1"  # REST does not care

@@ -1,11 +1,11 @@
-"""live.upstream: Gemini failures (Live closes, handshake and REST statuses) → session_error code and cause."""
+"""gemini.errors: Gemini failures (Live closes, handshake and REST statuses) → session_error code and cause."""
 
 from __future__ import annotations
 
 import pytest
 
+from gemini.errors import Cause, classify_close
 from live.protocol import ErrorCode
-from live.upstream import Cause, classify_close
 
 HTML_404 = (
     "<!DOCTYPE html><title>Error 404 (Not Found)</title><p><b>404.</b> The requested URL "
@@ -66,18 +66,3 @@ def test_each_failure_gets_its_code_and_cause(code, reason, error_code, cause):
     failure = classify_close(code, reason)
     assert (failure.code, failure.cause) == (error_code, cause)
     assert failure.detail == reason
-
-
-@pytest.mark.timeout(60)
-async def test_a_misconfigured_endpoint_reaches_the_browser_as_upstream_error_not_model_not_found(
-    sim, connect, settings
-):
-    """Seed 000: a 404 at the handshake with a correct model name is the server's endpoint, not the model."""
-    settings.GEMINI_API_KEY = "k-1234"
-    settings.GEMINI_BASE_URL = sim.base_url + "/v1beta"
-    settings.GEMINI_CA_FILE = str(sim.ca_path)
-    ws = await connect()
-    await ws.send({"type": "create_session", "data": {"model": "gemini-3.1-flash-live-preview"}})
-    error = (await ws.expect("session_error"))["error"]
-    assert error["code"] == "UPSTREAM_ERROR" and "endpoint is misconfigured (HTTP 404)" in error["message"]
-    assert sim.records(type="ws_rejected")[0]["status"] == 404
