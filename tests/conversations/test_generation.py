@@ -6,9 +6,11 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import httpx2 as httpx  # the HTTP library google-genai 3.6.1 uses
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
+from google.auth import exceptions as auth_exceptions
 from google.genai import errors as genai_errors
 from google.genai import types
 
@@ -283,11 +285,16 @@ def _api_error(cls: type[genai_errors.APIError], code: int, status: str) -> gena
         (_api_error(genai_errors.ClientError, 429, "RESOURCE_EXHAUSTED"), "GEMINI_RATE_LIMITED"),
         (_api_error(genai_errors.ServerError, 503, "UNAVAILABLE"), "GEMINI_UNAVAILABLE"),
         (ConnectionResetError("reset"), "GEMINI_UNAVAILABLE"),
+        (
+            httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+            "GEMINI_UNAVAILABLE",
+        ),
+        (auth_exceptions.RefreshError("invalid_grant"), "GEMINI_ERROR"),
         (RuntimeError("bug"), "INTERNAL_ERROR"),
     ],
 )
 def test_generation_error_codes(exc: BaseException, code: str) -> None:
-    """SDK and transport failures map to the documented SSE error codes."""
+    """SDK and transport failures, classified by gemini.errors, map to the documented SSE error codes."""
     failure = generation_error(exc)
     assert failure.code == code
     assert failure.message

@@ -6,7 +6,16 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from google import genai
 
-from gemini.client import ephemeral_client, get_client, live_api_version, live_client
+from gemini.client import (
+    Mode,
+    current_mode,
+    ephemeral_client,
+    get_client,
+    live_api_version,
+    live_client,
+    simulator_address,
+    simulator_started,
+)
 
 
 def version(client: genai.Client) -> str | None:
@@ -62,3 +71,23 @@ def test_a_live_version_the_gemini_api_does_not_serve_live_on_is_refused(api_key
     with pytest.raises(ImproperlyConfigured, match=f"GEMINI_LIVE_API_VERSION is '{live}', but the Gemini API serves"):
         live_client()
     assert version(get_client()) == "v1"  # REST does not care
+
+
+def test_simulator_mode_talks_to_the_simulator_at_gemini_base_url(gemini_sim):
+    """GEMINI_BASE_URL and GEMINI_CA_FILE, with no key and no Vertex, name the simulator: nothing is started."""
+    assert current_mode() is Mode.SIMULATOR
+    base_url, ctx = simulator_address()
+    assert base_url == gemini_sim.base_url and ctx is not None
+    assert str(get_client()._api_client._http_options.base_url).rstrip("/") == gemini_sim.base_url
+
+
+def test_simulator_mode_without_a_base_url_starts_the_embedded_simulator_once(settings, tmp_path):
+    settings.GEMINI_API_KEY = ""
+    settings.GOOGLE_GENAI_USE_VERTEXAI = False
+    settings.GEMINI_BASE_URL = ""
+    settings.GEMINI_CA_FILE = ""
+    settings.GEMINI_SIM_STATE_DIR = tmp_path  # unless an earlier test of this process started it already
+    base_url, ctx = simulator_address()
+    assert simulator_started()
+    assert simulator_address() == (base_url, ctx)  # one per process
+    assert str(get_client()._api_client._http_options.base_url).rstrip("/") == base_url

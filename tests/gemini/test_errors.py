@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import httpx2 as httpx  # the HTTP library google-genai 3.6.1 uses
 import pytest
 
-from gemini.errors import Cause, classify_close
+from gemini.errors import Cause, classify, classify_close
 from live.protocol import ErrorCode
 
 HTML_404 = (
@@ -66,3 +67,23 @@ def test_each_failure_gets_its_code_and_cause(code, reason, error_code, cause):
     failure = classify_close(code, reason)
     assert (failure.code, failure.cause) == (error_code, cause)
     assert failure.detail == reason
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause", "status"),
+    [
+        (httpx.RemoteProtocolError("peer closed connection without sending complete message body"), Cause.CLOSED, None),
+        (httpx.ConnectError("[Errno 111] Connection refused"), Cause.REFUSED, None),
+        (httpx.ReadTimeout("timed out"), Cause.TIMEOUT, None),
+        (RuntimeError("a bug"), Cause.UNKNOWN, None),
+    ],
+)
+def test_http_transport_failures_are_classified_for_rest_and_diagnostics(exc, cause, status):
+    """REST generation and gemini_check classify the HTTP library's errors here too, as the bridge does Live's."""
+    failure = classify(exc)
+    assert (failure.cause, failure.status) == (cause, status)
+
+
+def test_a_status_gemini_answered_with_is_kept():
+    assert classify_close(429, "Resource exhausted").status == 429
+    assert classify_close(1011, "Internal error occurred.").status == 1011

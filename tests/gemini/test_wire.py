@@ -41,11 +41,11 @@ class _Socket:
 
 def _session(*, vertexai: bool) -> tuple[AsyncSession, _Socket]:
     if vertexai:
-        client = genai.Client(vertexai=True, project="p", location="us-central1", credentials=_NoCredentials())
+        client = genai.Client(vertexai=True, project="p", location="us-central1", credentials=_NoCredentials())  # type: ignore[arg-type]
     else:
         client = genai.Client(api_key="k")
     socket = _Socket()
-    return AsyncSession(api_client=client._api_client, websocket=socket), socket
+    return AsyncSession(api_client=client._api_client, websocket=socket), socket  # type: ignore[arg-type]
 
 
 class _NoCredentials:
@@ -92,7 +92,9 @@ def test_audio_only_messages_decode_as_the_sdk_decodes(alphabet: str) -> None:
     sdk = _sdk_parse(response)
     assert fast is not None
     assert sdk.server_content is not None and sdk.server_content.model_turn is not None
-    expected = [(p.inline_data.data, p.inline_data.mime_type) for p in sdk.server_content.model_turn.parts or []]
+    parts = sdk.server_content.model_turn.parts or []
+    expected = [(p.inline_data.data, p.inline_data.mime_type) for p in parts if p.inline_data is not None]
+    assert len(expected) == len(parts)
     assert fast.chunks == expected == [(AWKWARD_PCM, "audio/pcm;rate=24000"), (second, "audio/pcm;rate=24000")]
     assert fast.transcription is None
 
