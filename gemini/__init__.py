@@ -4,6 +4,6 @@
 - ``catalogue``: the Live models Apsara knows, and the voices;
 - ``errors``: the one classifier of Gemini failures (Live, REST and the diagnosis use it);
 - ``wire``: the fast path for Live audio on the SDK's own socket;
-- ``diagnostics`` (with ``connection``, ``explanations`` and ``probes``): ``manage.py gemini_check``;
+- ``diagnostics`` (with ``report``, ``explanations`` and ``live_steps``): ``manage.py gemini_check``;
 - ``checks``: system checks on the Gemini settings.
 """
