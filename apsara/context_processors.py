@@ -2,9 +2,9 @@
 
 from django.http import HttpRequest
 
-from apsara import gemini
+from gemini.client import current_mode
 
 
 def gemini_mode(request: HttpRequest) -> dict[str, object]:
     """Expose which Gemini the app talks to, so pages can show the simulator banner."""
-    return {"gemini_mode": gemini.current_mode()}
+    return {"gemini_mode": current_mode()}

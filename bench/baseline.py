@@ -26,7 +26,7 @@ INPUT_MIME = "audio/pcm;rate=16000"
 
 
 def make_client(gemini_url: str, ca_file: str, api_key: str) -> genai.Client:
-    """Build the SDK client the way apsara.gemini does for a custom endpoint (trusting its CA per client)."""
+    """Build the SDK client the way gemini.client does for a custom endpoint (trusting its CA per client)."""
     context = ssl.create_default_context(cafile=ca_file)
     return genai.Client(
         api_key=api_key,

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from google.genai import errors as genai_errors
 from google.genai import types
 
-from apsara import gemini
+from gemini.client import get_client
+from gemini.errors import Cause, classify
 
 from . import selectors, services
 from .models import Conversation, Message, User, new_message_id
@@ -39,22 +37,6 @@ BLOCKING_FINISH_REASONS = {
 }
 
 
-@cache
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions meaning the connection to Gemini failed or dropped (the SDK may use httpx, httpx2 or aiohttp)."""
-    found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
-    for module_name in ("httpx", "httpx2", "aiohttp"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for name in ("TransportError", "StreamError", "ClientError"):
-            exc = getattr(module, name, None)
-            if isinstance(exc, type) and issubclass(exc, BaseException):
-                found.append(exc)
-    return tuple(found)
-
-
 class GenerationFailed(Exception):
     """Gemini did not finish the reply; `code` is one of docs/api.md's error codes."""
 
@@ -64,19 +46,27 @@ class GenerationFailed(Exception):
         self.message = message
 
 
+# How a REST reply's error event words each cause gemini.errors.classify finds (the live bridge words the same causes
+# as session_error codes). Failures with no cause here are bugs or refused configurations: INTERNAL_ERROR.
+_UNREACHED = frozenset({Cause.TLS, Cause.REFUSED, Cause.TIMEOUT, Cause.CLOSED})
+_ANSWERED = frozenset(Cause) - _UNREACHED - {Cause.QUOTA, Cause.INTERNAL, Cause.CLIENT_CONFIG, Cause.UNKNOWN}
+
+
 def generation_error(exc: BaseException) -> GenerationFailed:
-    """Classify an exception from the SDK as an SSE error code with a message a person can read."""
+    """Classify an exception from the SDK (with gemini.errors) as an SSE error code with a message a person can read."""
     if isinstance(exc, GenerationFailed):
         return exc
-    if isinstance(exc, genai_errors.APIError):
-        detail = exc.message or exc.status or str(exc)
-        if exc.code == 429:
-            return GenerationFailed("GEMINI_RATE_LIMITED", f"Gemini is rate limiting requests ({exc.code}): {detail}")
-        if isinstance(exc, genai_errors.ServerError) or (exc.code or 0) >= 500:
-            return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini failed ({exc.code}): {detail}")
-        return GenerationFailed("GEMINI_ERROR", f"Gemini refused the request ({exc.code}): {detail}")
-    if isinstance(exc, _transport_errors()):
+    failure = classify(exc)
+    cause, status = failure.cause, failure.status
+    said = f"{f' ({status})' if status is not None else ''}: {failure.detail or 'no reason given'}"
+    if cause is Cause.QUOTA:
+        return GenerationFailed("GEMINI_RATE_LIMITED", f"Gemini is rate limiting requests{said}")
+    if cause is Cause.INTERNAL or (cause is Cause.CLOSED and status is not None):
+        return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini failed{said}")
+    if cause in _UNREACHED:
         return GenerationFailed("GEMINI_UNAVAILABLE", f"Gemini could not be reached: {exc or type(exc).__name__}")
+    if cause in _ANSWERED or (cause is Cause.UNKNOWN and status is not None):
+        return GenerationFailed("GEMINI_ERROR", f"Gemini refused the request{said}")
     return GenerationFailed("INTERNAL_ERROR", "The reply failed on the server.")
 
 
@@ -165,7 +155,7 @@ async def gemini_text_stream(
     *, model: str, contents: list[dict[str, Any]], config: types.GenerateContentConfig | None, usage: dict[str, Any]
 ) -> AsyncGenerator[str, None]:
     """Yield the reply's text as Gemini streams it; fill `usage` with the token counts it reports."""
-    client = await sync_to_async(gemini.get_client, thread_sensitive=False)()  # may start the simulator
+    client = await sync_to_async(get_client, thread_sensitive=False)()  # may start the simulator
     try:
         stream = await client.aio.models.generate_content_stream(
             model=model,

@@ -1,4 +1,4 @@
-"""The simulator's one table of models and voices (keep in step with apsara/gemini.py and reference section 7)."""
+"""The simulator's one table of models and voices (keep in step with gemini/catalogue.py and reference section 7)."""
 
 from __future__ import annotations
 

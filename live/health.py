@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
-from apsara import gemini
+from gemini.client import Mode, current_mode, simulator_started
 from live import layer_internals
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -105,13 +105,13 @@ def _forget_abandoned_probes(layer: Any) -> None:
 
 def gemini_check() -> dict[str, Any]:
     """Describe the configured Gemini (mode and models; never a key)."""
-    mode = gemini.current_mode()
+    mode = current_mode()
     report: dict[str, Any] = {"mode": str(mode), "liveModel": settings.GEMINI_LIVE_MODEL}
-    if mode is gemini.Mode.VERTEX:
+    if mode is Mode.VERTEX:
         report["location"] = settings.GOOGLE_CLOUD_LOCATION
-    if mode is gemini.Mode.SIMULATOR:
+    if mode is Mode.SIMULATOR:
         # Only started on first use: a health probe should not start it.
-        report["simulatorStarted"] = gemini.simulator_started()
+        report["simulatorStarted"] = simulator_started()
     return report
 
 

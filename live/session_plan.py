@@ -12,7 +12,7 @@ from typing import Any
 
 from google.genai import types
 
-from apsara.gemini import VOICES, LiveModel, not_conversational
+from gemini.catalogue import VOICES, LiveModel, not_conversational
 from live.protocol import (
     INPUT_AUDIO_MIME,
     OUTPUT_AUDIO_MIME,

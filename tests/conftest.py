@@ -11,6 +11,9 @@ import pytest
 from tests import hypothesis_profiles  # noqa: F401  (registers and loads the Hypothesis profiles)
 from tests.services import SeaweedS3
 
+# The Gemini simulator fixtures every test directory uses (gemini_sim, gemini_sim_state, gemini_sim_options).
+pytest_plugins = ["tests.gemini_fixtures"]
+
 if TYPE_CHECKING:
     from django.core.files.storage import Storage
     from rest_framework.test import APIClient

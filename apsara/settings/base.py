@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "axes",  # login throttling; see AXES_* below
     "conversations",
+    "gemini",
     "live",
 ]
 
@@ -203,12 +204,12 @@ STORAGES = {
     "audio": _audio_storage_config(),
 }
 
-# GEMINI: API key, Vertex (OAuth), or the built-in simulator; see apsara/gemini.py
+# GEMINI: API key, Vertex (OAuth), or the built-in simulator; see gemini/client.py
 # ------------------------------------------------------------------------------
 GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
 GEMINI_API_VERSION = env("GEMINI_API_VERSION", default="")  # REST only; empty: the SDK's default
 # Live on the Gemini API: empty means v1beta, the only version it serves Live on (v1alpha also works; anything else
-# is refused at start-up). Vertex AI always uses the SDK's default. See apsara/gemini.py.
+# is refused at start-up). Vertex AI always uses the SDK's default. See gemini/client.py.
 GEMINI_LIVE_API_VERSION = env("GEMINI_LIVE_API_VERSION", default="")
 GEMINI_BASE_URL = env("GEMINI_BASE_URL", default="")  # e.g. a stand-alone simulator
 GEMINI_CA_FILE = env("GEMINI_CA_FILE", default="")  # CA to trust for GEMINI_BASE_URL

@@ -15,8 +15,8 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 from django.conf import settings
 from django.utils import timezone
 
-from apsara import gemini
 from conversations.models import User
+from gemini.catalogue import LiveModel, live_model
 from live import db_lanes, metrics, services, tools
 from live.models import LiveSession
 from live.protocol import (
@@ -60,9 +60,9 @@ class Outlet(Protocol):
     async def group_discard(self, group: str) -> None: ...
 
 
-def _live_model(name: str) -> gemini.LiveModel:
+def _live_model(name: str) -> LiveModel:
     # A model missing from the catalogue is tried with the newest models' behaviour; Gemini says if it is unknown.
-    return gemini.live_model(name) or gemini.LiveModel(name, name, True, True, True)
+    return live_model(name) or LiveModel(name, name, True, True, True)
 
 
 class LiveClient:

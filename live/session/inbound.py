@@ -9,6 +9,7 @@ from typing import Any
 
 from google.genai import types
 
+from gemini.wire import GeminiWire, ModelAudio
 from live import metrics
 from live.protocol import OUTPUT_SAMPLE_RATE
 from live.recorder import Recorder
@@ -20,7 +21,6 @@ from live.session.row import SessionRow
 from live.session.stats import Counters, ReplyClock
 from live.session.tool_calls import ToolCalls
 from live.session_plan import SessionPlan
-from live.wire import GeminiWire, ModelAudio
 
 _HANDLED_CONTENT_FIELDS = frozenset(
     {"model_turn", "input_transcription", "output_transcription", "interrupted", "generation_complete", "turn_complete"}
@@ -78,7 +78,7 @@ class Inbound:
                 await self._on_server_message(message)
 
     async def _on_model_audio(self, message: ModelAudio) -> None:
-        """The common case, a message of nothing but model audio (see ``live.wire``)."""
+        """The common case, a message of nothing but model audio (see ``gemini.wire``)."""
         parts_out: list[dict[str, Any]] = []
         for pcm, mime in message.chunks:
             await self._model_audio(pcm, mime, parts_out)

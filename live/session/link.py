@@ -27,12 +27,12 @@ from typing import Any, Literal
 import tenacity
 from django.conf import settings
 
-from apsara import gemini
+from gemini.client import live_client
+from gemini.errors import UpstreamFailure, classify
+from gemini.wire import GeminiWire
 from live import metrics
 from live.protocol import ErrorCode
 from live.session_plan import SessionPlan
-from live.upstream import UpstreamFailure, classify
-from live.wire import GeminiWire
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class Link:
 
     async def _connect(self, *, handle: str | None, with_history: bool) -> None:
         if self._client is None:
-            self._client = gemini.live_client()
+            self._client = live_client()
         config = self.plan.connect_config(
             handle=handle, with_history=with_history, transparent=bool(self._client.vertexai)
         )

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from django.conf import settings
 from google.genai import types
 
+from gemini.wire import GeminiWire
 from live.protocol import INPUT_SAMPLE_RATE, ErrorCode, ProtocolError
 from live.server_messages import ServerMessage, session_error
 from live.session.ledger import Item, Ledger
 from live.session.link import Link
 from live.session.stats import Counters, ReplyClock
 from live.session_plan import SessionPlan
-from live.wire import GeminiWire
 
 CONTROL_HEADROOM = 64  # queue places kept for non-audio items
 TRAILING_SILENCE_MS = 1200  # after a 3.8 audioStreamEnd: more than Gemini's default end-of-speech silence

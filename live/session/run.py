@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.conf import settings
 
 from conversations.models import Conversation
+from gemini.errors import UpstreamFailure, classify, is_upstream_error
 from live import memory, metrics, services
 from live.history import load_history
 from live.models import LiveSession
@@ -49,7 +50,6 @@ from live.session.row import SessionRow
 from live.session.stats import Counters, ReplyClock
 from live.session.tool_calls import ToolCalls
 from live.session_plan import SessionPlan
-from live.upstream import UpstreamFailure, classify, is_upstream_error
 
 if TYPE_CHECKING:
     from live.session.client import LiveClient

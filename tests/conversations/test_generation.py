@@ -6,9 +6,11 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import httpx2 as httpx  # the HTTP library google-genai 3.6.1 uses
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
+from google.auth import exceptions as auth_exceptions
 from google.genai import errors as genai_errors
 from google.genai import types
 
@@ -245,24 +247,16 @@ async def test_stream_closed_while_sending_keeps_what_arrived(user, gemini_sim) 
     assert (message.text, message.interrupted) == (first, True)
 
 
-async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, tmp_path, monkeypatch) -> None:
+async def test_connection_dropped_mid_stream_saves_what_arrived_and_reports(user, gemini_sim) -> None:
     """Gemini vanishing mid-reply: the partial reply is saved (interrupted) and an error event says why."""
-    import apsara.gemini
-    from gemini_sim import start_background
-
-    # A simulator of its own, to be stopped mid-reply (the shared one serves the other tests).
-    sim = start_background(tmp_path / "sim", host="127.0.0.1", port=0, realtime_factor=0, stream_delay=1.0)
-    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: sim)
-    try:
-        stream = await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper and the sea."})
-        events = []
-        async for name, data in stream.events():
-            events.append((name, data))
-            if name == "chunk" and sim.loop.is_running():
-                sim.stop()  # the server goes away while the reply is streaming
-        await stream.finish()
-    finally:
-        sim.stop()
+    gemini_sim.set_options(stream_delay=1.0)
+    stream = await generate(user, {"prompt": "Tell me a long story about a lighthouse keeper and the sea."})
+    events = []
+    async for name, data in stream.events():
+        events.append((name, data))
+        if name == "chunk" and gemini_sim.loop.is_running():
+            gemini_sim.stop()  # the server goes away while the reply is streaming
+    await stream.finish()
     chunks = "".join(data["text"] for name, data in events if name == "chunk")
     name, error = events[-1]
     assert name == "error", events
@@ -291,11 +285,16 @@ def _api_error(cls: type[genai_errors.APIError], code: int, status: str) -> gena
         (_api_error(genai_errors.ClientError, 429, "RESOURCE_EXHAUSTED"), "GEMINI_RATE_LIMITED"),
         (_api_error(genai_errors.ServerError, 503, "UNAVAILABLE"), "GEMINI_UNAVAILABLE"),
         (ConnectionResetError("reset"), "GEMINI_UNAVAILABLE"),
+        (
+            httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+            "GEMINI_UNAVAILABLE",
+        ),
+        (auth_exceptions.RefreshError("invalid_grant"), "GEMINI_ERROR"),
         (RuntimeError("bug"), "INTERNAL_ERROR"),
     ],
 )
 def test_generation_error_codes(exc: BaseException, code: str) -> None:
-    """SDK and transport failures map to the documented SSE error codes."""
+    """SDK and transport failures, classified by gemini.errors, map to the documented SSE error codes."""
     failure = generation_error(exc)
     assert failure.code == code
     assert failure.message

@@ -1,13 +1,13 @@
 """Browser tests: Playwright (sync API) drives Debian's Chromium against a real daphne server.
 
 The server runs daphne in a thread of this process, so it shares the test database (SQLite's shared in-memory
-test database, or PostgreSQL) and the embedded Gemini simulator. pytest-django's ``live_server`` is WSGI and
-threaded, and would not stream server-sent events the way daphne does in production.
+test database, or PostgreSQL) and the settings that point it at the test's Gemini simulator (``gemini_sim``).
+pytest-django's ``live_server`` is WSGI and threaded, and would not stream server-sent events the way daphne does in
+production.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -164,26 +164,16 @@ def page(browser, server_url: str) -> Iterator[object]:
     context.close()
 
 
-@pytest.fixture(scope="package")
-def e2e_simulator_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Start one Gemini simulator for the browser tests, with its own CA and state in a temp dir."""
-    from gemini_sim import start_background
-
-    handle = start_background(tmp_path_factory.mktemp("gemini_sim_e2e"), host="127.0.0.1", port=0)
-    yield handle
-    handle.stop()
+@pytest.fixture
+def gemini_sim_options() -> dict[str, Any]:
+    """Pace the browser tests' simulator as Gemini does (its defaults): a person hears replies in real time."""
+    return {}
 
 
 @pytest.fixture(autouse=True)
-def simulator(e2e_simulator_handle: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Make it the app's embedded simulator (the server thread asks apsara.gemini for it per request)."""
-    import apsara.gemini
-
-    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: e2e_simulator_handle)
-    saved = dataclasses.asdict(e2e_simulator_handle.options)
-    yield e2e_simulator_handle
-    e2e_simulator_handle.simulator.faults.clear()
-    e2e_simulator_handle.set_options(**saved)
+def _gemini(gemini_sim: Any) -> Any:
+    """Every browser test's server talks to a simulator of the test's own (the server thread reads the settings)."""
+    return gemini_sim
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def slow_simulator(simulator: Any) -> Any:
+def slow_simulator(gemini_sim: Any) -> Any:
     """Slow the simulator's stream down, so a person (and the test) can watch text arrive."""
-    simulator.set_options(stream_delay=0.4)
-    return simulator
+    gemini_sim.set_options(stream_delay=0.4)
+    return gemini_sim
 
 
 def test_prompt_streams_reply_then_reload_shows_both(page: Page, slow_simulator: Any, screenshot_dir: Path) -> None:

@@ -476,12 +476,12 @@ def test_talk_camera_frames_reach_gemini(talk_browser: Any, server_url: str, scr
     wait_state(page, "ended")
 
 
-def test_talk_shows_gemini_reconnecting_then_carries_on(talk_browser: Any, server_url: str, simulator: Any) -> None:
+def test_talk_shows_gemini_reconnecting_then_carries_on(talk_browser: Any, server_url: str, gemini_sim: Any) -> None:
     """When Gemini's connection drops the server resumes it; the page says so, then listens again."""
     chromium, _ = talk_browser([1.0])
     page = start_talking(chromium, server_url, username="upstream")
     wait_state(page, "listening")
-    simulator.inject_fault("drop", when="now")
+    gemini_sim.inject_fault("drop", when="now")
     page.wait_for_function("() => window.apsaraTalk.stats.events.includes('reconnecting')")
     wait_state(page, "listening")
     types = check_wire(page)

@@ -44,7 +44,7 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimHandle]]:
 
 
 def http_options(sim: SimHandle, **extra: Any) -> types.HttpOptions:
-    """Trust the simulator's CA for this client only (the way apsara.gemini does)."""
+    """Trust the simulator's CA for this client only (the way gemini.client does)."""
     ctx = sim.ssl_context
     return types.HttpOptions(
         base_url=sim.base_url, client_args={"verify": ctx}, async_client_args={"verify": ctx, "ssl": ctx}, **extra

@@ -4,7 +4,7 @@ Their conftest builds the ``client`` the way ``--mode=api`` does, from the envir
 ``GOOGLE_CLOUD_PROJECT``, application default credentials) and from their ``http_options`` fixture, which decides the
 API version (``v1beta`` for the Gemini API, the SDK default for Vertex). This plugin adds only where the service is and
 whom to trust: the simulator's base URL and CA (``GEMINI_SIM_BASE_URL``, ``GEMINI_SIM_CA_FILE``), per client, as
-``apsara.gemini`` does. Loaded with ``-p tests.gemini_sim.google_live_plugin`` by ``test_google_live_tests.py``.
+``gemini.client`` does. Loaded with ``-p tests.gemini_sim.google_live_plugin`` by ``test_google_live_tests.py``.
 """
 
 from __future__ import annotations

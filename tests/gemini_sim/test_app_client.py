@@ -1,4 +1,4 @@
-"""The app's client factory (apsara.gemini, simulator mode) trusts the simulator per client, for REST and Live."""
+"""The app's client factory (gemini.client, simulator mode) trusts the simulator per client, for REST and Live."""
 
 from __future__ import annotations
 
@@ -6,24 +6,24 @@ import os
 
 from google.genai import types
 
-import apsara.gemini
+from gemini import catalogue as app_catalogue
+from gemini.client import get_client
+from tests.gemini_fixtures import use_simulator
 
 from .conftest import text_of
 from .livekit import say
 
 
-async def test_get_client_reaches_the_simulator_over_rest_and_live(sim, monkeypatch):
-    monkeypatch.setattr(apsara.gemini, "_embedded_simulator", lambda: sim)
+async def test_get_client_reaches_the_simulator_over_rest_and_live(sim, settings, monkeypatch):
+    use_simulator(settings, sim)  # simulator mode, at GEMINI_BASE_URL with GEMINI_CA_FILE's CA
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     assert "SSL_CERT_FILE" not in os.environ
-    client = apsara.gemini.get_client()
+    client = get_client()
     assert "Hello" in text_of(client.models.generate_content(model="gemini-2.5-flash", contents="hello"))
     reply = await client.aio.models.generate_content(model="gemini-2.5-flash", contents="what is 2 plus 2")
     assert "4" in text_of(reply)
     cfg = types.LiveConnectConfig(output_audio_transcription=types.AudioTranscriptionConfig())
-    async with apsara.gemini.get_client(live=True).aio.live.connect(
-        model="gemini-3.1-flash-live-preview", config=cfg
-    ) as session:
+    async with get_client(live=True).aio.live.connect(model="gemini-3.1-flash-live-preview", config=cfg) as session:
         assert "Hello" in (await say(session, "hello")).text
     assert {r["path"] for r in sim.records(type="connect")} >= {"gemini:v1beta"}
 
@@ -31,8 +31,8 @@ async def test_get_client_reaches_the_simulator_over_rest_and_live(sim, monkeypa
 def test_catalogues_agree():
     from gemini_sim import catalogue
 
-    assert catalogue.VOICES == apsara.gemini.VOICES
-    for name, app_model in apsara.gemini.LIVE_MODELS.items():
+    assert catalogue.VOICES == app_catalogue.VOICES
+    for name, app_model in app_catalogue.LIVE_MODELS.items():
         sim_model = catalogue.MODELS[name]
         assert sim_model.live and sim_model.audio_only == app_model.audio_only
         assert sim_model.conversational == app_model.conversational
@@ -55,7 +55,7 @@ async def test_vertex_mode_reaches_the_simulator_with_a_bearer_token(sim, settin
     settings.GEMINI_CA_FILE = str(sim.ca_path)
     # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token
     monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
-    client = apsara.gemini.get_client()
+    client = get_client()
     assert client.vertexai
     sim.clear_records()
     assert client.models.generate_content(model="gemini-2.5-flash", contents="hello").text

@@ -1,11 +1,13 @@
-"""Fixtures for the live bridge: a gemini_sim per test (over TLS, real SDK), logged-in sockets on the real ASGI app."""
+"""Fixtures for the live bridge: logged-in sockets on the real ASGI app.
+
+Gemini is the test's ``gemini_sim`` (tests/gemini_fixtures.py): over TLS, driven by the real SDK.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 
 from conversations.models import Message, User
-from live.diagnostics import speech_like_pcm
+from gemini.live_steps import speech_like_pcm
 from live.models import LiveSession
 from tests.factories import UserFactory
 
@@ -33,26 +35,11 @@ def session_row(public_id: str) -> LiveSession:
     return LiveSession.objects.get(public_id=public_id)
 
 
-@pytest.fixture(scope="session")
-def sim_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One state dir (CA) for every simulator of the run: the CA is made once."""
-    return tmp_path_factory.mktemp("gemini_sim")
-
-
-@pytest.fixture
-def sim(sim_state: Path, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Any]:
-    """A fresh gemini_sim for one test, as fast as it goes, with apsara.gemini pointed at it."""
-    from apsara import gemini
-    from gemini_sim import start_background
-
-    handle = start_background(sim_state, realtime_factor=0, latency=0, audio_chunk_ms=100)
-    monkeypatch.setattr(gemini, "simulator_address", lambda: (handle.base_url, handle.ssl_context))
-    settings.GEMINI_API_KEY = ""
-    settings.GOOGLE_GENAI_USE_VERTEXAI = False
+@pytest.fixture(autouse=True)
+def _quick_upstream_retries(settings: Any) -> None:
+    """Reconnect to Gemini (the test's ``gemini_sim``) without the production backoff, and give up in seconds."""
     settings.LIVE_UPSTREAM_BACKOFF_SECONDS = 0.01
     settings.LIVE_CONNECT_TIMEOUT_SECONDS = 10
-    yield handle
-    handle.stop()
 
 
 def login_cookie(user: User) -> str:

@@ -112,7 +112,7 @@ def server_database(tmp_path: Path) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def server_env(sim: Any, *, database_url: str, media: Path, redis: str = "") -> dict[str, str]:
+def server_env(gemini_sim: Any, *, database_url: str, media: Path, redis: str = "") -> dict[str, str]:
     """The environment of a server process (and of the scripts acting on its database and channel layer)."""
     return {
         **os.environ,
@@ -125,8 +125,8 @@ def server_env(sim: Any, *, database_url: str, media: Path, redis: str = "") -> 
         "MEDIA_ROOT": str(media),
         "AUDIO_STORAGE": "local",
         "GEMINI_API_KEY": "teardown-test-key",
-        "GEMINI_BASE_URL": sim.base_url,
-        "GEMINI_CA_FILE": str(sim.ca_path),
+        "GEMINI_BASE_URL": gemini_sim.base_url,
+        "GEMINI_CA_FILE": str(gemini_sim.ca_path),
         "PYTHONPATH": str(ROOT),
     }
 

@@ -79,7 +79,7 @@ async def open_socket(live_user: User) -> AsyncIterator[Sockets]:
     await sockets.close_all()
 
 
-async def test_churn_on_redis_leaves_the_layer_healthy_in_process(sim, settings, live_user, open_socket, caplog):
+async def test_churn_on_redis_leaves_the_layer_healthy_in_process(gemini_sim, settings, live_user, open_socket, caplog):
     settings.CHANNEL_LAYERS = layer_settings("redis")  # skipped without REDIS_URL; a failure in CI
     settings.LIVE_MAX_SESSIONS_PER_USER = SOCKETS  # one user opens them all
     caplog.set_level(logging.INFO)
@@ -165,12 +165,12 @@ async def _churn_one(server: Server, cookie: str, index: int, gate: asyncio.Sema
             await ws.close(code=CLOSE_CODES[index % 2])
 
 
-async def test_churn_on_redis_leaves_every_server_process_healthy(sim, tmp_path: Path) -> None:
+async def test_churn_on_redis_leaves_every_server_process_healthy(gemini_sim, tmp_path: Path) -> None:
     """Two server processes (``apsara.serve`` and daphne) on one Redis and one database, as production runs
     workers: the burst is spread over both, and each is checked on its own afterwards."""
     redis = redis_url()
     with server_database(tmp_path) as database:
-        env = server_env(sim, database_url=database, media=tmp_path / "media", redis=redis)
+        env = server_env(gemini_sim, database_url=database, media=tmp_path / "media", redis=redis)
         env["LIVE_MAX_SESSIONS_PER_USER"] = str(SOCKETS)  # one user opens them all
         user_id, cookie = await asyncio.to_thread(setup_user, env)
         with (

@@ -45,7 +45,7 @@ async def test_cross_site_origin_is_refused(connect, live_user):
     await communicator.disconnect()  # end the refusing consumer here, not in the event loop's teardown
 
 
-async def test_seed_flow_typed_text(sim, connect):
+async def test_seed_flow_typed_text(gemini_sim, connect):
     """create_session → session_created → send_message text → session_message reply → end_session."""
     ws = await connect()
     created = await ws.create(model=MODEL, userId="someone-else", config={"responseModalities": ["AUDIO"]})
@@ -89,7 +89,7 @@ async def test_seed_flow_typed_text(sim, connect):
     assert conversation.kind == "live"
 
 
-async def test_spoken_turn_is_stored_as_two_wav_messages(sim, connect, live_user):
+async def test_spoken_turn_is_stored_as_two_wav_messages(gemini_sim, connect, live_user):
     """Speech then silence (binary PCM frames) → Gemini's VAD ends the turn → user and model turns stored as WAV."""
     ws = await connect()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
@@ -125,8 +125,8 @@ async def test_spoken_turn_is_stored_as_two_wav_messages(sim, connect, live_user
     assert user.audio.name.startswith(f"audio/{live_user.pk}/{created['conversationId']}/")
 
 
-async def test_barge_in_interrupts_and_flags_the_model_turn(sim, connect):
-    sim.set_options(realtime_factor=4)
+async def test_barge_in_interrupts_and_flags_the_model_turn(gemini_sim, connect):
+    gemini_sim.set_options(realtime_factor=4)
     ws = await connect()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
     await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
@@ -153,7 +153,7 @@ async def test_barge_in_interrupts_and_flags_the_model_turn(sim, connect):
     assert stored[2].input_transcription == "(0.5 seconds of speech)"
 
 
-async def test_tool_call_round_trip(sim, connect):
+async def test_tool_call_round_trip(gemini_sim, connect):
     from live.tools import tool_execute
 
     ws = await connect()
@@ -172,7 +172,7 @@ async def test_tool_call_round_trip(sim, connect):
     assert response["data"]["toolResponse"]["functionResponses"][0]["response"] == expected
     await ws.until_turn_complete()
 
-    sent = [m for m in sim.client_messages() if "tool_response" in m or "toolResponse" in m]
+    sent = [m for m in gemini_sim.client_messages() if "tool_response" in m or "toolResponse" in m]
     body = sent[0].get("tool_response") or sent[0]["toolResponse"]
     fr = (body.get("function_responses") or body["functionResponses"])[0]
     assert fr["id"] == function_call["id"] and fr["name"] == "calculator" and fr["response"] == expected
@@ -191,7 +191,7 @@ async def test_tool_call_round_trip(sim, connect):
     assert "calculator result" in stored[2].output_transcription
 
 
-async def test_text_on_an_audio_only_model_is_served_from_the_transcription(sim, connect):
+async def test_text_on_an_audio_only_model_is_served_from_the_transcription(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL, config={"responseModalities": ["TEXT"]})
     assert created["config"]["responseModalities"] == ["TEXT"]
@@ -209,11 +209,11 @@ async def test_text_on_an_audio_only_model_is_served_from_the_transcription(sim,
     ]
     assert parts and all(set(p) == {"text"} for p in parts)
     assert "".join(p["text"] for p in parts).startswith("Hello! How can I help you today?")
-    setup = sim.client_messages()[0]["setup"]
+    setup = gemini_sim.client_messages()[0]["setup"]
     assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
 
 
-async def test_invalid_voice_is_rejected_before_gemini(sim, connect):
+async def test_invalid_voice_is_rejected_before_gemini(gemini_sim, connect):
     ws = await connect()
     await ws.send(
         {
@@ -228,18 +228,18 @@ async def test_invalid_voice_is_rejected_before_gemini(sim, connect):
         and "Puck" in error["error"]["message"]
         and "Zephyr" in error["error"]["message"]
     )
-    assert sim.records(type="connect") == []
+    assert gemini_sim.records(type="connect") == []
     created = await ws.create(model=MODEL, config={"speechConfig": {"voiceConfig": {"voiceName": "kore"}}})
     assert created["config"]["voiceName"] == "Kore"
-    setup = sim.client_messages()[0]["setup"]
+    setup = gemini_sim.client_messages()[0]["setup"]
     assert "Kore" in str(setup["generationConfig"]["speechConfig"])
 
 
 @pytest.mark.parametrize("handle_delay", [0.0, 0.3])
-async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect, handle_delay):
+async def test_configure_vad_resumes_gemini_with_the_new_settings(gemini_sim, connect, handle_delay):
     """With ``handle_delay``, configure_vad arrives before the handle covering the last turn: the switch waits for
     it instead of resuming from the older handle and replaying (and so re-asking) what was already answered."""
-    sim.set_options(handle_delay=handle_delay)
+    gemini_sim.set_options(handle_delay=handle_delay)
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -247,7 +247,7 @@ async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect, 
     await ws.send({"type": "configure_vad", "sessionId": created["sessionId"], "data": {"enabled": False}})
     configured = await ws.expect("vad_configured")
     assert configured["vad"]["enabled"] is False
-    setups = [m["setup"] for m in sim.client_messages() if "setup" in m]
+    setups = [m["setup"] for m in gemini_sim.client_messages() if "setup" in m]
     assert len(setups) == 2
     assert setups[1]["sessionResumption"]["handle"]
     assert str(setups[1]["realtimeInputConfig"]).count("disabled") == 1 and "True" in str(
@@ -267,11 +267,11 @@ async def test_configure_vad_resumes_gemini_with_the_new_settings(sim, connect, 
     )
     assert "Your name is Ada" in said
     assert not ws.of_type("session_reconnecting")
-    said_to_gemini = [m for m in sim.client_messages() if "My name is Ada" in json.dumps(m)]
+    said_to_gemini = [m for m in gemini_sim.client_messages() if "My name is Ada" in json.dumps(m)]
     assert len(said_to_gemini) == 1
 
 
-async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_user):
+async def test_message_saved_reaches_the_users_other_tabs(gemini_sim, connect, live_user):
     other_tab = await connect()
     ws = await connect()
     created = await ws.create(model=MODEL)
@@ -282,7 +282,7 @@ async def test_message_saved_reaches_the_users_other_tabs(sim, connect, live_use
     assert saved["message"]["messageType"] == "live"
 
 
-async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, connect, live_user, monkeypatch):
+async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(gemini_sim, connect, live_user, monkeypatch):
     # Its last recording is saved as it closes; the other tab hears of it, the closed socket's channel gets nothing
     # (channels_redis would keep such messages in its receive buffer for the life of the process).
     from channels.layers import get_channel_layer
@@ -313,7 +313,9 @@ async def test_a_closed_socket_leaves_nothing_behind_in_the_channel_layer(sim, c
     assert channel not in getattr(layer, "channels", {})  # the in-memory layer
 
 
-async def test_a_failing_channel_layer_at_close_still_loses_nothing(sim, connect, live_user, monkeypatch, caplog):
+async def test_a_failing_channel_layer_at_close_still_loses_nothing(
+    gemini_sim, connect, live_user, monkeypatch, caplog
+):
     from channels.layers import get_channel_layer
 
     ws = await connect()
@@ -334,7 +336,7 @@ async def test_a_failing_channel_layer_at_close_still_loses_nothing(sim, connect
     assert "leaving group" in caplog.text
 
 
-async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_user):
+async def test_existing_conversation_must_belong_to_the_user(gemini_sim, connect, live_user):
     mine = await database_sync_to_async(ConversationFactory)(owner=live_user)
     theirs = await database_sync_to_async(ConversationFactory)()
     ws = await connect()
@@ -345,7 +347,7 @@ async def test_existing_conversation_must_belong_to_the_user(sim, connect, live_
     assert created["conversationId"] == mine.public_id
 
 
-async def test_end_session_from_the_admin_over_the_channel_layer(sim, connect):
+async def test_end_session_from_the_admin_over_the_channel_layer(gemini_sim, connect):
     from live.services import live_session_end_request
 
     ws = await connect()
@@ -365,8 +367,8 @@ async def test_end_session_from_the_admin_over_the_channel_layer(sim, connect):
     assert (await ws.expect("pong"))["protocolVersion"] == "1.0"
 
 
-async def test_disconnect_mid_turn_loses_nothing_already_said(sim, connect):
-    sim.set_options(realtime_factor=2)
+async def test_disconnect_mid_turn_loses_nothing_already_said(gemini_sim, connect):
+    gemini_sim.set_options(realtime_factor=2)
     ws = await connect()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
     await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
@@ -388,7 +390,7 @@ async def test_disconnect_mid_turn_loses_nothing_already_said(sim, connect):
     assert row.resumption_handle
 
 
-async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect, live_user):
+async def test_context_of_25_messages_reaches_gemini_in_two_batches(gemini_sim, connect, live_user):
     conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
     for i in range(25):
         await database_sync_to_async(MessageFactory)(
@@ -400,7 +402,7 @@ async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect
     assert loaded["messagesLoaded"] == 20 and loaded["turnsLoaded"] == 20 and loaded["batches"] == 2
     assert loaded["conversationId"] == conversation.public_id
     await ws.until_turn_complete()  # the last turn is the user's: Gemini answers it
-    sent = [m.get("client_content") or m.get("clientContent") for m in sim.client_messages()]
+    sent = [m.get("client_content") or m.get("clientContent") for m in gemini_sim.client_messages()]
     batches = [b for b in sent if b is not None]
     assert [len(b["turns"]) for b in batches] == [10, 10]
     assert [b.get("turnComplete", b.get("turn_complete")) for b in batches] == [False, True]
@@ -408,7 +410,7 @@ async def test_context_of_25_messages_reaches_gemini_in_two_batches(sim, connect
     assert texts == [f"message number {i}" for i in range(5, 25)]
     roles = [t["role"] for b in batches for t in b["turns"]]
     assert roles == ["model" if i % 2 else "user" for i in range(5, 25)]
-    setup = sim.client_messages()[0]["setup"]
+    setup = gemini_sim.client_messages()[0]["setup"]
     # The SDK sends the inside of historyConfig in snake_case; Gemini parses proto-JSON, either spelling.
     assert setup["historyConfig"] in (
         {"initialHistoryInClientContent": True},
@@ -433,7 +435,7 @@ async def test_a_message_saved_outside_live_reaches_open_sockets(connect, live_u
     assert saved["message"]["hasAudio"] is False
 
 
-async def test_metrics_follow_a_session(sim, connect):
+async def test_metrics_follow_a_session(gemini_sim, connect):
     from live import metrics
 
     def value(name: str, **labels: str) -> float:
@@ -460,7 +462,7 @@ async def test_metrics_follow_a_session(sim, connect):
     assert value("apsara_live_sessions_active") == before["active"]
 
 
-async def test_context_requested_for_an_empty_conversation_is_skipped(sim, connect):
+async def test_context_requested_for_an_empty_conversation_is_skipped(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL, loadConversationContext=True)
     skipped = await ws.expect("context_load_skipped")
@@ -476,7 +478,7 @@ async def test_context_requested_for_an_empty_conversation_is_skipped(sim, conne
         ("gemini-2.5-flash-native-audio-preview-12-2025", False, False),
     ],
 )
-async def test_translation_is_model_aware(sim, connect, live_user, model, text_as_realtime, history_config):
+async def test_translation_is_model_aware(gemini_sim, connect, live_user, model, text_as_realtime, history_config):
     conversation = await database_sync_to_async(ConversationFactory)(owner=live_user)
     await database_sync_to_async(MessageFactory)(conversation=conversation, role="user", text="My name is Ada")
     await database_sync_to_async(MessageFactory)(conversation=conversation, role="model", text="Hello Ada.")
@@ -490,15 +492,15 @@ async def test_translation_is_model_aware(sim, connect, live_user, model, text_a
         for m in turn
         if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
     )
-    sent = sim.client_messages()
+    sent = gemini_sim.client_messages()
     assert ("historyConfig" in sent[0]["setup"]) is history_config
     typed = [m for m in sent[1:] if "What is my name?" in json.dumps(m)]
     assert len(typed) == 1
     assert ("realtime_input" in typed[0] or "realtimeInput" in typed[0]) is text_as_realtime
 
 
-async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(sim, connect):
-    sim.set_options(realtime_factor=8)
+async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(gemini_sim, connect):
+    gemini_sim.set_options(realtime_factor=8)
     ws = await connect()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
     await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 2 sentences"}})
@@ -511,7 +513,7 @@ async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(sim, 
     ]
     configured = await ws.expect("vad_configured")
     assert configured["vad"] == {"enabled": True, "silenceThreshold": 300}
-    setups = [m["setup"] for m in sim.client_messages() if "setup" in m]
+    setups = [m["setup"] for m in gemini_sim.client_messages() if "setup" in m]
     assert len(setups) == 2 and "300" in json.dumps(setups[1])
     await ws.send({"type": "end_session"})
     await ws.expect("session_ended")
@@ -519,17 +521,17 @@ async def test_configure_vad_during_a_model_turn_waits_for_the_turn_to_end(sim, 
     assert [(m.role, m.interrupted) for m in stored] == [("user", False), ("model", False)]
 
 
-async def test_the_gemini_leg_is_uncompressed(sim, connect):
+async def test_the_gemini_leg_is_uncompressed(gemini_sim, connect):
     ws = await connect()
     await ws.create(model=MODEL)
-    [connection] = sim.records(type="connect")
+    [connection] = gemini_sim.records(type="connect")
     headers = {k.lower(): v for k, v in connection["headers"].items()}
     assert "permessage-deflate" not in headers.get("sec-websocket-extensions", "")
     assert headers.get("x-goog-api-key")
 
 
-async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_input(sim, connect):
-    sim.set_options(realtime_factor=4)
+async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_input(gemini_sim, connect):
+    gemini_sim.set_options(realtime_factor=4)
     ws = await connect()
     await ws.create(model=MODEL, config={"binaryAudio": True})
     await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 6 sentences"}})
@@ -552,7 +554,7 @@ async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_inpu
             break
     assert heard == ["(0.6 seconds of speech)"]
     assert not ws.of_type("session_error")
-    assert not [c for c in sim.records(type="close") if c["code"] == 1007]
+    assert not [c for c in gemini_sim.records(type="close") if c["code"] == 1007]
 
 
 @pytest.mark.parametrize(
@@ -566,25 +568,27 @@ async def test_switching_to_push_to_talk_mid_answer_applies_before_the_next_inpu
     ],
 )
 async def test_talk_opens_live_where_the_gemini_api_serves_it_whatever_rest_uses(
-    sim, connect, settings, monkeypatch, mode, rest_version, live_version, path
+    gemini_sim, connect, settings, monkeypatch, mode, rest_version, live_version, path
 ):
     """The SDK's default (v1) and GEMINI_API_VERSION (REST) never reach Live: the Gemini API serves it on v1beta."""
     monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1")  # the SDK's default, pinned whatever the SDK version
     if mode == "api_key":
         settings.GEMINI_API_KEY = "test-key-0123456789"
-        settings.GEMINI_BASE_URL = sim.base_url
-        settings.GEMINI_CA_FILE = str(sim.ca_path)
+        settings.GEMINI_BASE_URL = gemini_sim.base_url
+        settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
     settings.GEMINI_API_VERSION = rest_version
     settings.GEMINI_LIVE_API_VERSION = live_version
     ws = await connect()
     await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     await ws.until_turn_complete()
-    assert [c["path"] for c in sim.records(type="connect")] == [path]
+    assert [c["path"] for c in gemini_sim.records(type="connect")] == [path]
 
 
 @pytest.mark.parametrize("model", ["gemini-3.5-transcribe-live", "gemini-3.5-live-translate-preview"])
-async def test_a_model_that_cannot_hold_a_conversation_is_refused_and_the_socket_stays_usable(sim, connect, model):
+async def test_a_model_that_cannot_hold_a_conversation_is_refused_and_the_socket_stays_usable(
+    gemini_sim, connect, model
+):
     ws = await connect()
     await ws.send({"type": "create_session", "data": {"model": model}})
     error = (await ws.expect("session_error"))["error"]
@@ -595,16 +599,16 @@ async def test_a_model_that_cannot_hold_a_conversation_is_refused_and_the_socket
     offered = message.split("Use one of: ", 1)[1].rstrip(".").split(", ")
     assert MODEL in offered and "gemini-3.8-live" in offered
     assert not {"gemini-3.5-transcribe-live", "gemini-3.5-live-translate-preview"} & set(offered)
-    assert sim.records(type="connect") == []
+    assert gemini_sim.records(type="connect") == []
     assert await database_sync_to_async(LiveSession.objects.count)() == 0
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "sessionId": created["sessionId"], "data": {"text": "Hello"}})
     await ws.until_turn_complete()
-    assert [c["path"] for c in sim.records(type="connect")] == ["gemini:v1beta"]
+    assert [c["path"] for c in gemini_sim.records(type="connect")] == ["gemini:v1beta"]
 
 
 @pytest.mark.parametrize("model", ["gemini-3.8-live", "gemini-3.1-flash-live-preview"])
-async def test_turn_complete_on_audio_ends_the_spoken_turn_on_every_model(sim, connect, model):
+async def test_turn_complete_on_audio_ends_the_spoken_turn_on_every_model(gemini_sim, connect, model):
     """audioChunk + turnComplete ends the user's turn: audioStreamEnd, and on 3.8 (where that alone does not end
     it) the trailing silence a paused microphone would send."""
     ws = await connect()
@@ -617,11 +621,11 @@ async def test_turn_complete_on_audio_ends_the_spoken_turn_on_every_model(sim, c
     assert [c["inputTranscription"]["text"] for c in contents if "inputTranscription" in c] == [
         "(1.0 seconds of speech)"
     ]
-    sent = sim.client_messages()
+    sent = gemini_sim.client_messages()
     assert any("audioStreamEnd" in (m.get("realtime_input") or m.get("realtimeInput") or {}) for m in sent)
 
 
-async def test_push_to_talk_then_back_to_automatic_at_once_keeps_the_session(sim, connect):
+async def test_push_to_talk_then_back_to_automatic_at_once_keeps_the_session(gemini_sim, connect):
     """Markers queued for a push-to-talk connection that reach the next (automatic) one are not sent: Gemini would
     refuse them and end the session."""
     ws = await connect()
@@ -636,3 +640,18 @@ async def test_push_to_talk_then_back_to_automatic_at_once_keeps_the_session(sim
     await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
     await ws.until_turn_complete()
     assert not ws.of_type("session_error") and not ws.of_type("session_ended")
+
+
+@pytest.mark.timeout(60)
+async def test_a_misconfigured_endpoint_reaches_the_browser_as_upstream_error_not_model_not_found(
+    gemini_sim, connect, settings
+):
+    """Seed 000: a 404 at the handshake with a correct model name is the server's endpoint, not the model."""
+    settings.GEMINI_API_KEY = "k-1234"
+    settings.GEMINI_BASE_URL = gemini_sim.base_url + "/v1beta"
+    settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
+    ws = await connect()
+    await ws.send({"type": "create_session", "data": {"model": "gemini-3.1-flash-live-preview"}})
+    error = (await ws.expect("session_error"))["error"]
+    assert error["code"] == "UPSTREAM_ERROR" and "endpoint is misconfigured (HTTP 404)" in error["message"]
+    assert gemini_sim.records(type="ws_rejected")[0]["status"] == 404

@@ -69,14 +69,14 @@ async def _reply_to(ws: Any, opening: str, within: float = 20) -> str:
 @pytest.mark.parametrize("point", list(POINTS))
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_a_fault_at_any_point_of_a_turn_loses_nothing_and_doubles_nothing(
-    sim, connect, caplog, fault, point, mode, repeat
+    gemini_sim, connect, caplog, fault, point, mode, repeat
 ):
     caplog.set_level(logging.WARNING)
-    sim.set_options(realtime_factor=20, handle_delay=0.3)
+    gemini_sim.set_options(realtime_factor=20, handle_delay=0.3)
     ws = await connect()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
     if point != "after":
-        sim.inject_fault(when=POINTS[point], **FAULTS[fault])
+        gemini_sim.inject_fault(when=POINTS[point], **FAULTS[fault])
 
     if mode == "typed":
         await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -86,7 +86,7 @@ async def test_a_fault_at_any_point_of_a_turn_loses_nothing_and_doubles_nothing(
         opening = "I heard you speak for about 1.0 seconds"
     await _reply_to(ws, opening)
     if point == "after":
-        sim.inject_fault(when="now", **FAULTS[fault])
+        gemini_sim.inject_fault(when="now", **FAULTS[fault])
 
     await ws.send({"type": "send_message", "data": {"text": "What is my name?"}})
     follow_up = await _reply_to(ws, "Your name is Ada" if mode == "typed" else "You haven't told me your name")

@@ -36,7 +36,7 @@ SERVERS = {
 
 
 @pytest.fixture(params=sorted(SERVERS))
-def server(request: pytest.FixtureRequest, sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
+def server(request: pytest.FixtureRequest, gemini_sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
     """A server process with its default limits (nothing about them in its environment); yields (port, cookie, log)."""
     env = {
         key: value
@@ -51,8 +51,8 @@ def server(request: pytest.FixtureRequest, sim: Any, tmp_path: Path) -> Iterator
             "REDIS_URL": "",
             "MEDIA_ROOT": str(tmp_path / "media"),
             "GEMINI_API_KEY": "frame-test-key",
-            "GEMINI_BASE_URL": sim.base_url,
-            "GEMINI_CA_FILE": str(sim.ca_path),
+            "GEMINI_BASE_URL": gemini_sim.base_url,
+            "GEMINI_CA_FILE": str(gemini_sim.ca_path),
             "PYTHONPATH": str(ROOT),
         }
     )

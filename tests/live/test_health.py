@@ -10,7 +10,7 @@ import pytest
 from django.db import OperationalError
 from django.test import AsyncClient
 
-from apsara import gemini
+from gemini.client import simulator_started
 from tests.live.inprocess import close_thread_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the database check runs in a worker thread
@@ -24,7 +24,7 @@ async def _close_thread_connections() -> AsyncIterator[None]:
 
 async def test_health_reports_ok_when_dependencies_answer(settings) -> None:
     """With the database and the channel layer answering, the report is ok and says which Gemini is used."""
-    started_before = gemini.simulator_started()  # earlier tests in this process may have started it
+    started_before = simulator_started()  # earlier tests in this process may have started it
     response = await AsyncClient().get("/live/health")
     assert response.status_code == 200
     body = response.json()
@@ -39,7 +39,7 @@ async def test_health_reports_ok_when_dependencies_answer(settings) -> None:
         "liveModel": settings.GEMINI_LIVE_MODEL,
         "simulatorStarted": started_before,
     }
-    assert gemini.simulator_started() == started_before  # a health probe never starts the simulator
+    assert simulator_started() == started_before  # a health probe never starts the simulator
     assert response["Cache-Control"].startswith("max-age=0")
 
 

@@ -618,7 +618,7 @@ class Harness:
 
 
 @pytest.fixture
-def hostile_setup(sim: Any, live_user: User, settings: Any) -> Iterator[tuple[Harness, Ids]]:
+def hostile_setup(gemini_sim: Any, live_user: User, settings: Any) -> Iterator[tuple[Harness, Ids]]:
     settings.LIVE_MAX_FRAME_BYTES = FRAME_LIMIT
     settings.LIVE_AUDIO_BURST_SECONDS = 3600  # random audio is not a flood here; that has tests of its own
     other = UserFactory()

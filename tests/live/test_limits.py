@@ -72,7 +72,7 @@ BAD_BEFORE_SESSION = [
 
 
 @pytest.mark.parametrize(("frame", "kind", "code"), BAD_BEFORE_SESSION)
-async def test_bad_input_without_a_session(sim, connect, frame, kind, code):
+async def test_bad_input_without_a_session(gemini_sim, connect, frame, kind, code):
     ws = await connect()
     await ws.send_raw(frame)
     error = await ws.expect(kind)
@@ -80,10 +80,10 @@ async def test_bad_input_without_a_session(sim, connect, frame, kind, code):
     assert error["error"]["message"] and "Traceback" not in error["error"]["message"]
     assert error["timestamp"]
     await assert_usable(ws)
-    assert sim.records(type="connect") == []
+    assert gemini_sim.records(type="connect") == []
 
 
-async def test_bad_input_during_a_session_keeps_it_usable(sim, connect, settings):
+async def test_bad_input_during_a_session_keeps_it_usable(gemini_sim, connect, settings):
     settings.LIVE_MAX_FRAME_BYTES = 64 * 1024
     ws = await connect()
     created = await ws.create(model=MODEL)
@@ -144,7 +144,7 @@ async def test_bad_input_during_a_session_keeps_it_usable(sim, connect, settings
     assert not ws.of_type("session_ended")
 
 
-async def test_accepted_audio_and_image_forms(sim, connect):
+async def test_accepted_audio_and_image_forms(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"audioChunk": b64(speech(0.5)), "turnComplete": False}})
@@ -163,7 +163,9 @@ async def test_accepted_audio_and_image_forms(sim, connect):
         for m in turn
         if isinstance(m, dict) and m["type"] == "session_message" and "serverContent" in m["data"]
     )
-    video = [m for m in sim.client_messages() if "video" in str(m.get("realtime_input", m.get("realtimeInput", "")))]
+    video = [
+        m for m in gemini_sim.client_messages() if "video" in str(m.get("realtime_input", m.get("realtimeInput", "")))
+    ]
     assert len(video) == 1
     await ws.send({"type": "end_session"})
     await ws.expect("session_ended")
@@ -174,7 +176,7 @@ async def test_accepted_audio_and_image_forms(sim, connect):
     assert stored[0].audio_duration == pytest.approx(0.8, abs=0.05)  # 0.5 s of speech + 0.3 s after it
 
 
-async def test_audio_before_create_session_is_answered_once_a_second(sim, connect):
+async def test_audio_before_create_session_is_answered_once_a_second(gemini_sim, connect):
     ws = await connect()
     for _ in range(20):
         await ws.communicator.send_to(bytes_data=silence(0.04))
@@ -183,7 +185,7 @@ async def test_audio_before_create_session_is_answered_once_a_second(sim, connec
     await assert_usable(ws)
 
 
-async def test_per_user_session_limit_counts_sessions_of_every_process(sim, connect, live_user, settings):
+async def test_per_user_session_limit_counts_sessions_of_every_process(gemini_sim, connect, live_user, settings):
     settings.LIVE_MAX_SESSIONS_PER_USER = 3
     # A session held by another server process (only the database knows about it).
     await database_sync_to_async(LiveSessionFactory)(user=live_user, status=LiveSession.Status.ACTIVE)
@@ -193,7 +195,7 @@ async def test_per_user_session_limit_counts_sessions_of_every_process(sim, conn
     await third.send({"type": "create_session", "data": {"model": MODEL}})
     error = await third.expect("session_error")
     assert error["error"]["code"] == "SESSION_LIMIT_REACHED" and "3" in error["error"]["message"]
-    assert len(sim.records(type="connect")) == 2
+    assert len(gemini_sim.records(type="connect")) == 2
     await first.send({"type": "end_session", "sessionId": a["sessionId"]})
     await first.expect("session_ended")
     await third.create(model=MODEL)
@@ -204,7 +206,7 @@ async def test_per_user_session_limit_counts_sessions_of_every_process(sim, conn
     await (await connect(stranger)).create(model=MODEL)
 
 
-async def test_audio_far_faster_than_real_time_gets_backpressure_then_closed(sim, connect, settings):
+async def test_audio_far_faster_than_real_time_gets_backpressure_then_closed(gemini_sim, connect, settings):
     settings.LIVE_AUDIO_BURST_SECONDS = 1.0
     settings.LIVE_AUDIO_FLOOD_CLOSE_SECONDS = 2.0
     ws = await connect()
@@ -227,7 +229,7 @@ async def test_audio_far_faster_than_real_time_gets_backpressure_then_closed(sim
     assert stored[0].role == "user" and stored[0].audio_duration >= 0.8
 
 
-async def test_compression_resolution_and_voice_reach_gemini_setup(sim, connect):
+async def test_compression_resolution_and_voice_reach_gemini_setup(gemini_sim, connect):
     ws = await connect()
     await ws.create(
         model=MODEL,
@@ -239,7 +241,7 @@ async def test_compression_resolution_and_voice_reach_gemini_setup(sim, connect)
             "vad": {"enabled": True, "sensitivity": 0.2, "silenceThreshold": 400},
         },
     )
-    setup = sim.client_messages()[0]["setup"]
+    setup = gemini_sim.client_messages()[0]["setup"]
     flat = json.dumps(setup)
     assert setup["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
     compression = setup["contextWindowCompression"]
@@ -252,12 +254,14 @@ async def test_compression_resolution_and_voice_reach_gemini_setup(sim, connect)
     assert any("speakingRate" in n for n in notices)
 
 
-async def test_input_gemini_cannot_take_is_dropped_with_backpressure_not_buffered_forever(sim, connect, settings):
+async def test_input_gemini_cannot_take_is_dropped_with_backpressure_not_buffered_forever(
+    gemini_sim, connect, settings
+):
     settings.LIVE_INBOUND_QUEUE_ITEMS = 20
     settings.LIVE_AUDIO_BURST_SECONDS = 1000.0
     ws = await connect()
     await ws.create(model=MODEL)
-    sim.inject_fault("stall", when="now", seconds=8)
+    gemini_sim.inject_fault("stall", when="now", seconds=8)
     # 800 frames of 16 KB while Gemini reads nothing: more than the socket buffers between us and it can hold.
     await ws.send_audio(silence(400.0), ms=500)
     error = await ws.expect("session_error")
@@ -269,7 +273,7 @@ async def test_input_gemini_cannot_take_is_dropped_with_backpressure_not_buffere
     await ws.until_turn_complete(within=20)
 
 
-async def test_sessions_of_a_dead_process_stop_counting_and_can_be_resumed(sim, connect, live_user, settings):
+async def test_sessions_of_a_dead_process_stop_counting_and_can_be_resumed(gemini_sim, connect, live_user, settings):
     import datetime as dt
 
     from django.utils import timezone
@@ -297,7 +301,7 @@ async def test_sessions_of_a_dead_process_stop_counting_and_can_be_resumed(sim, 
     assert resumed["contextReloaded"] is True  # its handle died with it: the conversation is reloaded instead
 
 
-async def test_an_open_session_keeps_sending_heartbeats(sim, connect, settings):
+async def test_an_open_session_keeps_sending_heartbeats(gemini_sim, connect, settings):
     import asyncio
 
     settings.LIVE_HEARTBEAT_SECONDS = 0.2
@@ -309,7 +313,7 @@ async def test_an_open_session_keeps_sending_heartbeats(sim, connect, settings):
     assert (await get(public_id=created["sessionId"])).last_seen_at > first
 
 
-async def test_a_session_whose_process_died_can_be_taken_over_directly(sim, connect, live_user):
+async def test_a_session_whose_process_died_can_be_taken_over_directly(gemini_sim, connect, live_user):
     import datetime as dt
 
     from django.utils import timezone

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from apsara import gemini
+from gemini.catalogue import live_model
 from live.session import link as link_module
 from live.session.link import TRANSITIONS, Link, LinkState, when_to_switch_for_vad
 from live.session_plan import plan_session
@@ -19,7 +19,7 @@ Event = Callable[[Link], Awaitable[None] | None]
 
 
 def _link() -> Link:
-    model = gemini.live_model(settings.GEMINI_LIVE_MODEL)
+    model = live_model(settings.GEMINI_LIVE_MODEL)
     assert model is not None
     return Link(plan=plan_session(model=model, config={}, available_tools=[]), handle=None, public_id="ls_test")
 

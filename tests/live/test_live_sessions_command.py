@@ -104,7 +104,7 @@ def test_bad_flags_are_refused_clearly(sessions, args, message):
 
 
 @pytest.mark.timeout(60)
-async def test_end_closes_a_real_session_on_its_socket(sim, connect):
+async def test_end_closes_a_real_session_on_its_socket(gemini_sim, connect):
     """Through a real consumer and gemini_sim: the command's --end reaches the browser as session_ended."""
     from channels.db import database_sync_to_async
 

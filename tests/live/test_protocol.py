@@ -73,7 +73,7 @@ def test_every_error_code_is_documented():
 
 
 def test_the_models_offered_for_create_session_are_the_catalogues_conversational_ones():
-    from apsara.gemini import LIVE_MODELS
+    from gemini.catalogue import LIVE_MODELS
 
     bullet = DOC.split("- `model`: ", 1)[1].split("\n- `", 1)[0]
     offered, refused = bullet.split("cannot hold a conversation", 1)

@@ -63,12 +63,12 @@ UNSTORABLE_CONFIG = [
 
 
 @pytest.mark.parametrize(("config", "field"), UNSTORABLE_CONFIG, ids=[f for _, f in UNSTORABLE_CONFIG])
-async def test_a_config_string_no_database_can_store_is_invalid_config_naming_it(sim, connect, config, field):
+async def test_a_config_string_no_database_can_store_is_invalid_config_naming_it(gemini_sim, connect, config, field):
     ws = await connect()
     error = await refused(ws, create(config))
     assert error["code"] == "INVALID_CONFIG"
     assert field in error["message"]
-    assert sim.records(type="connect") == []  # refused before Gemini is asked
+    assert gemini_sim.records(type="connect") == []  # refused before Gemini is asked
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ async def test_a_config_string_no_database_can_store_is_invalid_config_naming_it
         ),
     ],
 )
-async def test_any_other_string_no_database_can_store_is_refused(sim, connect, message, field):
+async def test_any_other_string_no_database_can_store_is_refused(gemini_sim, connect, message, field):
     ws = await connect()
     error = await refused(ws, message)
     assert error["code"] in ("INVALID_MESSAGE", "INVALID_CONFIG")
@@ -101,14 +101,14 @@ async def test_any_other_string_no_database_can_store_is_refused(sim, connect, m
         '{"vad": {"silenceThreshold": ' + "9" * 5000 + "}}",
     ],
 )
-async def test_a_number_json_columns_cannot_hold_is_invalid_json(sim, connect, config):
+async def test_a_number_json_columns_cannot_hold_is_invalid_json(gemini_sim, connect, config):
     ws = await connect()
     error = await refused(ws, '{"type": "create_session", "data": {"config": ' + config + "}}")
     assert error["code"] == "INVALID_JSON"
     assert "finite" in error["message"]
 
 
-async def test_deep_nesting_is_refused_however_deep(sim, connect):
+async def test_deep_nesting_is_refused_however_deep(gemini_sim, connect):
     ws = await connect()
     for depth, code in ((40, "INVALID_MESSAGE"), (200_000, "INVALID_JSON")):
         error = await refused(ws, '{"type": "ping", "x": ' + "[" * depth + "]" * depth + "}")
@@ -116,7 +116,7 @@ async def test_deep_nesting_is_refused_however_deep(sim, connect):
     await refused(ws, '{"type": "ping", "x": ' + "[" * 30 + "]" * 30 + "}", kind="pong")  # 31 deep: fine
 
 
-async def test_a_malformed_id_is_answered_as_an_unknown_one(sim, connect):
+async def test_a_malformed_id_is_answered_as_an_unknown_one(gemini_sim, connect):
     ws = await connect()
     other = await database_sync_to_async(UserFactory)()
     theirs = await database_sync_to_async(ConversationFactory)(owner=other)
@@ -129,7 +129,7 @@ async def test_a_malformed_id_is_answered_as_an_unknown_one(sim, connect):
         assert error["code"] == "SESSION_NOT_FOUND", session_id
 
 
-async def test_model_and_language_must_look_like_names(sim, connect):
+async def test_model_and_language_must_look_like_names(gemini_sim, connect):
     ws = await connect()
     for message in (
         create(model="x" * 121),
@@ -137,10 +137,10 @@ async def test_model_and_language_must_look_like_names(sim, connect):
         create({"speechConfig": {"voiceConfig": {"languageCode": "english please"}}}),
     ):
         assert (await refused(ws, message))["code"] == "INVALID_CONFIG"
-    assert sim.records(type="connect") == []
+    assert gemini_sim.records(type="connect") == []
 
 
-async def test_strings_in_a_session_are_checked_and_the_session_goes_on(sim, connect):
+async def test_strings_in_a_session_are_checked_and_the_session_goes_on(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL)
     for data, code in (
@@ -168,7 +168,7 @@ async def test_strings_in_a_session_are_checked_and_the_session_goes_on(sim, con
     assert (await session_row(created["sessionId"])).status == LiveSession.Status.ACTIVE
 
 
-async def test_frames_over_the_limit_are_refused_and_the_session_goes_on(sim, connect, settings):
+async def test_frames_over_the_limit_are_refused_and_the_session_goes_on(gemini_sim, connect, settings):
     settings.LIVE_MAX_FRAME_BYTES = 512 * 1024
     ws = await connect()
     created = await ws.create(model=MODEL)
@@ -186,7 +186,7 @@ async def test_frames_over_the_limit_are_refused_and_the_session_goes_on(sim, co
 # -- a request refused after it was accepted (Gemini, the limit, the client) leaves nothing behind -----------------
 
 
-async def test_gemini_refusing_the_setup_leaves_no_conversation(sim, connect):
+async def test_gemini_refusing_the_setup_leaves_no_conversation(gemini_sim, connect):
     ws = await connect()
     before = await counts()
     await ws.send(create(model="gemini-0-no-such-live"))
@@ -200,7 +200,7 @@ async def test_gemini_refusing_the_setup_leaves_no_conversation(sim, connect):
     assert await database_sync_to_async(LiveSession.objects.filter(status__in=LiveSession.ACTIVE_STATUSES).count)() == 0
 
 
-async def test_gemini_refusing_the_setup_keeps_a_conversation_that_was_chosen(sim, connect, live_user):
+async def test_gemini_refusing_the_setup_keeps_a_conversation_that_was_chosen(gemini_sim, connect, live_user):
     ws = await connect()
     mine = await database_sync_to_async(ConversationFactory)(owner=live_user)  # empty, and the user's own
     await ws.send(create(model="gemini-0-no-such-live", conversationId=mine.public_id))
@@ -209,7 +209,7 @@ async def test_gemini_refusing_the_setup_keeps_a_conversation_that_was_chosen(si
     assert (await session_row(error["sessionId"])).conversation_id == mine.pk
 
 
-async def test_a_session_that_opened_keeps_its_conversation(sim, connect):
+async def test_a_session_that_opened_keeps_its_conversation(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "end_session"})
@@ -217,7 +217,7 @@ async def test_a_session_that_opened_keeps_its_conversation(sim, connect):
     assert await database_sync_to_async(Conversation.objects.filter(public_id=created["conversationId"]).exists)()
 
 
-async def test_the_session_limit_leaves_no_conversation(sim, connect, settings):
+async def test_the_session_limit_leaves_no_conversation(gemini_sim, connect, settings):
     settings.LIVE_MAX_SESSIONS_PER_USER = 1
     ws = await connect()
     await ws.create(model=MODEL)
@@ -227,8 +227,8 @@ async def test_the_session_limit_leaves_no_conversation(sim, connect, settings):
 
 
 @pytest.mark.parametrize("leave", ["end_session", "disconnect"])
-async def test_leaving_before_gemini_answered_leaves_no_conversation(sim, connect, leave):
-    sim.inject_fault("stall", when="setup", seconds=3)
+async def test_leaving_before_gemini_answered_leaves_no_conversation(gemini_sim, connect, leave):
+    gemini_sim.inject_fault("stall", when="setup", seconds=3)
     ws = await connect()
     before = await counts()
     await ws.send(create())

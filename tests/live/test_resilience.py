@@ -22,12 +22,12 @@ def said(turn: list[Any]) -> str:
     )
 
 
-def setups(sim: Any) -> list[dict[str, Any]]:
-    return [m["setup"] for m in sim.client_messages() if "setup" in m]
+def setups(gemini_sim: Any) -> list[dict[str, Any]]:
+    return [m["setup"] for m in gemini_sim.client_messages() if "setup" in m]
 
 
-async def test_go_away_is_invisible_to_the_browser_and_loses_nothing(sim, connect):
-    sim.set_options(connection_lifetime=1.5, go_away_before=1.0)
+async def test_go_away_is_invisible_to_the_browser_and_loses_nothing(gemini_sim, connect):
+    gemini_sim.set_options(connection_lifetime=1.5, go_away_before=1.0)
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -43,18 +43,18 @@ async def test_go_away_is_invisible_to_the_browser_and_loses_nothing(sim, connec
 
     kinds = {m["type"] for m in ws.received if isinstance(m, dict)}
     assert not kinds & {"session_reconnecting", "session_resumed", "session_error"}
-    resumed = setups(sim)[1:]
+    resumed = setups(gemini_sim)[1:]
     assert len(resumed) >= 2 and all(s["sessionResumption"]["handle"] for s in resumed)
-    assert [c["code"] for c in sim.records(type="close")].count(1011) == 0, "left before Gemini's deadline"
+    assert [c["code"] for c in gemini_sim.records(type="close")].count(1011) == 0, "left before Gemini's deadline"
     stored = await messages_of(created["conversationId"])
     assert [m.role for m in stored] == ["user", "model"] * 3
     row = await session_row(created["sessionId"])
     assert row.reconnects >= 2
 
 
-async def test_go_away_during_a_model_turn_waits_for_the_turn(sim, connect):
+async def test_go_away_during_a_model_turn_waits_for_the_turn(gemini_sim, connect):
     # goAway 0.5 s into each connection, while the story (about 1 s at 8x) is being told.
-    sim.set_options(realtime_factor=8, connection_lifetime=3.0, go_away_before=2.5)
+    gemini_sim.set_options(realtime_factor=8, connection_lifetime=3.0, go_away_before=2.5)
     ws = await connect()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
     await ws.send({"type": "send_message", "data": {"text": "Tell me a story in 2 sentences"}})
@@ -68,15 +68,15 @@ async def test_go_away_during_a_model_turn_waits_for_the_turn(sim, connect):
     stored = await messages_of(created["conversationId"])
     assert [(m.role, m.interrupted) for m in stored][:2] == [("user", False), ("model", False)]
     assert stored[1].audio_duration == pytest.approx(len(audio) / 48000, abs=0.001)
-    assert len(setups(sim)) >= 2, "the bridge moved to a new connection after the turn"
+    assert len(setups(gemini_sim)) >= 2, "the bridge moved to a new connection after the turn"
 
 
-async def test_dropped_gemini_connection_is_resumed_and_the_browser_told(sim, connect):
+async def test_dropped_gemini_connection_is_resumed_and_the_browser_told(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
     await ws.until_turn_complete()
-    sim.inject_fault("drop", when="now")
+    gemini_sim.inject_fault("drop", when="now")
     reconnecting = await ws.expect("session_reconnecting")
     assert reconnecting["reason"] == "UPSTREAM_UNAVAILABLE"
     resumed = await ws.expect("session_resumed")
@@ -85,7 +85,7 @@ async def test_dropped_gemini_connection_is_resumed_and_the_browser_told(sim, co
     assert "Your name is Ada" in said(await ws.until_turn_complete())
 
 
-async def test_resume_session_from_a_new_socket(sim, connect):
+async def test_resume_session_from_a_new_socket(gemini_sim, connect):
     first = await connect()
     created = await first.create(model=MODEL, config={"binaryAudio": True})
     await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -105,13 +105,13 @@ async def test_resume_session_from_a_new_socket(sim, connect):
     await second.send({"type": "send_message", "sessionId": created["sessionId"], "data": {"text": "What is my name?"}})
     turn = await second.until_turn_complete()
     assert "Your name is Ada" in said(turn)
-    assert setups(sim)[-1]["sessionResumption"]["handle"] == row.resumption_handle
+    assert setups(gemini_sim)[-1]["sessionResumption"]["handle"] == row.resumption_handle
     await second.send({"type": "end_session"})
     await second.expect("session_ended")
     assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"] * 2
 
 
-async def test_resume_with_an_expired_handle_reloads_the_conversation(sim, connect):
+async def test_resume_with_an_expired_handle_reloads_the_conversation(gemini_sim, connect):
     first = await connect()
     created = await first.create(model=MODEL)
     await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -128,7 +128,7 @@ async def test_resume_with_an_expired_handle_reloads_the_conversation(sim, conne
     assert "Your name is Ada" in said(await second.until_turn_complete())
 
 
-async def test_resume_of_someone_elses_or_an_open_session_is_refused(sim, connect):
+async def test_resume_of_someone_elses_or_an_open_session_is_refused(gemini_sim, connect):
     from tests.factories import LiveSessionFactory
 
     other = await database_sync_to_async(LiveSessionFactory)(status=LiveSession.Status.DETACHED)
@@ -152,8 +152,8 @@ async def test_resume_of_someone_elses_or_an_open_session_is_refused(sim, connec
         ({"code": 1000, "reason": "", "count": 10}, "UPSTREAM_UNAVAILABLE", True),
     ],
 )
-async def test_each_gemini_close_at_setup_maps_to_its_session_error(sim, connect, fault, code, retry_after):
-    sim.inject_fault("close", when="setup", **fault)
+async def test_each_gemini_close_at_setup_maps_to_its_session_error(gemini_sim, connect, fault, code, retry_after):
+    gemini_sim.inject_fault("close", when="setup", **fault)
     ws = await connect()
     await ws.send({"type": "create_session", "data": {"model": MODEL}})
     error = await ws.expect("session_error")
@@ -169,31 +169,31 @@ async def test_each_gemini_close_at_setup_maps_to_its_session_error(sim, connect
     await ws.expect("pong")
 
 
-async def test_real_gemini_refusals_map_to_their_codes(sim, connect):
+async def test_real_gemini_refusals_map_to_their_codes(gemini_sim, connect):
     ws = await connect()
     await ws.send({"type": "create_session", "data": {"model": "gemini-0-no-such-live"}})
     assert (await ws.expect("session_error"))["error"]["code"] == "MODEL_NOT_FOUND"
-    sim.set_options(api_keys={"the-real-key"})
+    gemini_sim.set_options(api_keys={"the-real-key"})
     await ws.send({"type": "create_session", "data": {"model": MODEL}})
     assert (await ws.expect("session_error"))["error"]["code"] == "UPSTREAM_AUTH_FAILED"
 
 
-async def test_a_transient_setup_failure_is_retried_with_backoff(sim, connect):
-    sim.inject_fault("close", when="setup", code=1011, reason="Internal error occurred.", count=2)
+async def test_a_transient_setup_failure_is_retried_with_backoff(gemini_sim, connect):
+    gemini_sim.inject_fault("close", when="setup", code=1011, reason="Internal error occurred.", count=2)
     ws = await connect()
     created = await ws.create(model=MODEL)
     assert created["sessionId"]
-    assert len(setups(sim)) == 3
+    assert len(setups(gemini_sim)) == 3
     assert not ws.of_type("session_error")
 
 
-async def test_gemini_failing_mid_session_for_good_ends_it_cleanly(sim, connect):
+async def test_gemini_failing_mid_session_for_good_ends_it_cleanly(gemini_sim, connect):
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "Hello"}})
     await ws.until_turn_complete()
-    sim.inject_fault("close", when="setup", code=1008, reason="models/x is not found for API version v1.")
-    sim.inject_fault("close", when="now", code=1011, reason="Internal error occurred.")
+    gemini_sim.inject_fault("close", when="setup", code=1008, reason="models/x is not found for API version v1.")
+    gemini_sim.inject_fault("close", when="now", code=1011, reason="Internal error occurred.")
     await ws.expect("session_reconnecting")
     error = await ws.expect("session_error")
     assert error["error"]["code"] == "MODEL_NOT_FOUND"
@@ -201,7 +201,7 @@ async def test_gemini_failing_mid_session_for_good_ends_it_cleanly(sim, connect)
     assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"]
 
 
-async def test_a_crash_in_the_bridge_ends_the_session_and_keeps_what_was_said(sim, connect, monkeypatch):
+async def test_a_crash_in_the_bridge_ends_the_session_and_keeps_what_was_said(gemini_sim, connect, monkeypatch):
     from live.recorder import Recorder
 
     def broken_usage(self, usage):
@@ -223,7 +223,7 @@ async def test_a_crash_in_the_bridge_ends_the_session_and_keeps_what_was_said(si
     await ws.expect("pong")
 
 
-async def test_tool_call_cancellation_is_honoured(sim, connect, monkeypatch):
+async def test_tool_call_cancellation_is_honoured(gemini_sim, connect, monkeypatch):
     from live import tools
 
     started = asyncio.Event()
@@ -234,7 +234,7 @@ async def test_tool_call_cancellation_is_honoured(sim, connect, monkeypatch):
         return {"result": "too late"}
 
     monkeypatch.setattr(tools, "tool_execute", slow_tool)
-    sim.set_options(realtime_factor=1)
+    gemini_sim.set_options(realtime_factor=1)
     ws = await connect()
     created = await ws.create(model=MODEL, config={"tools": ["calculator"]})
     await ws.send({"type": "send_message", "data": {"text": "Use the calculator for 15 * 23"}})
@@ -248,16 +248,16 @@ async def test_tool_call_cancellation_is_honoured(sim, connect, monkeypatch):
     await ws.until_turn_complete()
     await ws.send({"type": "end_session"})
     await ws.expect("session_ended")
-    assert not [m for m in sim.client_messages() if "tool_response" in m or "toolResponse" in m]
+    assert not [m for m in gemini_sim.client_messages() if "tool_response" in m or "toolResponse" in m]
     stored = await messages_of(created["conversationId"])
     tool_rows = [m for m in stored if m.role == "tool"]
     assert len(tool_rows) == 1 and tool_rows[0].tool_data["cancelled"] is True
     assert tool_rows[0].tool_data["response"] is None
 
 
-async def test_go_away_without_a_usable_handle_restarts_with_the_conversation(sim, connect):
+async def test_go_away_without_a_usable_handle_restarts_with_the_conversation(gemini_sim, connect):
     # Handles die with their connection here, so the bridge must start afresh and reload what was said.
-    sim.set_options(resumption_ttl=0, connection_lifetime=1.5, go_away_before=1.0)
+    gemini_sim.set_options(resumption_ttl=0, connection_lifetime=1.5, go_away_before=1.0)
     ws = await connect()
     created = await ws.create(model=MODEL)
     await ws.send({"type": "send_message", "data": {"text": "My name is Ada"}})
@@ -267,7 +267,7 @@ async def test_go_away_without_a_usable_handle_restarts_with_the_conversation(si
     assert "Your name is Ada" in said(await ws.until_turn_complete())
     kinds = {m["type"] for m in ws.received if isinstance(m, dict)}
     assert not kinds & {"session_reconnecting", "session_resumed", "session_error"}
-    history = [m.get("client_content") or m.get("clientContent") for m in sim.client_messages()]
+    history = [m.get("client_content") or m.get("clientContent") for m in gemini_sim.client_messages()]
     reloaded = [h for h in history if h]
     assert reloaded and reloaded[-1].get("turnComplete", reloaded[-1].get("turn_complete")) is False
     assert [t["parts"][0]["text"] for t in reloaded[-1]["turns"]][:2] == [

@@ -56,7 +56,9 @@ SERVERS = {
 
 
 @pytest.fixture(params=sorted(SERVERS))
-def app_server(request: pytest.FixtureRequest, sim: Any, tmp_path: Path) -> Iterator[tuple[int, str, Path, Path]]:
+def app_server(
+    request: pytest.FixtureRequest, gemini_sim: Any, tmp_path: Path
+) -> Iterator[tuple[int, str, Path, Path]]:
     """A server process serving apsara (SQLite file, in-memory layer) with Gemini = the test's simulator.
 
     Yields (port, session cookie, database file, media dir); the server's log is ``tmp_path / "server.log"``.
@@ -72,8 +74,8 @@ def app_server(request: pytest.FixtureRequest, sim: Any, tmp_path: Path) -> Iter
         "MEDIA_ROOT": str(media),
         "AUDIO_STORAGE": "local",
         "GEMINI_API_KEY": "daphne-test-key",
-        "GEMINI_BASE_URL": sim.base_url,
-        "GEMINI_CA_FILE": str(sim.ca_path),
+        "GEMINI_BASE_URL": gemini_sim.base_url,
+        "GEMINI_CA_FILE": str(gemini_sim.ca_path),
         "PYTHONPATH": str(ROOT),
     }
     cookie = (

@@ -75,7 +75,7 @@ def test_end_request_leaves_finished_sessions_alone(status: str) -> None:
 
 
 @pytest.mark.timeout(60)
-async def test_end_request_closes_the_session_on_its_socket_and_it_cannot_be_resumed(sim, connect) -> None:
+async def test_end_request_closes_the_session_on_its_socket_and_it_cannot_be_resumed(gemini_sim, connect) -> None:
     """Through a real consumer and gemini_sim: the socket gets session_ended, and resume_session is refused."""
     from channels.db import database_sync_to_async
 

@@ -117,7 +117,7 @@ CLOSE_PATHS = ["idle", "after_turn", "gone_mid_reply", "slow_reader_dropped", "e
 
 
 @pytest.mark.parametrize("path", CLOSE_PATHS)
-async def test_every_close_path_leaves_nothing_behind(sim, layer_kind, live_user, open_socket, watch, path):
+async def test_every_close_path_leaves_nothing_behind(gemini_sim, layer_kind, live_user, open_socket, watch, path):
     from apsara.asgi import application
 
     stalling = StallingSends(application)
@@ -134,7 +134,7 @@ async def test_every_close_path_leaves_nothing_behind(sim, layer_kind, live_user
         await ws.until_turn_complete()
         await gone(ws, 1001)
     elif path == "gone_mid_reply":
-        sim.set_options(realtime_factor=2)
+        gemini_sim.set_options(realtime_factor=2)
         await ws.send({"type": "send_message", "data": {"text": STORY}})
         await until_model_audio(ws)
         await gone(ws)
@@ -173,14 +173,14 @@ async def test_every_close_path_leaves_nothing_behind(sim, layer_kind, live_user
 
 
 async def test_server_cancelling_the_application_mid_reply_flushes_and_leaves_nothing(
-    sim, layer_kind, live_user, open_socket, watch
+    gemini_sim, layer_kind, live_user, open_socket, watch
 ):
     """daphne's shutdown (and its ``application_close_timeout``) cancel the application task: the session is still
     stopped and flushed, and the task ends quietly."""
     other_tab = await open_socket()
     ws = await open_socket()
     created = await ws.create(model=MODEL, config={"binaryAudio": True})
-    sim.set_options(realtime_factor=2)
+    gemini_sim.set_options(realtime_factor=2)
     await ws.send({"type": "send_message", "data": {"text": STORY}})
     await until_model_audio(ws)
     ws.communicator.future.cancel()
@@ -216,7 +216,7 @@ class CloseSentRule:
 
 
 async def test_a_control_message_after_the_server_closed_the_socket_is_dropped(
-    sim, layer_kind, live_user, open_socket, watch, settings
+    gemini_sim, layer_kind, live_user, open_socket, watch, settings
 ):
     """The server closes a flooding socket (4408); a message_saved for the user then reaches its consumer before
     the browser's disconnect does: relaying it must not raise (under uvicorn it ended the consumer with an error)."""
@@ -374,13 +374,13 @@ async def _state(env: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", ["apsara.serve", "daphne"])
-async def test_close_paths_through_a_real_server_on_redis(sim, tmp_path: Path, kind: str) -> None:
+async def test_close_paths_through_a_real_server_on_redis(gemini_sim, tmp_path: Path, kind: str) -> None:
     """Through a real server on Redis, with the user's other tab open throughout: a normal close, a browser killed
     mid-reply, end_session then close, a browser that stopped reading dropped mid-reply, and a staff end then close.
     The server logs nothing wrong, the other tab still hears a message_saved, the server's health is 200."""
     redis = redis_url()
     with server_database(tmp_path) as database:
-        env = server_env(sim, database_url=database, media=tmp_path / "media", redis=redis)
+        env = server_env(gemini_sim, database_url=database, media=tmp_path / "media", redis=redis)
         env["PYTHONASYNCIODEBUG"] = "1"  # asyncio reports never-awaited coroutines and more, with where they began
         user_id, cookie = await asyncio.to_thread(setup_user, env)
         with running_server(kind, env, tmp_path / "server.log") as server:
@@ -447,19 +447,21 @@ async def test_close_paths_through_a_real_server_on_redis(sim, tmp_path: Path, k
 
 @pytest.mark.parametrize("layer", ["memory", "redis"])
 @pytest.mark.parametrize("kind", ["apsara.serve", "daphne"])
-async def test_server_shutdown_mid_reply_is_quiet_and_loses_nothing(sim, tmp_path: Path, kind: str, layer: str) -> None:
+async def test_server_shutdown_mid_reply_is_quiet_and_loses_nothing(
+    gemini_sim, tmp_path: Path, kind: str, layer: str
+) -> None:
     """SIGTERM while a socket hears a reply and another is idle: the session is stored as detached (resumable) with
     what was said and heard, and the server exits without an error, a traceback or a task left pending."""
     redis = redis_url() if layer == "redis" else ""
     with server_database(tmp_path) as database:
-        env = server_env(sim, database_url=database, media=tmp_path / "media", redis=redis)
+        env = server_env(gemini_sim, database_url=database, media=tmp_path / "media", redis=redis)
         env["PYTHONASYNCIODEBUG"] = "1"
         _, cookie = await asyncio.to_thread(setup_user, env)
         with running_server(kind, env, tmp_path / "server.log") as server:
             idle = await _connect(server, cookie)
             ws = await _connect(server, cookie)
             created = await _create(ws)
-            sim.set_options(realtime_factor=2)
+            gemini_sim.set_options(realtime_factor=2)
             for frame in (speech(0.6) + silence(1.0),):
                 await ws.send(frame)
             await _until_audio(ws)

@@ -1,10 +1,12 @@
-"""The one place that builds google-genai clients, and the live-model catalogue.
+"""The one place that builds google-genai clients.
 
 Three modes, decided from settings when first needed (never at import):
 - ``api_key``: Gemini Developer API (``GEMINI_API_KEY``; ``GEMINI_BASE_URL``/``GEMINI_CA_FILE`` point it elsewhere,
-  e.g. at a stand-alone ``python -m gemini_sim``);
+  e.g. at a proxy);
 - ``vertex``: Vertex AI with OAuth Bearer tokens (``GOOGLE_GENAI_USE_VERTEXAI`` + project/location/credentials);
-- ``simulator``: neither is set, so the embedded ``gemini_sim`` is started in-process on a loopback port.
+- ``simulator``: neither is set, so the app talks to ``gemini_sim``: the one at ``GEMINI_BASE_URL`` (trusting the CA
+  in ``GEMINI_CA_FILE``) when that is set, e.g. a stand-alone ``python -m gemini_sim`` or a test's simulator;
+  otherwise the embedded one, started in-process on a loopback port the first time it is needed.
 
 API versions are decided here and nowhere else: REST uses ``GEMINI_API_VERSION`` (empty: the SDK's default); Live
 on the Gemini API uses ``GEMINI_LIVE_API_VERSION`` (empty: ``v1beta``), ephemeral tokens ``v1alpha``; Live on Vertex
@@ -30,116 +32,6 @@ class Mode(enum.StrEnum):
     API_KEY = "api_key"
     VERTEX = "vertex"
     SIMULATOR = "simulator"
-
-
-@dataclass(frozen=True)
-class LiveModel:
-    """What the bridge must know about a Live model to translate a browser's config for it."""
-
-    name: str
-    label: str
-    audio_only: bool  # native-audio models reject TEXT output (1007); serve TEXT via output transcription
-    history_in_client_content: bool  # newer models need historyConfig.initialHistoryInClientContent
-    text_via_realtime_input: bool  # typed text mid-session goes as realtimeInput.text
-    vertex: bool = False  # served by Vertex AI only
-    # A conversation (Talk) needs a partner that takes typed text and tools; speech-to-text and translation models
-    # are Live models too, but Talk refuses them.
-    conversational: bool = True
-    text_input: bool = True  # False: audio input only (a text turn closes the session)
-    tools: bool = True
-    max_session_seconds: int | None = None  # a whole session's limit (resumptions included), when the model has one
-    # False on 3.8: audioStreamEnd does not end the user's turn there, the silence after it does (openclaw#152830).
-    stream_end_ends_turn: bool = True
-
-
-# Keep in step with gemini_sim's catalogue and ../shared/reference/gemini-live-protocol.md section 7.
-LIVE_MODELS: dict[str, LiveModel] = {
-    m.name: m
-    for m in (
-        LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True, stream_end_ends_turn=False),
-        LiveModel(
-            "gemini-3.8-live-extended-thinking",
-            "Gemini 3.8 Live (extended thinking)",
-            True,
-            True,
-            True,
-            stream_end_ends_turn=False,
-        ),
-        LiveModel("gemini-3.1-flash-live-preview", "Gemini 3.1 Flash Live (preview)", True, True, True),
-        LiveModel(
-            "gemini-2.5-flash-native-audio-preview-12-2025",
-            "Gemini 2.5 Flash native audio",
-            True,
-            False,
-            False,
-        ),
-        LiveModel(
-            "gemini-2.5-flash-native-audio-latest",
-            "Gemini 2.5 Flash native audio (latest)",
-            True,
-            False,
-            False,
-        ),
-        LiveModel(
-            "gemini-live-2.5-flash-native-audio",
-            "Gemini Live 2.5 Flash native audio (Vertex)",
-            True,
-            False,
-            False,
-            vertex=True,
-        ),
-        LiveModel(
-            "gemini-3.5-transcribe-live",
-            "Gemini 3.5 Transcribe Live (speech-to-text)",
-            False,  # TEXT output only
-            True,
-            True,
-            conversational=False,
-            text_input=False,
-            tools=False,
-            max_session_seconds=10 * 60,
-        ),
-        LiveModel(
-            "gemini-3.5-live-translate-preview",
-            "Gemini 3.5 Live Translate (preview, speech translation)",
-            True,
-            True,
-            True,
-            conversational=False,
-            text_input=False,
-            tools=False,
-        ),
-    )
-}
-
-VOICES: tuple[str, ...] = (
-    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
-    "Callirrhoe", "Autonoe", "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome",
-    "Algenib", "Rasalgethi", "Laomedeia", "Achernar", "Alnilam", "Schedar", "Gacrux", "Pulcherrima",
-    "Achird", "Zubenelgenubi", "Vindemiatrix", "Sadachbia", "Sadaltager", "Sulafat",
-)  # fmt: skip
-
-
-def live_model(name: str) -> LiveModel | None:
-    """Look a Live model up by name, with or without the ``models/`` prefix."""
-    return LIVE_MODELS.get(name.removeprefix("models/"))
-
-
-def talk_models() -> list[LiveModel]:
-    """The catalogued models a conversation can use with the configured Gemini, in catalogue order."""
-    vertex = current_mode() is Mode.VERTEX
-    return [m for m in LIVE_MODELS.values() if m.conversational and (vertex or not m.vertex)]
-
-
-def not_conversational(model: LiveModel) -> str:
-    """Say why Talk cannot use ``model`` and which models it can (for a session_error or a system check)."""
-    limits = [] if model.text_input else ["audio input only"]
-    limits += [] if model.tools else ["no tools"]
-    why = f"takes {' and '.join(limits)}" if limits else "is not made for conversation"
-    return (
-        f"{model.name} cannot hold a conversation, so Talk cannot use it: {model.label} {why}. "
-        f"Use one of: {', '.join(m.name for m in talk_models())}."
-    )
 
 
 def current_mode() -> Mode:
@@ -239,11 +131,23 @@ def _http_options(
     return types.HttpOptions(**kwargs)
 
 
-def simulator_address() -> tuple[str, ssl.SSLContext]:
-    """Base URL and trusting SSL context of the embedded simulator (started if needed)."""
+def simulator_address() -> tuple[str, ssl.SSLContext | None]:
+    """Base URL and trusting SSL context of the simulator in simulator mode.
+
+    The simulator at ``GEMINI_BASE_URL`` (trusting ``GEMINI_CA_FILE``) when that is set: a stand-alone
+    ``python -m gemini_sim``, or a test's (``tests/gemini_fixtures.py`` sets both with pytest-django's ``settings``).
+    Otherwise the embedded simulator, started in this process the first time it is needed.
+    """
+    if settings.GEMINI_BASE_URL:
+        return settings.GEMINI_BASE_URL, _ca_context()
     with _sim_lock:
         sim = _embedded_simulator()
     return sim.base_url, sim.ssl_context
+
+
+def _ca_context() -> ssl.SSLContext | None:
+    """An SSL context trusting ``GEMINI_CA_FILE`` (for one client), or None for the system's trust store."""
+    return ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
 
 
 def simulator_started() -> bool:
@@ -260,8 +164,8 @@ def get_client(*, live: bool = False) -> genai.Client:
     """
     mode = current_mode()
     version = (live_api_version(settings.GEMINI_API_KEY) if live else rest_api_version()).version
-    # GEMINI_CA_FILE: trust a stand-alone simulator's CA (for this client only) in API-key and Vertex modes alike.
-    ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
+    # GEMINI_CA_FILE: trust a stand-alone simulator's or proxy's CA (for this client only) in every mode.
+    ctx = _ca_context()
     if mode is Mode.API_KEY:
         return genai.Client(
             api_key=settings.GEMINI_API_KEY,
@@ -298,7 +202,7 @@ def live_client() -> genai.Client:
     milliseconds and memory the allocator keeps. Live connections are opened per session anyway.
     """
     mode = current_mode()
-    if mode is Mode.SIMULATOR:
+    if mode is Mode.SIMULATOR and not settings.GEMINI_BASE_URL:
         base_url, ctx = simulator_address()
         key: tuple[Any, ...] = (mode, base_url, id(ctx), settings.GEMINI_LIVE_API_VERSION)
     else:
@@ -330,7 +234,7 @@ def ephemeral_client(token: str) -> genai.Client:
     if mode is Mode.VERTEX:
         raise ValueError("Ephemeral tokens exist only on the Gemini Developer API, not on Vertex AI.")
     if mode is Mode.API_KEY:
-        ctx = ssl.create_default_context(cafile=settings.GEMINI_CA_FILE) if settings.GEMINI_CA_FILE else None
+        ctx = _ca_context()
         base_url = settings.GEMINI_BASE_URL or None
     else:
         base_url, ctx = simulator_address()

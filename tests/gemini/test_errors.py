@@ -1,11 +1,12 @@
-"""live.upstream: Gemini failures (Live closes, handshake and REST statuses) → session_error code and cause."""
+"""gemini.errors: Gemini failures (Live closes, handshake and REST statuses) → session_error code and cause."""
 
 from __future__ import annotations
 
+import httpx2 as httpx  # the HTTP library google-genai 3.6.1 uses
 import pytest
 
+from gemini.errors import Cause, classify, classify_close
 from live.protocol import ErrorCode
-from live.upstream import Cause, classify_close
 
 HTML_404 = (
     "<!DOCTYPE html><title>Error 404 (Not Found)</title><p><b>404.</b> The requested URL "
@@ -68,16 +69,21 @@ def test_each_failure_gets_its_code_and_cause(code, reason, error_code, cause):
     assert failure.detail == reason
 
 
-@pytest.mark.timeout(60)
-async def test_a_misconfigured_endpoint_reaches_the_browser_as_upstream_error_not_model_not_found(
-    sim, connect, settings
-):
-    """Seed 000: a 404 at the handshake with a correct model name is the server's endpoint, not the model."""
-    settings.GEMINI_API_KEY = "k-1234"
-    settings.GEMINI_BASE_URL = sim.base_url + "/v1beta"
-    settings.GEMINI_CA_FILE = str(sim.ca_path)
-    ws = await connect()
-    await ws.send({"type": "create_session", "data": {"model": "gemini-3.1-flash-live-preview"}})
-    error = (await ws.expect("session_error"))["error"]
-    assert error["code"] == "UPSTREAM_ERROR" and "endpoint is misconfigured (HTTP 404)" in error["message"]
-    assert sim.records(type="ws_rejected")[0]["status"] == 404
+@pytest.mark.parametrize(
+    ("exc", "cause", "status"),
+    [
+        (httpx.RemoteProtocolError("peer closed connection without sending complete message body"), Cause.CLOSED, None),
+        (httpx.ConnectError("[Errno 111] Connection refused"), Cause.REFUSED, None),
+        (httpx.ReadTimeout("timed out"), Cause.TIMEOUT, None),
+        (RuntimeError("a bug"), Cause.UNKNOWN, None),
+    ],
+)
+def test_http_transport_failures_are_classified_for_rest_and_diagnostics(exc, cause, status):
+    """REST generation and gemini_check classify the HTTP library's errors here too, as the bridge does Live's."""
+    failure = classify(exc)
+    assert (failure.cause, failure.status) == (cause, status)
+
+
+def test_a_status_gemini_answered_with_is_kept():
+    assert classify_close(429, "Resource exhausted").status == 429
+    assert classify_close(1011, "Internal error occurred.").status == 1011

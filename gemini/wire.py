@@ -6,7 +6,7 @@ and 113 µs to parse a chunk here), which made it the largest single cost of rel
 own connection (it still connects, authenticates, sets up and closes the session):
 
 - ``send_audio`` writes the same JSON text the SDK's ``send_realtime_input(audio=Blob(...))`` writes, byte for
-  byte (``tests/live/test_wire.py`` compares the two), without the pydantic round trip;
+  byte (``tests/gemini/test_wire.py`` compares the two), without the pydantic round trip;
 - ``receive`` reads one message and, when it is nothing but model audio (``serverContent.modelTurn`` whose
   parts are all ``inlineData``, with or without an ``outputTranscription`` piece), returns the decoded chunks;
   any other message goes through the SDK's converters and ``LiveServerMessage`` exactly as

@@ -34,16 +34,16 @@ def step(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api_key_sim(sim: Any, settings: Any) -> Any:
+def api_key_sim(gemini_sim: Any, settings: Any) -> Any:
     """API-key mode, with GEMINI_BASE_URL and GEMINI_CA_FILE pointing at the per-test simulator."""
     settings.GEMINI_API_KEY = KEY
-    settings.GEMINI_BASE_URL = sim.base_url
-    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    settings.GEMINI_BASE_URL = gemini_sim.base_url
+    settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
     settings.GEMINI_API_VERSION = ""
-    return sim
+    return gemini_sim
 
 
-def test_every_step_passes_against_the_simulator_with_a_spoken_turn(sim):
+def test_every_step_passes_against_the_simulator_with_a_spoken_turn(gemini_sim):
     report, code = check_json("--audio")
     assert code == 0 and report["ok"]
     assert [s["name"] for s in report["steps"]] == [
@@ -55,7 +55,7 @@ def test_every_step_passes_against_the_simulator_with_a_spoken_turn(sim):
         "live.audio",
     ]
     assert report["connection"]["mode"] == "simulator"
-    assert [c["path"] for c in sim.records(type="connect")] == ["gemini:v1beta"]
+    assert [c["path"] for c in gemini_sim.records(type="connect")] == ["gemini:v1beta"]
     models = step(report, "rest.models")["details"]
     assert "gemini-3.1-flash-live-preview" in models["liveModels"]
     assert "gemini-2.5-flash" in models["textModels"] and "gemini-2.5-flash" not in models["liveModels"]
@@ -68,7 +68,7 @@ def test_every_step_passes_against_the_simulator_with_a_spoken_turn(sim):
     assert spoken["audioBytes"] > 0 and spoken["sentAudio"] == {"seconds": 2.0, "sampleRate": 16_000}
     assert "seconds of speech" in spoken["inputTranscription"]
     # The spoken turn went up as 16 kHz PCM realtime input.
-    inputs = [m.get("realtimeInput") or m.get("realtime_input") or {} for m in sim.client_messages()]
+    inputs = [m.get("realtimeInput") or m.get("realtime_input") or {} for m in gemini_sim.client_messages()]
     audio = [i["audio"] for i in inputs if "audio" in i]
     assert len(audio) == 50 and {a.get("mimeType") or a.get("mime_type") for a in audio} == {"audio/pcm;rate=16000"}
 
@@ -141,9 +141,9 @@ def test_rest_on_v1_and_live_where_the_gemini_api_serves_it(api_key_sim, setting
 
 def test_a_404_at_the_handshake_on_v1_names_the_cause_and_the_fix(api_key_sim, monkeypatch):
     """Were Live ever opened on the SDK's default v1 (the app refuses that setting), the 404 is explained."""
-    from apsara import gemini
+    from gemini import client
 
-    monkeypatch.setattr(gemini, "live_api_version", lambda api_key="": gemini.ApiVersion("v1", "SDK default"))
+    monkeypatch.setattr(client, "live_api_version", lambda api_key="": client.ApiVersion("v1", "SDK default"))
     report, code = check_json("--skip-rest")
     assert code == 1
     failed = step(report, "live.connect")
@@ -184,7 +184,7 @@ def test_a_key_gemini_refuses_is_explained(api_key_sim):
 
 
 @pytest.mark.parametrize("extra", [[], ["--skip-rest"]])
-def test_an_unknown_live_model_lists_the_live_models_gemini_reports(sim, extra):
+def test_an_unknown_live_model_lists_the_live_models_gemini_reports(gemini_sim, extra):
     out, code = check("--model", "gemini-2.0-flash-live-001", *extra)
     assert code == 1
     assert "Gemini does not serve gemini-2.0-flash-live-001 over the Live API (bidiGenerateContent)" in out
@@ -194,21 +194,21 @@ def test_an_unknown_live_model_lists_the_live_models_gemini_reports(sim, extra):
     assert "set GEMINI_LIVE_MODEL" in out
 
 
-def test_a_rest_only_model_is_not_live_capable(sim):
+def test_a_rest_only_model_is_not_live_capable(gemini_sim):
     report, code = check_json("--model", "gemini-2.5-flash")
     assert code == 1
     assert step(report, "rest.models")["status"] == "warning"
     assert step(report, "live.connect")["cause"] == "model_not_found"
 
 
-def test_text_on_a_native_audio_model_is_explained(sim):
+def test_text_on_a_native_audio_model_is_explained(gemini_sim):
     out, code = check("--skip-rest", "--modality", "text")
     assert code == 1
     assert "gemini-3.1-flash-live-preview is a native-audio model: it answers in AUDIO only" in out
     assert "Gemini said: The requested combination of response modalities (TEXT) is not supported by the model" in out
 
 
-def test_audio_on_the_text_only_transcribe_model_is_explained(sim):
+def test_audio_on_the_text_only_transcribe_model_is_explained(gemini_sim):
     out, code = check("--skip-rest", "--model", "gemini-3.5-transcribe-live", "--modality", "audio")
     assert code == 1
     assert "gemini-3.5-transcribe-live answers in TEXT only, and asking it for AUDIO closes the session" in out
@@ -216,8 +216,8 @@ def test_audio_on_the_text_only_transcribe_model_is_explained(sim):
     assert "Gemini said: The requested combination of response modalities (AUDIO) is not supported" in out
 
 
-def test_an_internal_error_during_the_turn_is_explained(sim):
-    sim.inject_fault("close", when="turn", code=1011, reason="Internal error occurred.")
+def test_an_internal_error_during_the_turn_is_explained(gemini_sim):
+    gemini_sim.inject_fault("close", when="turn", code=1011, reason="Internal error occurred.")
     report, code = check_json("--skip-rest", "--audio")
     assert code == 1
     assert step(report, "live.connect")["status"] == "ok"
@@ -250,8 +250,8 @@ def test_nothing_listening_is_explained(api_key_sim, settings):
         assert f"Nothing answered at 127.0.0.1:{port}" in step(report, name)["explanation"]
 
 
-def test_a_silent_gemini_times_out(sim):
-    sim.inject_fault("stall", when="setup", seconds=5)
+def test_a_silent_gemini_times_out(gemini_sim):
+    gemini_sim.inject_fault("stall", when="setup", seconds=5)
     report, code = check_json("--skip-rest", "--timeout", "0.5")
     assert code == 1
     failed = step(report, "live.connect")
@@ -279,7 +279,7 @@ def test_a_missing_ca_file_fails_the_configuration_step(api_key_sim, settings, t
     assert "GEMINI_CA_FILE" in step(report, "configuration")["fix"]
 
 
-def test_quiet_success_prints_nothing_and_failure_prints_only_the_failure(sim):
+def test_quiet_success_prints_nothing_and_failure_prints_only_the_failure(gemini_sim):
     assert check("--skip-live", "-v", "0") == ("", 0)
     out, code = check("--skip-rest", "-v", "0", "--model", "gemini-0-none")
     assert code == 1 and "[FAIL] live.connect" in out and "[ok" not in out
@@ -303,12 +303,14 @@ def test_bad_flags_are_refused_clearly(args, message):
         call_command("gemini_check", *args, stdout=StringIO())
 
 
-def test_vertex_mode_shows_its_endpoint_and_explains_missing_oauth_credentials(sim, settings, monkeypatch, tmp_path):
+def test_vertex_mode_shows_its_endpoint_and_explains_missing_oauth_credentials(
+    gemini_sim, settings, monkeypatch, tmp_path
+):
     settings.GOOGLE_GENAI_USE_VERTEXAI = True
     settings.GOOGLE_CLOUD_PROJECT = "apsara-test"
     settings.GOOGLE_APPLICATION_CREDENTIALS = ""
-    settings.GEMINI_BASE_URL = sim.base_url
-    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    settings.GEMINI_BASE_URL = gemini_sim.base_url
+    settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
     # Application Default Credentials point at a file that is not there: google.auth fails at once, offline.
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     report, code = check_json("--model", "gemini-live-2.5-flash-native-audio")
@@ -325,7 +327,7 @@ def test_vertex_mode_shows_its_endpoint_and_explains_missing_oauth_credentials(s
         assert "gcloud auth application-default login" in failed["fix"]
 
 
-def test_an_ephemeral_token_is_minted_on_v1alpha_and_opens_a_live_session(sim):
+def test_an_ephemeral_token_is_minted_on_v1alpha_and_opens_a_live_session(gemini_sim):
     report, code = check_json("--ephemeral", "--skip-rest")
     assert code == 0, report
     token_step = step(report, "live.ephemeral")
@@ -333,17 +335,17 @@ def test_an_ephemeral_token_is_minted_on_v1alpha_and_opens_a_live_session(sim):
     assert token_step["details"]["liveUrl"].endswith(
         "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
     )
-    created = sim.records(type="http", path="/v1alpha/auth_tokens")
+    created = gemini_sim.records(type="http", path="/v1alpha/auth_tokens")
     assert len(created) == 1 and created[0]["body"]["uses"] == 1
-    assert [c["path"] for c in sim.records(type="connect")] == ["gemini:v1beta", "gemini:v1alpha:constrained"]
-    headers = [{k.lower(): v for k, v in r["headers"].items()} for r in sim.records(type="connect")]
+    assert [c["path"] for c in gemini_sim.records(type="connect")] == ["gemini:v1beta", "gemini:v1alpha:constrained"]
+    headers = [{k.lower(): v for k, v in r["headers"].items()} for r in gemini_sim.records(type="connect")]
     token = next(h["authorization"].removeprefix("Token ") for h in headers if "authorization" in h)
     assert token.startswith("auth_tokens/") and token not in json.dumps(report)
     assert f"…{token[-4:]}" in token_step["summary"]
 
 
-def test_a_refused_ephemeral_token_is_explained(sim):
-    sim.inject_fault("close", when="setup", code=1007, reason="The ephemeral token has expired.", count=2)
+def test_a_refused_ephemeral_token_is_explained(gemini_sim):
+    gemini_sim.inject_fault("close", when="setup", code=1007, reason="The ephemeral token has expired.", count=2)
     report, code = check_json("--ephemeral", "--skip-rest")
     assert code == 1
     failed = step(report, "live.ephemeral")
@@ -364,15 +366,15 @@ def test_creating_an_ephemeral_token_on_a_wrong_path_is_a_404_explained(api_key_
     assert "auth_tokens exists only on API version v1alpha" in failed["explanation"]
 
 
-def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_says(sim, settings, monkeypatch):
+def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_says(gemini_sim, settings, monkeypatch):
     import google.auth
     from google.oauth2.credentials import Credentials
 
     settings.GOOGLE_GENAI_USE_VERTEXAI = True
     settings.GOOGLE_CLOUD_PROJECT = "sim-project"
     settings.GOOGLE_APPLICATION_CREDENTIALS = ""
-    settings.GEMINI_BASE_URL = sim.base_url
-    settings.GEMINI_CA_FILE = str(sim.ca_path)
+    settings.GEMINI_BASE_URL = gemini_sim.base_url
+    settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
     settings.GEMINI_API_VERSION = "v1"
     # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token.
     monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
@@ -381,7 +383,7 @@ def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_s
     connection = report["connection"]
     assert connection["api_version"] == "v1" and connection["live_api_version"] == "v1beta1"
     assert connection["live_api_version_source"] == "SDK default, as Vertex AI serves Live on it"
-    assert [c["path"] for c in sim.records(type="connect")] == ["vertex:v1beta1"]
+    assert [c["path"] for c in gemini_sim.records(type="connect")] == ["vertex:v1beta1"]
 
 
 @pytest.mark.parametrize(
@@ -391,7 +393,7 @@ def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_s
         ("gemini-3.5-live-translate-preview", "AUDIO", "translation"),
     ],
 )
-def test_a_speech_only_model_is_checked_with_a_spoken_turn(sim, model, modality, reply):
+def test_a_speech_only_model_is_checked_with_a_spoken_turn(gemini_sim, model, modality, reply):
     """Talk cannot use them, but gemini_check can: what the model serves, audio in, no text turn, no tools."""
     report, code = check_json("--skip-rest", "--model", model)
     assert code == 0, report
@@ -404,8 +406,10 @@ def test_a_speech_only_model_is_checked_with_a_spoken_turn(sim, model, modality,
     spoken = step(report, "live.audio")
     assert spoken["status"] == "ok" and spoken["details"]["modality"] == modality
     assert reply in spoken["details"]["text"]
-    setup = sim.client_messages()[0]["setup"]
+    setup = gemini_sim.client_messages()[0]["setup"]
     assert setup["generationConfig"]["responseModalities"] == [modality]
     assert "tools" not in setup
     assert ("outputAudioTranscription" in setup) is (modality == "AUDIO")
-    assert not any("text" in (m.get("realtimeInput") or m.get("realtime_input") or {}) for m in sim.client_messages())
+    assert not any(
+        "text" in (m.get("realtimeInput") or m.get("realtime_input") or {}) for m in gemini_sim.client_messages()
+    )

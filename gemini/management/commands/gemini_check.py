@@ -1,4 +1,4 @@
-"""``manage.py gemini_check``: diagnose the configured Gemini step by step (see live.diagnostics)."""
+"""``manage.py gemini_check``: diagnose the configured Gemini step by step (see gemini.diagnostics)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from live.diagnostics import DEFAULT_TIMEOUT_SECONDS, Report, gemini_diagnose
+from gemini.diagnostics import DEFAULT_TIMEOUT_SECONDS, Report, gemini_diagnose
 
 MODEL_NAME = re.compile(r"^(models/)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TIMEOUT_SECONDS = 300.0

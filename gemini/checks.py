@@ -11,21 +11,22 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
-from apsara import gemini
+from gemini.catalogue import live_model, not_conversational
+from gemini.client import live_api_version_problem
 
 
 @register()
 def gemini_live_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Refuse a Live API version the Gemini API does not serve Live on, and a default model Talk cannot use."""
     errors: list[CheckMessage] = []
-    problem = gemini.live_api_version_problem()
+    problem = live_api_version_problem()
     if problem:
         errors.append(Error(problem, hint="Unset GEMINI_LIVE_API_VERSION.", id="live.E001"))
-    model = gemini.live_model(settings.GEMINI_LIVE_MODEL)
+    model = live_model(settings.GEMINI_LIVE_MODEL)
     if model is not None and not model.conversational:
         errors.append(
             Error(
-                f"GEMINI_LIVE_MODEL: {gemini.not_conversational(model)}",
+                f"GEMINI_LIVE_MODEL: {not_conversational(model)}",
                 hint="Set GEMINI_LIVE_MODEL to a conversational model (or unset it).",
                 id="live.E002",
             )

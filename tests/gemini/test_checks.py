@@ -1,4 +1,4 @@
-"""live.checks: Gemini settings the live bridge cannot work with are refused at start-up, by every entry point."""
+"""gemini.checks: Gemini settings the live bridge cannot work with are refused at start-up, by every entry point."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from live.checks import gemini_live_settings
+from gemini.checks import gemini_live_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WHY = "but the Gemini API serves the Live WebSocket only on v1beta (v1alpha for ephemeral tokens)"

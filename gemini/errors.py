@@ -1,22 +1,27 @@
-"""Gemini Live failures → ``session_error`` codes, with what a person can do about them and whether to retry.
+"""The one classifier of Gemini failures: why Gemini refused or failed (a ``Cause``), whether retrying may help,
+and the Live ``session_error`` code and message a person sees.
+
+Every caller classifies here: the live bridge (``session_error``), REST generation (which words each ``Cause`` as
+its own SSE error code, ``conversations.generation``) and the operators' diagnosis (``gemini.diagnostics``,
+``manage.py gemini_check``, which explains each ``Cause`` with its fix).
 
 google-genai 3.4.0 surfaces a WebSocket close during connect/receive as ``errors.APIError`` whose ``code`` is the
 close code (1007 invalid argument or bad key, 1008 model not found, 1011 internal or quota, 1006 dropped), an HTTP
 refusal at the upgrade as ``websockets.InvalidStatus``, a close seen while sending as ``ConnectionClosed``, and
 a config it rejects itself as ``ValueError``. REST calls (models.list, generateContent) raise ``APIError`` with the
-HTTP status, or the HTTP library's connect/timeout errors; ``classify`` takes those too.
-
-Each failure carries a ``Cause``, finer than the browser's error code, so operators' diagnostics
-(``live.diagnostics``, ``manage.py gemini_check``) can name the cause and the fix.
+HTTP status, or the HTTP library's transport errors (connect, timeout, a stream cut short); ``classify`` takes those
+too.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 import re
 import socket
 import ssl
 from dataclasses import dataclass
+from functools import cache
 
 from google.auth import exceptions as auth_exceptions
 from google.genai import errors
@@ -58,6 +63,7 @@ class UpstreamFailure:
     retry_after_ms: int | None = None
     detail: str = ""  # what Gemini said, for logs and the LiveSession row
     cause: Cause = Cause.UNKNOWN
+    status: int | None = None  # the HTTP status or WebSocket close code Gemini answered with, if it answered
 
 
 def _retry_after_ms(text: str) -> int:
@@ -87,6 +93,7 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             retryable=False,
             retry_after_ms=_retry_after_ms(text),
             detail=text,
+            status=code,
             cause=Cause.QUOTA,
         )
     if (
@@ -102,6 +109,7 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             "The server's Gemini credentials were refused. This is a server problem; tell the administrator.",
             retryable=False,
             detail=text,
+            status=code,
             cause=_auth_cause(code, lower),
         )
     front_end_page = "requested url" in lower or "<!doctype" in lower or "<html" in lower
@@ -114,6 +122,7 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             "administrator.",
             retryable=False,
             detail=text,
+            status=code,
             cause=Cause.ENDPOINT_NOT_FOUND,
         )
     if (code == 1008 and ("not found" in lower or "not supported" in lower)) or code == 404 or "live api" in lower:
@@ -123,6 +132,7 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             "Choose another model.",
             retryable=False,
             detail=text,
+            status=code,
             cause=Cause.MODEL_NOT_FOUND,
         )
     if code in (1007, 400):
@@ -136,7 +146,9 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             message = f"Gemini rejected the session's settings: {text or 'invalid argument'}."
             if "location is not supported" in lower:
                 cause = Cause.LOCATION
-        return UpstreamFailure(ErrorCode.INVALID_CONFIG, message, retryable=False, detail=text, cause=cause)
+        return UpstreamFailure(
+            ErrorCode.INVALID_CONFIG, message, retryable=False, detail=text, cause=cause, status=code
+        )
     if code in (1000, 1001, 1006, 1011, 1012, 1013, 1014) or (code is not None and 500 <= code < 600):
         return UpstreamFailure(
             ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -144,6 +156,7 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             retryable=True,
             retry_after_ms=5000,
             detail=text,
+            status=code,
             cause=Cause.CLOSED if code in (1000, 1001, 1006) else Cause.INTERNAL,
         )
     return UpstreamFailure(
@@ -151,6 +164,7 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
         f"Gemini ended the session unexpectedly ({code}): {text or 'no reason given'}.",
         retryable=False,
         detail=text,
+        status=code,
     )
 
 
@@ -169,8 +183,26 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+@cache
+def http_transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP libraries' own transport errors (the SDK may use httpx, httpx2 or aiohttp): a connection that failed
+    or dropped, including a stream cut short."""
+    found: list[type[BaseException]] = []
+    for module_name in ("httpx", "httpx2", "aiohttp"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in ("TransportError", "StreamError", "ClientError"):
+            exc = getattr(module, name, None)
+            if isinstance(exc, type) and issubclass(exc, BaseException):
+                found.append(exc)
+    return tuple(found)
+
+
 def _transport_cause(exc: BaseException) -> Cause | None:
-    """Tell a TLS failure, a refused or unresolvable address and a timeout apart, from any HTTP/WS library."""
+    """Tell a TLS failure, a refused or unresolvable address, a timeout and a dropped connection apart, from any
+    HTTP/WS library."""
     chain = _chain(exc)
     text = " ".join(str(e) for e in chain).lower()
     if any(isinstance(e, ssl.SSLError) for e in chain) or "certificate" in text or "[ssl" in text:
@@ -187,6 +219,8 @@ def _transport_cause(exc: BaseException) -> Cause | None:
         return Cause.TIMEOUT
     if any(isinstance(e, OSError) for e in chain) or "connect" in type(exc).__name__.lower():
         return Cause.REFUSED
+    if any(isinstance(e, http_transport_errors()) for e in chain):
+        return Cause.CLOSED  # e.g. a REST stream cut short: it answered, then went away
     return None
 
 

@@ -1,4 +1,4 @@
-"""``live.wire``: the audio fast path says on the wire exactly what the SDK says, and reads what the SDK reads."""
+"""``gemini.wire``: the audio fast path says on the wire exactly what the SDK says, and reads what the SDK reads."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from google import genai
 from google.genai import _live_converters, types
 from google.genai.live import AsyncSession
 
-from apsara import gemini
+from gemini.client import live_client
+from gemini.live_steps import speech_like_pcm as speech
+from gemini.wire import GeminiWire, ModelAudio, _only_audio
 from live.protocol import INPUT_AUDIO_MIME
-from live.wire import GeminiWire, ModelAudio, _only_audio
-from tests.live.conftest import MODEL, speech
+
+MODEL = "gemini-3.1-flash-live-preview"
 
 # Bytes whose base64 has every awkward character: "+" and "/" (standard), "-" and "_" (URL-safe), padding.
 AWKWARD_PCM = bytes(range(256)) * 5 + b"\xfb\xff"
@@ -39,11 +41,11 @@ class _Socket:
 
 def _session(*, vertexai: bool) -> tuple[AsyncSession, _Socket]:
     if vertexai:
-        client = genai.Client(vertexai=True, project="p", location="us-central1", credentials=_NoCredentials())
+        client = genai.Client(vertexai=True, project="p", location="us-central1", credentials=_NoCredentials())  # type: ignore[arg-type]
     else:
         client = genai.Client(api_key="k")
     socket = _Socket()
-    return AsyncSession(api_client=client._api_client, websocket=socket), socket
+    return AsyncSession(api_client=client._api_client, websocket=socket), socket  # type: ignore[arg-type]
 
 
 class _NoCredentials:
@@ -90,7 +92,9 @@ def test_audio_only_messages_decode_as_the_sdk_decodes(alphabet: str) -> None:
     sdk = _sdk_parse(response)
     assert fast is not None
     assert sdk.server_content is not None and sdk.server_content.model_turn is not None
-    expected = [(p.inline_data.data, p.inline_data.mime_type) for p in sdk.server_content.model_turn.parts or []]
+    parts = sdk.server_content.model_turn.parts or []
+    expected = [(p.inline_data.data, p.inline_data.mime_type) for p in parts if p.inline_data is not None]
+    assert len(expected) == len(parts)
     assert fast.chunks == expected == [(AWKWARD_PCM, "audio/pcm;rate=24000"), (second, "audio/pcm;rate=24000")]
     assert fast.transcription is None
 
@@ -159,9 +163,9 @@ async def _round_trip(wire: GeminiWire) -> tuple[bytes, list[ModelAudio], list[A
 
 
 @pytest.mark.parametrize("fast", [True, False])
-async def test_a_turn_from_gemini_sim_reads_the_same_both_ways(sim: Any, fast: bool) -> None:
+async def test_a_turn_from_gemini_sim_reads_the_same_both_ways(gemini_sim: Any, fast: bool) -> None:
     """Against the simulator over TLS: audio arrives, the rest comes as SDK messages; the SDK-only path agrees."""
-    client = gemini.live_client()
+    client = live_client()
     config = types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO], output_audio_transcription=types.AudioTranscriptionConfig()
     )
@@ -178,17 +182,19 @@ async def test_a_turn_from_gemini_sim_reads_the_same_both_ways(sim: Any, fast: b
     assert all(isinstance(m, types.LiveServerMessage) for m in others)
     audio_messages = [m for m in others if m.server_content and m.server_content.model_turn]
     assert bool(audio_messages) is not fast  # the fast path took every audio message, transcript pieces and all
-    sent = [m["realtime_input"]["audio"] for m in sim.client_messages() if "audio" in m.get("realtime_input", {})]
+    sent = [
+        m["realtime_input"]["audio"] for m in gemini_sim.client_messages() if "audio" in m.get("realtime_input", {})
+    ]
     assert sent and base64.urlsafe_b64decode(sent[0]["data"]) == speech(0.2)
 
 
-async def test_a_close_raises_the_sdk_error_with_its_code(sim: Any) -> None:
+async def test_a_close_raises_the_sdk_error_with_its_code(gemini_sim: Any) -> None:
     from google.genai import errors
 
-    client = gemini.live_client()
+    client = live_client()
     async with client.aio.live.connect(model=MODEL, config=types.LiveConnectConfig()) as session:
         wire = GeminiWire(session)
-        sim.inject_fault("close", when="message", code=1011, reason="Internal error occurred.")
+        gemini_sim.inject_fault("close", when="message", code=1011, reason="Internal error occurred.")
         await wire.send_audio(speech(0.04))
         with pytest.raises(errors.APIError) as info:
             await wire.receive()

@@ -1,0 +1,121 @@
+"""The Live models Apsara knows (what the bridge must know to translate a browser's config for each), and voices.
+
+Keep in step with gemini_sim's catalogue, ``docs/gemini-fidelity.md`` and
+../shared/reference/gemini-live-protocol.md section 7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gemini.client import Mode, current_mode
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """What the bridge must know about a Live model to translate a browser's config for it."""
+
+    name: str
+    label: str
+    audio_only: bool  # native-audio models reject TEXT output (1007); serve TEXT via output transcription
+    history_in_client_content: bool  # newer models need historyConfig.initialHistoryInClientContent
+    text_via_realtime_input: bool  # typed text mid-session goes as realtimeInput.text
+    vertex: bool = False  # served by Vertex AI only
+    # A conversation (Talk) needs a partner that takes typed text and tools; speech-to-text and translation models
+    # are Live models too, but Talk refuses them.
+    conversational: bool = True
+    text_input: bool = True  # False: audio input only (a text turn closes the session)
+    tools: bool = True
+    max_session_seconds: int | None = None  # a whole session's limit (resumptions included), when the model has one
+    # False on 3.8: audioStreamEnd does not end the user's turn there, the silence after it does (openclaw#152830).
+    stream_end_ends_turn: bool = True
+
+
+# Keep in step with gemini_sim's catalogue and ../shared/reference/gemini-live-protocol.md section 7.
+LIVE_MODELS: dict[str, LiveModel] = {
+    m.name: m
+    for m in (
+        LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True, stream_end_ends_turn=False),
+        LiveModel(
+            "gemini-3.8-live-extended-thinking",
+            "Gemini 3.8 Live (extended thinking)",
+            True,
+            True,
+            True,
+            stream_end_ends_turn=False,
+        ),
+        LiveModel("gemini-3.1-flash-live-preview", "Gemini 3.1 Flash Live (preview)", True, True, True),
+        LiveModel(
+            "gemini-2.5-flash-native-audio-preview-12-2025",
+            "Gemini 2.5 Flash native audio",
+            True,
+            False,
+            False,
+        ),
+        LiveModel(
+            "gemini-2.5-flash-native-audio-latest",
+            "Gemini 2.5 Flash native audio (latest)",
+            True,
+            False,
+            False,
+        ),
+        LiveModel(
+            "gemini-live-2.5-flash-native-audio",
+            "Gemini Live 2.5 Flash native audio (Vertex)",
+            True,
+            False,
+            False,
+            vertex=True,
+        ),
+        LiveModel(
+            "gemini-3.5-transcribe-live",
+            "Gemini 3.5 Transcribe Live (speech-to-text)",
+            False,  # TEXT output only
+            True,
+            True,
+            conversational=False,
+            text_input=False,
+            tools=False,
+            max_session_seconds=10 * 60,
+        ),
+        LiveModel(
+            "gemini-3.5-live-translate-preview",
+            "Gemini 3.5 Live Translate (preview, speech translation)",
+            True,
+            True,
+            True,
+            conversational=False,
+            text_input=False,
+            tools=False,
+        ),
+    )
+}
+
+VOICES: tuple[str, ...] = (
+    "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
+    "Callirrhoe", "Autonoe", "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome",
+    "Algenib", "Rasalgethi", "Laomedeia", "Achernar", "Alnilam", "Schedar", "Gacrux", "Pulcherrima",
+    "Achird", "Zubenelgenubi", "Vindemiatrix", "Sadachbia", "Sadaltager", "Sulafat",
+)  # fmt: skip
+
+
+def live_model(name: str) -> LiveModel | None:
+    """Look a Live model up by name, with or without the ``models/`` prefix."""
+    return LIVE_MODELS.get(name.removeprefix("models/"))
+
+
+def talk_models() -> list[LiveModel]:
+    """The catalogued models a conversation can use with the configured Gemini, in catalogue order."""
+    vertex = current_mode() is Mode.VERTEX
+    return [m for m in LIVE_MODELS.values() if m.conversational and (vertex or not m.vertex)]
+
+
+def not_conversational(model: LiveModel) -> str:
+    """Say why Talk cannot use ``model`` and which models it can (for a session_error or a system check)."""
+    limits = [] if model.text_input else ["audio input only"]
+    limits += [] if model.tools else ["no tools"]
+    why = f"takes {' and '.join(limits)}" if limits else "is not made for conversation"
+    return (
+        f"{model.name} cannot hold a conversation, so Talk cannot use it: {model.label} {why}. "
+        f"Use one of: {', '.join(m.name for m in talk_models())}."
+    )
