@@ -35,7 +35,7 @@ def _saved_ids(received: list[dict[str, Any] | bytes]) -> list[str]:
     return [m["message"]["id"] for m in received if isinstance(m, dict) and m.get("type") == "message_saved"]
 
 
-async def test_a_typed_exchange_reaches_the_users_open_sockets_and_no_one_elses(sim, connect, live_user) -> None:
+async def test_a_typed_exchange_reaches_the_users_open_sockets_and_no_one_elses(gemini_sim, connect, live_user) -> None:
     """POST /api/ai/generate saves the prompt and the reply: the user's /live socket hears of both, in order, after
     they are stored; another user's socket hears of neither."""
     bob = await database_sync_to_async(UserFactory)()
