@@ -28,7 +28,6 @@ from live import memory, metrics, services
 from live.history import load_history
 from live.models import LiveSession
 from live.protocol import ErrorCode, ProtocolError, VadConfig
-from live.recorder import Recorder
 from live.server_messages import (
     EndReason,
     context_load_skipped,
@@ -41,14 +40,10 @@ from live.server_messages import (
     session_resumed,
     vad_configured,
 )
-from live.session.inbound import Inbound
-from live.session.ledger import Item, Ledger
-from live.session.link import Link, SessionFailed, when_to_switch_for_vad
-from live.session.media import AudioRateGuard, pcm_seconds
-from live.session.outbound import Outbound
-from live.session.row import SessionRow
-from live.session.stats import Counters, ReplyClock
-from live.session.tool_calls import ToolCalls
+from live.session.ledger import Item
+from live.session.link import SessionFailed, when_to_switch_for_vad
+from live.session.media import pcm_seconds
+from live.session.parts import assemble
 from live.session_plan import SessionPlan
 
 if TYPE_CHECKING:
@@ -83,60 +78,14 @@ class LiveRun:
         self.load_context = load_context
         self.resumed = resumed
         self._started = started
-        self.counters = Counters()
-        self.reply_clock = ReplyClock()
-        self.rate_guard = AudioRateGuard(
-            factor=settings.LIVE_AUDIO_RATE_FACTOR,
-            burst_seconds=settings.LIVE_AUDIO_BURST_SECONDS,
-            close_after_seconds=settings.LIVE_AUDIO_FLOOD_CLOSE_SECONDS,
-        )
-        self.recorder = Recorder(
-            conversation=conversation,
-            live_config={
-                "model": plan.model.name,
-                "sessionId": row.public_id,
-                "responseModalities": list(plan.browser_modalities),
-            },
-            pad_ms=settings.LIVE_RECORD_PAD_MS,
-            silence_rms=settings.LIVE_SILENCE_RMS,
-        )
-        self.ledger = Ledger()
-        self.link = Link(plan=plan, handle=handle, public_id=row.public_id)
-        self.row = SessionRow(pk=row.pk, public_id=row.public_id, lane=client.db)
-        self.outbound = Outbound(
-            link=self.link,
-            ledger=self.ledger,
-            plan=plan,
-            public_id=row.public_id,
-            counters=self.counters,
-            reply_clock=self.reply_clock,
-            tell_browser=lambda message: self._spawn(client.send(message)),
-        )
-        self.tool_calls = ToolCalls(
-            user=self.user,
-            public_id=row.public_id,
-            recorder=self.recorder,
-            put=self.outbound.put,
-            send=client.send,
-            spawn=self._spawn,
-        )
-        self.inbound = Inbound(
-            public_id=row.public_id,
-            plan=plan,
-            link=self.link,
-            ledger=self.ledger,
-            recorder=self.recorder,
-            tool_calls=self.tool_calls,
-            row=self.row,
-            counters=self.counters,
-            reply_clock=self.reply_clock,
-            send=client.send,
-            send_audio=client.send_audio,
-        )
+        self._helpers: set[asyncio.Task[Any]] = set()
+        parts = assemble(client=client, row=row, conversation=conversation, plan=plan, handle=handle, spawn=self._spawn)
+        self.counters, self.reply_clock, self.rate_guard = parts.counters, parts.reply_clock, parts.rate_guard
+        self.recorder, self.ledger, self.link, self.row = parts.recorder, parts.ledger, parts.link, parts.row
+        self.outbound, self.tool_calls, self.inbound = parts.outbound, parts.tool_calls, parts.inbound
         self._main: asyncio.Task[None] | None = None
         self._finishing: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._helpers: set[asyncio.Task[Any]] = set()
         self._stop_reason: StopReason | None = None
         self._active_counted = False
         self._vad_ack_pending = False
