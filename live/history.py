@@ -13,6 +13,7 @@ from google.genai import types
 
 from conversations.models import Conversation
 from conversations.selectors import conversation_history
+from live.server_messages import ContextLoaded, ContextLoadSkipped, context_load_skipped, context_loaded
 
 HISTORY_MESSAGES = 20
 BATCH_SIZE = 10
@@ -29,6 +30,20 @@ class History:
         """Split the turns into (batch, turn_complete) pairs; only the last batch completes the turn."""
         chunks = [self.turns[i : i + size] for i in range(0, len(self.turns), size)]
         return [(chunk, i == len(chunks) - 1) for i, chunk in enumerate(chunks)]
+
+    def announcement(self, *, session_id: str, conversation_id: str) -> ContextLoaded | ContextLoadSkipped:
+        """What the browser is told once the history is sent: ``context_loaded``, or why nothing was."""
+        if not self.turns:
+            return context_load_skipped(
+                session_id=session_id, conversation_id=conversation_id, reason="The conversation has no messages yet."
+            )
+        return context_loaded(
+            session_id=session_id,
+            conversation_id=conversation_id,
+            messages_loaded=self.messages_loaded,
+            turns_loaded=len(self.turns),
+            batches=len(self.batches()),
+        )
 
 
 def load_history(conversation: Conversation, *, limit: int = HISTORY_MESSAGES) -> History:

@@ -209,9 +209,9 @@ class LiveClient:
             elif kind == "send_message":
                 await self._send_message(run, message["data"])  # type: ignore[typeddict-item]
             elif kind == "activity_start":
-                run.activity(start=True)
+                run.outbound.activity(start=True)
             elif kind == "activity_end":
-                run.activity(start=False)
+                run.outbound.activity(start=False)
             elif kind == "configure_vad":
                 run.configure_vad(validate_vad(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
 
@@ -285,7 +285,7 @@ class LiveClient:
             await self._audio_in(run, pcm)
             # Streaming audio leaves turnComplete out (or false); true ends the user's turn.
             if data.get("turnComplete") is True and "text" not in data:
-                run.enqueue(Item("audio_stream_end") if run.plan.vad_enabled else Item("activity_end"))
+                run.outbound.enqueue(Item("audio_stream_end") if run.plan.vad_enabled else Item("activity_end"))
             handled = True
         for key in ("screenData", "videoFrame"):
             if key in data:
@@ -296,13 +296,13 @@ class LiveClient:
                         ErrorCode.INVALID_MESSAGE,
                         f"{key} must be a JPEG, PNG or WebP image ({', '.join(SUPPORTED_VIDEO_MIMES)}).",
                     )
-                run.enqueue(Item("video", image, mime))
+                run.outbound.enqueue(Item("video", image, mime))
                 handled = True
         if "text" in data:
             text = data["text"].strip()
             if not text:
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, "send_message text is empty.")
-            run.enqueue(Item("text", text, turn_complete=bool(data.get("turnComplete", True))))
+            run.outbound.enqueue(Item("text", text, turn_complete=bool(data.get("turnComplete", True))))
             await run.recorder.typed_text(text)
             handled = True
         if not handled:
@@ -313,7 +313,7 @@ class LiveClient:
     async def _audio_in(self, run: LiveRun, pcm: bytes) -> None:
         verdict = run.rate_guard.check(pcm_seconds(pcm), time.monotonic())
         if verdict == "ok":
-            run.user_audio(pcm)
+            run.outbound.user_audio(pcm)
             return
         if verdict == "drop":
             await self._throttled_error(

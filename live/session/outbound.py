@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.conf import settings
 from google.genai import types
 
 from gemini.wire import GeminiWire
+from live import metrics
 from live.protocol import INPUT_SAMPLE_RATE, ErrorCode, ProtocolError
+from live.recorder import Recorder
 from live.server_messages import ServerMessage, session_error
 from live.session.ledger import Item, Ledger
 from live.session.link import Link
+from live.session.media import pcm_seconds
 from live.session.stats import Counters, ReplyClock
 from live.session_plan import SessionPlan
 
@@ -36,7 +40,9 @@ class Outbound:
         public_id: str,
         counters: Counters,
         reply_clock: ReplyClock,
+        recorder: Recorder,
         tell_browser: Callable[[ServerMessage], object],
+        spawn: Callable[[Awaitable[Any]], object],
     ) -> None:
         self.link = link
         self.ledger = ledger
@@ -44,13 +50,36 @@ class Outbound:
         self.public_id = public_id
         self.counters = counters
         self.reply_clock = reply_clock
+        self.recorder = recorder
         self.tell_browser = tell_browser
+        self.spawn = spawn
         # Audio may fill the queue up to its bound; text, push-to-talk and tool results have room of their own on
         # top, so a flood of audio never costs a typed message or a turn boundary.
         self._audio_bound = settings.LIVE_INBOUND_QUEUE_ITEMS
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=self._audio_bound + CONTROL_HEADROOM)
         self._resend: collections.deque[Item] = collections.deque()  # replayed before anything newer
         self._drops_warned = 0.0
+
+    def user_audio(self, pcm: bytes) -> None:
+        """Record and forward one frame of microphone audio."""
+        seconds = pcm_seconds(pcm)
+        self.counters.audio_seconds_in += seconds
+        metrics.audio_seconds("in", seconds)
+        if self.recorder.user_audio(pcm):
+            self.reply_clock.user_finished()  # the reply is timed from the end of speech
+        self.enqueue(Item("audio", pcm))
+
+    def activity(self, *, start: bool) -> None:
+        """Push-to-talk: the user pressed (start) or released the talk button."""
+        if self.plan.vad_enabled:
+            raise ProtocolError(
+                ErrorCode.INVALID_STATE,
+                "Push-to-talk needs voice activity detection off: send configure_vad {enabled: false} first.",
+            )
+        if not start:
+            self.reply_clock.user_finished()
+            self.spawn(self.recorder.user_activity_end())
+        self.enqueue(Item("activity_start" if start else "activity_end"))
 
     def enqueue(self, item: Item) -> None:
         """Queue something for Gemini; when full, audio is dropped and the browser told (BACKPRESSURE)."""

@@ -77,7 +77,9 @@ def assemble(
         public_id=row.public_id,
         counters=counters,
         reply_clock=reply_clock,
+        recorder=recorder,
         tell_browser=lambda message: spawn(client.send(message)),
+        spawn=spawn,
     )
     tool_calls = ToolCalls(
         user=client.user,

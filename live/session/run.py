@@ -27,11 +27,9 @@ from gemini.errors import UpstreamFailure, classify, is_upstream_error
 from live import memory, metrics, services
 from live.history import load_history
 from live.models import LiveSession
-from live.protocol import ErrorCode, ProtocolError, VadConfig
+from live.protocol import ErrorCode, VadConfig
 from live.server_messages import (
     EndReason,
-    context_load_skipped,
-    context_loaded,
     session_created,
     session_ended,
     session_error,
@@ -40,9 +38,7 @@ from live.server_messages import (
     session_resumed,
     vad_configured,
 )
-from live.session.ledger import Item
 from live.session.link import SessionFailed, when_to_switch_for_vad
-from live.session.media import pcm_seconds
 from live.session.parts import assemble
 from live.session_plan import SessionPlan
 
@@ -113,31 +109,6 @@ class LiveRun:
         if self._finishing is not None:
             await self._finishing
 
-    def enqueue(self, item: Item) -> None:
-        """Queue something for Gemini (see ``Outbound.enqueue``)."""
-        self.outbound.enqueue(item)
-
-    def user_audio(self, pcm: bytes) -> None:
-        """Record and forward one frame of microphone audio."""
-        seconds = pcm_seconds(pcm)
-        self.counters.audio_seconds_in += seconds
-        metrics.audio_seconds("in", seconds)
-        if self.recorder.user_audio(pcm):
-            self.reply_clock.user_finished()  # the reply is timed from the end of speech
-        self.outbound.enqueue(Item("audio", pcm))
-
-    def activity(self, *, start: bool) -> None:
-        """Push-to-talk: the user pressed (start) or released the talk button."""
-        if self.plan.vad_enabled:
-            raise ProtocolError(
-                ErrorCode.INVALID_STATE,
-                "Push-to-talk needs voice activity detection off: send configure_vad {enabled: false} first.",
-            )
-        if not start:
-            self.reply_clock.user_finished()
-            self._spawn(self.recorder.user_activity_end())
-        self.outbound.enqueue(Item("activity_start" if start else "activity_end"))
-
     def configure_vad(self, vad: VadConfig) -> None:
         """Apply new VAD settings by resuming the Gemini session with them.
 
@@ -205,24 +176,12 @@ class LiveRun:
         if not announce:
             await self.recorder.drain()  # the history must include what this session already recorded
         history = await self.client.db(load_history)(self.conversation)
-        batches = history.batches()
-        for turns, last in batches:
+        for turns, last in history.batches():
             await self.link.session.send_client_content(turns=turns, turn_complete=last and announce)
             self.ledger.context_sent()
-        if not announce:
-            return
-        ids = {"session_id": self.public_id, "conversation_id": self.conversation.public_id}
-        if history.turns:
-            await self.client.send(
-                context_loaded(
-                    **ids,
-                    messages_loaded=history.messages_loaded,
-                    turns_loaded=len(history.turns),
-                    batches=len(batches),
-                )
-            )
-        else:
-            await self.client.send(context_load_skipped(**ids, reason="The conversation has no messages yet."))
+        if announce:
+            ids = {"session_id": self.public_id, "conversation_id": self.conversation.public_id}
+            await self.client.send(history.announcement(**ids))
 
     async def _announce_open(self, *, context_reloaded: bool) -> None:
         await self.row.opened()
