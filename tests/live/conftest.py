@@ -169,7 +169,7 @@ class LiveSocket:
 
 @pytest.fixture
 def live_user(transactional_db: None) -> User:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def staff_client() -> Client:
     client = Client()
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
     return client
 
 
@@ -27,8 +27,9 @@ def test_live_session_admin_offers_the_end_action(staff_client: Client) -> None:
     """The changelist offers the action."""
     from django.contrib import admin
 
-    assert end_live_sessions in admin.site.get_model_admin(LiveSession).actions
-    LiveSessionFactory()  # the action menu only shows with rows to act on
+    actions = admin.site.get_model_admin(LiveSession).actions
+    assert actions is not None and end_live_sessions in actions
+    LiveSessionFactory.create()  # the action menu only shows with rows to act on
     response = staff_client.get(reverse("admin:live_livesession_changelist"))
     assert response.status_code == 200
     assert b"end_live_sessions" in response.content
@@ -36,9 +37,9 @@ def test_live_session_admin_offers_the_end_action(staff_client: Client) -> None:
 
 def test_end_action_ends_selected_sessions_and_notifies_their_consumers(staff_client: Client) -> None:
     """Ending two sessions (one held, one already ended) ends the held one, tells its consumer, reports both."""
-    held = LiveSessionFactory(status=LiveSession.Status.ACTIVE, channel_name="specific.x!y")
-    finished = LiveSessionFactory(status=LiveSession.Status.ENDED)
-    untouched = LiveSessionFactory(status=LiveSession.Status.ACTIVE)
+    held = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, channel_name="specific.x!y")
+    finished = LiveSessionFactory.create(status=LiveSession.Status.ENDED)
+    untouched = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE)
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(live_session_group(held.public_id), channel)
@@ -60,9 +61,9 @@ def test_end_action_ends_selected_sessions_and_notifies_their_consumers(staff_cl
 
 def test_end_action_is_refused_to_non_staff() -> None:
     """A logged-in non-staff user cannot reach the admin, so cannot end anyone's session."""
-    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE)
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE)
     client = Client()
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     response = client.post(
         reverse("admin:live_livesession_changelist"),
         {"action": "end_live_sessions", "_selected_action": [session.pk]},

@@ -19,9 +19,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import websockets
@@ -63,7 +63,10 @@ def what_socket_does(index: int) -> str:
     return {0: "session", 1: "ping", 2: "ping"}.get(index % 10, "open")
 
 
-async def probe_health(stop: asyncio.Event, statuses: list[int], probe: Any) -> None:
+T = TypeVar("T")
+
+
+async def probe_health(stop: asyncio.Event, statuses: list[T], probe: Callable[[], Awaitable[T]]) -> None:
     while not stop.is_set():
         statuses.append(await probe())
         await asyncio.sleep(0.2)
@@ -106,7 +109,8 @@ async def test_churn_on_redis_leaves_the_layer_healthy_in_process(gemini_sim, se
     async def health() -> int:
         return (await AsyncClient().get("/live/health")).status_code
 
-    stop, statuses = asyncio.Event(), []
+    stop = asyncio.Event()
+    statuses: list[int] = []
     prober = asyncio.create_task(probe_health(stop, statuses, health))
     gate = asyncio.Semaphore(AT_ONCE)
     await asyncio.gather(*(one(i, gate) for i in range(SOCKETS)))
@@ -184,11 +188,13 @@ async def test_churn_on_redis_leaves_every_server_process_healthy(gemini_sim, tm
                 await holder.send(json.dumps({"type": "create_session", "data": {"model": MODEL}}))
                 held.append((await _until(holder, "session_created", within=30))["sessionId"])
 
-            async def health_of_both() -> Any:
+            async def health_of_both() -> tuple[int, list[tuple[str, tuple[int, dict[str, Any]]]]]:
+                # the worst status, and each server's kind with its (status, report)
                 reports = await asyncio.gather(*(asyncio.to_thread(s.health) for s in servers))
                 return max(code for code, _ in reports), [(s.kind, r) for s, r in zip(servers, reports, strict=True)]
 
-            stop, statuses = asyncio.Event(), []
+            stop = asyncio.Event()
+            statuses: list[tuple[int, list[tuple[str, tuple[int, dict[str, Any]]]]]] = []
             prober = asyncio.create_task(probe_health(stop, statuses, health_of_both))
             started = time.monotonic()
             gate = asyncio.Semaphore(AT_ONCE)

@@ -20,7 +20,7 @@ from tests.live.conftest import MODEL, messages_of, silence, speech
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
-FAULTS = {
+FAULTS: dict[str, dict[str, Any]] = {
     "close-1011": {"kind": "close", "code": 1011, "reason": "Internal error occurred."},
     "drop": {"kind": "drop"},
     "stall": {"kind": "stall", "seconds": 1.0},

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from tests.live.test_servers import ROOT, SETUP, free_port
 
@@ -94,8 +95,8 @@ async def answer(ws: Any) -> dict[str, Any]:
 
 
 async def ping(port: int, cookie: str) -> dict[str, Any]:
-    async with websockets.connect(  # type: ignore[arg-type]
-        f"ws://127.0.0.1:{port}/live", origin=f"http://127.0.0.1:{port}", additional_headers={"Cookie": cookie}
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/live", origin=Origin(f"http://127.0.0.1:{port}"), additional_headers={"Cookie": cookie}
     ) as ws:
         await ws.send(json.dumps({"type": "ping"}))
         return await answer(ws)
@@ -103,9 +104,9 @@ async def ping(port: int, cookie: str) -> dict[str, Any]:
 
 async def test_frames_past_the_limit_are_refused_then_closed_past_the_servers_limit(server, request):
     port, cookie, log = server
-    async with websockets.connect(  # type: ignore[arg-type]
+    async with websockets.connect(
         f"ws://127.0.0.1:{port}/live",
-        origin=f"http://127.0.0.1:{port}",
+        origin=Origin(f"http://127.0.0.1:{port}"),
         additional_headers={"Cookie": cookie},
         compression=None,  # the sizes below are the sizes on the wire
         max_size=None,

@@ -621,13 +621,13 @@ class Harness:
 def hostile_setup(gemini_sim: Any, live_user: User, settings: Any) -> Iterator[tuple[Harness, Ids]]:
     settings.LIVE_MAX_FRAME_BYTES = FRAME_LIMIT
     settings.LIVE_AUDIO_BURST_SECONDS = 3600  # random audio is not a flood here; that has tests of its own
-    other = UserFactory()
-    other_conversation = ConversationFactory(owner=other)
-    MessageFactory(conversation=other_conversation)
-    other_session = LiveSessionFactory(
+    other = UserFactory.create()
+    other_conversation = ConversationFactory.create(owner=other)
+    MessageFactory.create(conversation=other_conversation)
+    other_session = LiveSessionFactory.create(
         user=other, conversation=other_conversation, status=LiveSession.Status.DETACHED, resumption_handle="h"
     )
-    own = ConversationFactory(owner=live_user)
+    own = ConversationFactory.create(owner=live_user)
     harness = Harness(live_user, own)
     try:
         yield harness, Ids(other_conversation.public_id, other_session.public_id)

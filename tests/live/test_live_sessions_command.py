@@ -28,14 +28,16 @@ def ids(*args: str) -> list[str]:
 
 @pytest.fixture
 def sessions() -> dict[str, LiveSession]:
-    ada, bob = UserFactory(username="ada", email="ada@example.test"), UserFactory(username="bob")
+    ada, bob = UserFactory.create(username="ada", email="ada@example.test"), UserFactory.create(username="bob")
     return {
-        "ada_active": LiveSessionFactory(user=ada, status=LiveSession.Status.ACTIVE, messages_in=3, messages_out=2),
-        "ada_ended": LiveSessionFactory(
+        "ada_active": LiveSessionFactory.create(
+            user=ada, status=LiveSession.Status.ACTIVE, messages_in=3, messages_out=2
+        ),
+        "ada_ended": LiveSessionFactory.create(
             user=ada, status=LiveSession.Status.ENDED, last_error_code="UPSTREAM_UNAVAILABLE", last_error="1011"
         ),
-        "bob_reconnecting": LiveSessionFactory(user=bob, status=LiveSession.Status.RECONNECTING),
-        "bob_detached": LiveSessionFactory(user=bob, status=LiveSession.Status.DETACHED),
+        "bob_reconnecting": LiveSessionFactory.create(user=bob, status=LiveSession.Status.RECONNECTING),
+        "bob_detached": LiveSessionFactory.create(user=bob, status=LiveSession.Status.DETACHED),
     }
 
 

@@ -100,6 +100,7 @@ def test_bad_base64_is_a_protocol_error(value):
 
 def test_user_id_from_the_client_is_never_used():
     message = parse_client_message(json.dumps({"type": "create_session", "data": {"userId": 1}}))
+    assert message["type"] == "create_session"
     assert message["data"]["userId"] == 1  # accepted, never read (the user is the logged-in one)
     import live.session
 
@@ -180,8 +181,11 @@ def test_what_a_message_may_not_hold(text, code, named):
 
 def test_ids_are_left_to_the_lookup_which_answers_a_malformed_one_as_unknown():
     message = parse_client_message('{"type": "create_session", "data": {"conversationId": "conv_\\u0000"}}')
+    assert message["type"] == "create_session"
     assert message["data"]["conversationId"] == "conv_\x00"  # services.live_session_create: CONVERSATION_NOT_FOUND
-    assert parse_client_message('{"type": "end_session", "sessionId": "\\ud800"}')["sessionId"] == "\ud800"
+    ended = parse_client_message('{"type": "end_session", "sessionId": "\\ud800"}')
+    assert ended["type"] == "end_session"
+    assert ended["sessionId"] == "\ud800"
 
 
 def test_the_doc_states_the_limits_in_force():

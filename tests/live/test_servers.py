@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from tests.live.conftest import frames, silence, speech
 
@@ -131,19 +132,21 @@ def test_pages_and_their_static_files_through_a_real_server(app_server):
 async def test_spoken_turn_through_a_real_server(app_server):
     port, cookie, db, media = app_server
     url = f"ws://127.0.0.1:{port}/live"
-    origin = f"http://127.0.0.1:{port}"
+    origin = Origin(f"http://127.0.0.1:{port}")
 
-    async with websockets.connect(url, origin=origin) as anonymous:  # type: ignore[arg-type]
+    async with websockets.connect(url, origin=origin) as anonymous:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(anonymous.recv(), 10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
     with pytest.raises(websockets.InvalidStatus) as refused:
-        async with websockets.connect(url, origin="https://evil.example", additional_headers={"Cookie": cookie}):  # type: ignore[arg-type]
+        async with websockets.connect(
+            url, origin=Origin("https://evil.example"), additional_headers={"Cookie": cookie}
+        ):
             pass
     assert refused.value.response.status_code == 403
 
-    async with websockets.connect(url, origin=origin, additional_headers={"Cookie": cookie}) as ws:  # type: ignore[arg-type]
+    async with websockets.connect(url, origin=origin, additional_headers={"Cookie": cookie}) as ws:
         await ws.send(json.dumps({"type": "create_session", "data": {"config": {"binaryAudio": True}}}))
         created = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert created["type"] == "session_created", created
@@ -188,8 +191,8 @@ async def test_a_browser_gone_mid_reply_is_not_an_error(app_server, tmp_path, le
     session_ended): the turns are stored and the server logs no traceback."""
     port, cookie, db, _media = app_server
     url = f"ws://127.0.0.1:{port}/live"
-    async with websockets.connect(  # type: ignore[arg-type]
-        url, origin=f"http://127.0.0.1:{port}", additional_headers={"Cookie": cookie}
+    async with websockets.connect(
+        url, origin=Origin(f"http://127.0.0.1:{port}"), additional_headers={"Cookie": cookie}
     ) as ws:
         await ws.send(json.dumps({"type": "create_session", "data": {"config": {"binaryAudio": True}}}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "session_created"

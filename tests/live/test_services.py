@@ -42,7 +42,7 @@ def receive(channel: str, timeout: float = 2.0) -> dict:
 @pytest.mark.parametrize("status", [LiveSession.Status.ACTIVE, LiveSession.Status.CONNECTING])
 def test_end_request_tells_the_holding_consumer_and_ends_the_row(status: str) -> None:
     """A held session gets live.end on its group, and the row is ended with its handle dropped."""
-    session = LiveSessionFactory(status=status, channel_name="specific.abc!def", resumption_handle="h-1")
+    session = LiveSessionFactory.create(status=status, channel_name="specific.abc!def", resumption_handle="h-1")
     channel = listen(session)
     assert live_session_end_request(live_session=session) is EndRequest.REQUESTED
     assert receive(channel) == {"type": "live.end", "session_id": session.public_id, "reason": "ended by staff"}
@@ -55,7 +55,7 @@ def test_end_request_tells_the_holding_consumer_and_ends_the_row(status: str) ->
 
 def test_end_request_ends_a_detached_session_nobody_holds() -> None:
     """A detached session (browser gone, no consumer) is ended in the database and can no longer be resumed."""
-    session = LiveSessionFactory(status=LiveSession.Status.DETACHED, resumption_handle="h-2")
+    session = LiveSessionFactory.create(status=LiveSession.Status.DETACHED, resumption_handle="h-2")
     assert live_session_end_request(live_session=session) is EndRequest.REQUESTED
     assert session.status == LiveSession.Status.ENDED  # the caller's instance is refreshed
     assert session.resumption_handle == ""
@@ -65,7 +65,7 @@ def test_end_request_ends_a_detached_session_nobody_holds() -> None:
 @pytest.mark.parametrize("status", [LiveSession.Status.ENDED, LiveSession.Status.FAILED])
 def test_end_request_leaves_finished_sessions_alone(status: str) -> None:
     """An ended or failed session is reported as such, untouched, and no message is sent."""
-    session = LiveSessionFactory(status=status, last_error_code="UPSTREAM_UNAVAILABLE")
+    session = LiveSessionFactory.create(status=status, last_error_code="UPSTREAM_UNAVAILABLE")
     channel = listen(session)
     assert live_session_end_request(live_session=session) is EndRequest.ALREADY_ENDED
     session.refresh_from_db()
@@ -93,7 +93,7 @@ async def test_end_request_closes_the_session_on_its_socket_and_it_cannot_be_res
 
 def test_a_late_handle_or_finish_does_not_revive_an_ended_session() -> None:
     # The bridge's handle save can land just after staff ended the session (another thread or process).
-    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE, channel_name="specific.x!y")
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, channel_name="specific.x!y")
     live_session_end_request(live_session=session)
     live_session_store_handle(live_session_pk=session.pk, handle="late-handle")
     live_session_activate(live_session_pk=session.pk)
@@ -110,7 +110,7 @@ def test_a_late_handle_or_finish_does_not_revive_an_ended_session() -> None:
 
 
 def test_an_open_session_takes_handles_and_finishes_detached_with_the_latest() -> None:
-    session = LiveSessionFactory(status=LiveSession.Status.CONNECTING, channel_name="specific.a!b")
+    session = LiveSessionFactory.create(status=LiveSession.Status.CONNECTING, channel_name="specific.a!b")
     live_session_activate(live_session_pk=session.pk)
     session.refresh_from_db()
     assert session.status == LiveSession.Status.ACTIVE and session.last_seen_at is not None
@@ -124,7 +124,7 @@ def test_an_open_session_takes_handles_and_finishes_detached_with_the_latest() -
 
 
 def test_a_failed_finish_records_the_error_and_the_counters() -> None:
-    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE, messages_out=1, audio_seconds_in=1.5)
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, messages_out=1, audio_seconds_in=1.5)
     live_session_finish(
         live_session_pk=session.pk,
         status=LiveSession.Status.FAILED,
@@ -140,7 +140,7 @@ def test_a_failed_finish_records_the_error_and_the_counters() -> None:
 
 @pytest.mark.parametrize("status", [LiveSession.Status.ACTIVE, LiveSession.Status.CONNECTING])
 def test_finish_refuses_a_status_that_is_not_an_ending(status: LiveSession.Status) -> None:
-    session = LiveSessionFactory(status=LiveSession.Status.ACTIVE)
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE)
     with pytest.raises(ValueError, match="finishes as one of"):
         live_session_finish(live_session_pk=session.pk, status=status)
     session.refresh_from_db()
@@ -151,8 +151,9 @@ def test_finishing_before_opening_takes_back_an_unused_conversation_it_created()
     from conversations.models import Conversation
     from live.services import CREATED_CONVERSATION
 
-    session = LiveSessionFactory(status=LiveSession.Status.CONNECTING, config={CREATED_CONVERSATION: True})
+    session = LiveSessionFactory.create(status=LiveSession.Status.CONNECTING, config={CREATED_CONVERSATION: True})
     conversation_pk = session.conversation_id
+    assert conversation_pk is not None
     live_session_finish(live_session_pk=session.pk, status=LiveSession.Status.FAILED, error_code="SETUP_REFUSED")
     session.refresh_from_db()
     assert session.status == LiveSession.Status.FAILED and session.conversation_id is None

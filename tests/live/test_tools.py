@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from google.genai import types
 
-from conversations.models import Message
+from conversations.models import Message, User
 from live.tools import TOOLS, calculate, tool_declarations, tool_execute
 from tests.factories import ConversationFactory, MessageFactory, UserFactory
+
+NOBODY = User(username="nobody")  # unsaved: the calculator never looks at its caller, so no database is needed
 
 
 @pytest.mark.parametrize(
@@ -99,17 +102,25 @@ def calculate_error(expression: str) -> str:
 def test_tool_declarations_are_valid_sdk_tools() -> None:
     """Both tools are declared, and the declarations survive the SDK's own validation and serialisation."""
     declared = tool_declarations()
-    config = types.LiveConnectConfig(response_modalities=[types.Modality.AUDIO], tools=declared)
-    names = [f.name for tool in config.tools for f in tool.function_declarations]
+    # a copy typed as the SDK's list[ToolUnion] (list is invariant, so list[Tool] is not accepted as is)
+    config = types.LiveConnectConfig(response_modalities=[types.Modality.AUDIO], tools=list(declared))
+    assert config.tools is not None
+    names: list[str | None] = []
+    for tool in config.tools:
+        assert isinstance(tool, types.Tool) and tool.function_declarations is not None
+        names += [f.name for f in tool.function_declarations]
     assert names == ["calculator", "search_conversations"] == list(TOOLS)
-    calculator = declared[0].function_declarations[0]
+    declarations = declared[0].function_declarations
+    assert declarations is not None
+    calculator = declarations[0]
+    assert calculator.parameters is not None
     assert calculator.parameters.required == ["expression"]
     assert "expression" in declared[0].model_dump_json()
 
 
 async def test_tool_execute_calculator_returns_result() -> None:
     """A calculator call returns the expression and its result."""
-    assert await tool_execute(user=None, name="calculator", args={"expression": "15 * 23"}) == {
+    assert await tool_execute(user=NOBODY, name="calculator", args={"expression": "15 * 23"}) == {
         "expression": "15 * 23",
         "result": 345,
     }
@@ -117,7 +128,7 @@ async def test_tool_execute_calculator_returns_result() -> None:
 
 async def test_tool_execute_sends_big_integers_as_strings() -> None:
     """Integers beyond JSON's safe range stay exact as strings."""
-    response = await tool_execute(user=None, name="calculator", args={"expression": "2 ** 100"})
+    response = await tool_execute(user=NOBODY, name="calculator", args={"expression": "2 ** 100"})
     assert response["result"] == str(2**100)
 
 
@@ -134,7 +145,7 @@ async def test_tool_execute_sends_big_integers_as_strings() -> None:
 )
 async def test_tool_execute_turns_bad_calls_into_error_responses(name: str, args: object, error: str) -> None:
     """Bad calls come back as {"error": ...} for the model instead of raising."""
-    response = await tool_execute(user=None, name=name, args=args)  # type: ignore[arg-type]
+    response = await tool_execute(user=NOBODY, name=name, args=args)  # type: ignore[arg-type]  # wrong args on purpose
     assert list(response) == ["error"]
     assert error in response["error"]
 
@@ -148,7 +159,7 @@ async def test_tool_execute_hides_unexpected_failures(monkeypatch: pytest.Monkey
 
     monkeypatch.setitem(tools.TOOLS, "calculator", tools.TOOLS["calculator"].__class__(
         name="calculator", description="", parameters=types.Schema(), handler=boom))  # fmt: skip
-    response = await tool_execute(user=None, name="calculator", args={"expression": "1"})
+    response = await tool_execute(user=NOBODY, name="calculator", args={"expression": "1"})
     assert response == {"error": "calculator failed unexpectedly"}
     assert "secret internals" in caplog.text
 
@@ -160,19 +171,19 @@ async def test_search_conversations_finds_own_messages_only() -> None:
 
     @sync_to_async
     def setup():
-        me, other = UserFactory(), UserFactory()
-        mine = ConversationFactory(owner=me, title="Trip planning")
-        MessageFactory(conversation=mine, role=Message.Role.USER, text="Book a flight to Lisbon")
-        MessageFactory(
+        me, other = UserFactory.create(), UserFactory.create()
+        mine = ConversationFactory.create(owner=me, title="Trip planning")
+        MessageFactory.create(conversation=mine, role=Message.Role.USER, text="Book a flight to Lisbon")
+        MessageFactory.create(
             conversation=mine,
             role=Message.Role.MODEL,
             message_type=Message.MessageType.LIVE,
             output_transcription="Lisbon is lovely in spring",
         )
-        MessageFactory(conversation=mine, text="unrelated")
-        theirs = ConversationFactory(owner=other, title="Secret")
-        MessageFactory(conversation=theirs, text="My Lisbon password is hunter2")
-        MessageFactory(conversation=theirs, text="only-in-other-users-conversation")
+        MessageFactory.create(conversation=mine, text="unrelated")
+        theirs = ConversationFactory.create(owner=other, title="Secret")
+        MessageFactory.create(conversation=theirs, text="My Lisbon password is hunter2")
+        MessageFactory.create(conversation=theirs, text="only-in-other-users-conversation")
         return me, other, mine
 
     me, other, mine = await setup()
@@ -201,8 +212,8 @@ async def test_search_conversations_bounds_limit_and_query() -> None:
 
     @sync_to_async
     def setup():
-        me = UserFactory()
-        conversation = ConversationFactory(owner=me)
+        me = UserFactory.create()
+        conversation = ConversationFactory.create(owner=me)
         MessageFactory.create_batch(25, conversation=conversation, text="needle")
         return me
 
@@ -211,11 +222,12 @@ async def test_search_conversations_bounds_limit_and_query() -> None:
     assert capped["count"] == 20
     as_float = await tool_execute(user=me, name="search_conversations", args={"query": "needle", "limit": 2.0})
     assert as_float["count"] == 2
-    for args, error in [
+    bad_calls: list[tuple[dict[str, Any], str]] = [
         ({"query": ""}, "'query' must be a non-empty string"),
         ({"query": "x" * 201}, "longer than 200"),
         ({"query": "needle", "limit": 0}, "'limit' must be a positive whole number"),
         ({"query": "needle", "limit": "5; DROP TABLE"}, "'limit' must be a positive whole number"),
         ({"query": "needle", "limit": True}, "'limit' must be a positive whole number"),
-    ]:
+    ]
+    for args, error in bad_calls:
         assert error in (await tool_execute(user=me, name="search_conversations", args=args))["error"]
