@@ -6,7 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from conversations.models import Message
-from live.recorder import PcmBuffer, Recorder, pcm_rms
+from live.recorder import Recorder, pcm_rms
+from live.turns import PcmBuffer
 from tests.factories import ConversationFactory
 from tests.live.conftest import frames, silence, speech
 
@@ -77,9 +78,9 @@ async def test_close_flushes_partial_turns_and_flags_the_model_cut_off():
 async def test_a_save_that_committed_before_failing_is_not_stored_twice(monkeypatch):
     """The database commits, then the connection fails before the answer arrives: the retry finds the turn by the
     id chosen for it before the first attempt, and announces it once."""
-    from live import recorder as recorder_module
+    from live import turns as turns_module
 
-    real = recorder_module.message_create
+    real = turns_module.message_create
     calls = []
 
     def commit_then_fail(**fields):
@@ -89,7 +90,7 @@ async def test_a_save_that_committed_before_failing_is_not_stored_twice(monkeypa
             raise ConnectionError("server closed the connection unexpectedly")
         return message
 
-    monkeypatch.setattr(recorder_module, "message_create", commit_then_fail)
+    monkeypatch.setattr(turns_module, "message_create", commit_then_fail)
     recorder, saved = await make_recorder()
     await recorder.typed_text("Hello there")
     await recorder.close()
@@ -119,7 +120,7 @@ async def test_a_repeated_transcription_of_replayed_audio_is_not_a_new_turn():
 
 async def test_a_turn_the_database_keeps_refusing_is_retried_then_counted_lost(monkeypatch, caplog):
     """Three attempts with backoff, then the turn is counted as failed and logged; the recorder goes on."""
-    from live import recorder as recorder_module
+    from live import turns as turns_module
 
     attempts = []
 
@@ -127,11 +128,11 @@ async def test_a_turn_the_database_keeps_refusing_is_retried_then_counted_lost(m
         attempts.append(fields["public_id"])
         raise ConnectionError("the database is gone")
 
-    monkeypatch.setattr(recorder_module, "SAVE_BACKOFF_SECONDS", 0.01)
-    monkeypatch.setattr(recorder_module, "message_create", always_fail)
+    monkeypatch.setattr(turns_module, "SAVE_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(turns_module, "message_create", always_fail)
     recorder, saved = await make_recorder()
     await recorder.typed_text("Hello there")
     await recorder.close()
-    assert len(attempts) == recorder_module.SAVE_ATTEMPTS and len(set(attempts)) == 1  # one idempotency key
-    assert (recorder.saved, recorder.failed, saved) == (0, 1, [])
+    assert len(attempts) == turns_module.SAVE_ATTEMPTS and len(set(attempts)) == 1  # one idempotency key
+    assert (recorder.writer.saved, recorder.writer.failed, saved) == (0, 1, [])
     assert "failed 3 times; it is not stored" in caplog.text
