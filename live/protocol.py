@@ -18,7 +18,7 @@ import binascii
 import enum
 import functools
 import json
-from typing import Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 import pydantic
 from django.core.exceptions import ValidationError
@@ -97,6 +97,15 @@ _STRICT = pydantic.ConfigDict(strict=True)
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# Value ranges, declared once: a value outside one is refused at parse time as INVALID_CONFIG, naming the field.
+MAX_CONTEXT_TOKENS = 131_072
+Sensitivity = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
+SilenceMilliseconds = Annotated[int, pydantic.Field(ge=0, le=10_000)]
+CompressionTokens = Annotated[int, pydantic.Field(ge=1024, le=MAX_CONTEXT_TOKENS)]
+CompressionRatio = Annotated[float, pydantic.Field(gt=0.0, lt=1.0)]
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
 @pydantic.with_config(_STRICT)
 class VoiceConfig(TypedDict, total=False):
     voiceName: str
@@ -115,15 +124,15 @@ class SpeechConfig(TypedDict, total=False):
 @pydantic.with_config(_STRICT)
 class CompressionConfig(TypedDict, total=False):
     enabled: bool
-    maxTokens: int
-    compressionRatio: float
+    maxTokens: CompressionTokens
+    compressionRatio: CompressionRatio
 
 
 @pydantic.with_config(_STRICT)
 class VadConfig(TypedDict, total=False):
     enabled: bool
-    sensitivity: float  # 0.0 - 1.0
-    silenceThreshold: int  # milliseconds
+    sensitivity: Sensitivity
+    silenceThreshold: SilenceMilliseconds
 
 
 @pydantic.with_config(_STRICT)
@@ -331,7 +340,10 @@ def parse_client_message(text: str) -> ClientMessage:
     try:
         message: ClientMessage = adapter.validate_python(raw)
     except pydantic.ValidationError as exc:
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"Invalid {kind}: {_describe(exc)}.") from None
+        # A value of the right type outside its range is a configuration a person chose; anything else is malformed.
+        out_of_range = all(error["type"] in _RANGE_ERRORS for error in exc.errors())
+        code = ErrorCode.INVALID_CONFIG if out_of_range else ErrorCode.INVALID_MESSAGE
+        raise ProtocolError(code, f"Invalid {kind}: {_describe(exc)}.") from None
     return message
 
 

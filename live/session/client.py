@@ -36,7 +36,7 @@ from live.server_messages import ServerMessage, error_for, pong, session_error
 from live.session.ledger import Item
 from live.session.media import decode_audio, pcm_seconds, sniff_image, utf8_length
 from live.session.run import LiveRun
-from live.session_plan import plan_session, validate_model_name, validate_vad
+from live.session_plan import plan_session, validate_model_name, vad_with_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class LiveClient:
             elif kind == "activity_end":
                 run.outbound.activity(start=False)
             elif kind == "configure_vad":
-                run.configure_vad(validate_vad(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
+                run.configure_vad(vad_with_defaults(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
 
     async def _create(self, data: Mapping[str, Any]) -> None:
         self._refuse_second_session()
