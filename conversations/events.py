@@ -9,11 +9,13 @@ relays it as ``message_saved``, docs/live-protocol.md), in whichever process the
 from __future__ import annotations
 
 import logging
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, cast
 
+import pydantic
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from typing_extensions import TypedDict
 
 from .models import Message
 
@@ -22,12 +24,17 @@ logger = logging.getLogger(__name__)
 MESSAGE_SAVED: Final = "message.saved"  # handled by LiveConsumer.message_saved
 
 
+SavedRole = Literal["user", "model", "tool"]  # Message.Role's values
+SavedType = Literal["rest", "live"]  # Message.MessageType's values
+
+
+@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
 class SavedMessageData(TypedDict):
-    """A saved message as ``message_saved`` shows it (live.protocol.SavedMessage is the socket's side)."""
+    """A saved message as ``message_saved`` shows it (``live.server_messages.MessageSaved`` carries it as is)."""
 
     id: str
-    role: str
-    messageType: str
+    role: SavedRole
+    messageType: SavedType
     text: str
     interrupted: bool
     audioDuration: float | None
@@ -61,8 +68,8 @@ def message_saved_event(message: Message) -> MessageSavedEvent:
         "conversationId": message.conversation.public_id,
         "message": {
             "id": message.public_id,
-            "role": message.role,
-            "messageType": message.message_type,
+            "role": cast(SavedRole, message.role),
+            "messageType": cast(SavedType, message.message_type),
             "text": message.text or message.input_transcription or message.output_transcription,
             "interrupted": message.interrupted,
             "audioDuration": message.audio_duration,

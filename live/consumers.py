@@ -11,9 +11,9 @@ import json
 import logging
 from typing import Any, cast
 
-from conversations.events import user_group
+from conversations.events import SavedMessageData, user_group
 from live.protocol import CLOSE_UNAUTHENTICATED
-from live.server_messages import SavedMessage, ServerMessage, message_saved
+from live.server_messages import ServerMessage, message_saved
 from live.session import LiveClient
 from live.transport import ChannelsSocket
 
@@ -78,7 +78,7 @@ class LiveConsumer(ChannelsSocket):
             message_saved(
                 session_id=event.get("sessionId"),
                 conversation_id=str(event.get("conversationId")),
-                message=cast(SavedMessage, event.get("message")),
+                message=cast(SavedMessageData, event.get("message")),
             )
         )
 

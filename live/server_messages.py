@@ -14,6 +14,7 @@ from typing import Any, Literal, NotRequired
 import pydantic
 from typing_extensions import TypedDict
 
+from conversations.events import SavedMessageData
 from live.protocol import (
     PROTOCOL_VERSION,
     SUPPORTED_INPUT_AUDIO_FORMATS,
@@ -88,24 +89,11 @@ class SessionMessage(TypedDict):
 
 
 @pydantic.with_config(_SERVER)
-class SavedMessage(TypedDict):
-    id: str
-    role: Literal["user", "model", "tool"]
-    messageType: Literal["rest", "live"]
-    text: str
-    interrupted: bool
-    audioDuration: float | None
-    hasAudio: bool
-    toolData: dict[str, Any] | None
-    createdAt: str
-
-
-@pydantic.with_config(_SERVER)
 class MessageSaved(TypedDict):
     type: Literal["message_saved"]
     sessionId: str | None
     conversationId: str
-    message: SavedMessage
+    message: SavedMessageData
     timestamp: str
 
 
@@ -302,7 +290,7 @@ def session_message(*, session_id: str, data: dict[str, Any]) -> SessionMessage:
     return {"type": "session_message", "sessionId": session_id, "data": data, "timestamp": now_iso()}
 
 
-def message_saved(*, session_id: str | None, conversation_id: str, message: SavedMessage) -> MessageSaved:
+def message_saved(*, session_id: str | None, conversation_id: str, message: SavedMessageData) -> MessageSaved:
     """Build a ``message_saved``: a message of this user was stored (by any socket, tab or process)."""
     return {
         "type": "message_saved",

@@ -201,3 +201,13 @@ def test_the_doc_states_the_limits_in_force():
     assert uvicorn_options()["ws_max_size"] == settings.WEBSOCKET_MAX_MESSAGE_BYTES
     assert f"at most {MAX_JSON_DEPTH} deep" in DOC
     assert "| 1009 |" in DOC
+
+
+def test_message_saved_names_every_role_and_type_a_message_can_have():
+    from typing import get_args
+
+    from conversations.events import SavedRole, SavedType
+    from conversations.models import Message
+
+    assert set(get_args(SavedRole)) == set(Message.Role.values)
+    assert set(get_args(SavedType)) == set(Message.MessageType.values)
