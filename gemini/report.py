@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from google import genai
 
+from gemini import sdk_internals
 from gemini.client import Mode, current_mode, live_api_version, rest_api_version
 
 
@@ -78,13 +79,13 @@ def describe_connection(client: genai.Client, live_client: genai.Client | None =
     """
     # Private SDK attributes on purpose: the point is to show what this SDK version really does, defaults and
     # all (e.g. API version v1 when none is set, and the "//ws" of a base URL ending in "/").
-    api = client._api_client
-    options = api._http_options
+    api = sdk_internals.client_api(client)
+    options = sdk_internals.http_options(api)
     version = options.api_version or ""
     base = options.base_url or ""
-    live_api = (live_client or client)._api_client
-    live_version = live_api._http_options.api_version or ""
-    ws_base = live_api._websocket_base_url()
+    live_api = sdk_internals.client_api(live_client or client)
+    live_version = sdk_internals.http_options(live_api).api_version or ""
+    ws_base = sdk_internals.websocket_base_url(live_api)
     mode = str(current_mode())
     key = api.api_key or ""
     ephemeral = key.startswith("auth_tokens/")

@@ -12,8 +12,8 @@ own connection (it still connects, authenticates, sets up and closes the session
   any other message goes through the SDK's converters and ``LiveServerMessage`` exactly as
   ``AsyncSession.receive`` would, and a close raises the SDK's ``APIError``.
 
-Without the SDK internals this relies on (``AsyncSession._ws``, ``_api_client.vertexai``), every call falls back
-to the SDK's public methods.
+Without the SDK internals this relies on (``gemini.sdk_internals``), every call falls back to the SDK's public
+methods.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from google.genai import _live_converters, errors, types
+from google.genai import errors, types
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CLOSE_CODE_EXPLANATIONS
 
+from gemini import sdk_internals
 from live.protocol import INPUT_AUDIO_MIME
 
 _AUDIO_HEAD = '{"realtime_input": {"audio": {"data": "'
@@ -48,8 +49,8 @@ class GeminiWire:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self._ws: Any = getattr(session, "_ws", None)
-        api_client = getattr(session, "_api_client", None)
+        self._ws: Any = sdk_internals.session_socket(session)
+        api_client = sdk_internals.session_api_client(session)
         self._vertex = bool(getattr(api_client, "vertexai", False))
         self._fast = self._ws is not None and api_client is not None
         self._messages = self._sdk_messages()
@@ -89,14 +90,11 @@ class GeminiWire:
         audio = _only_audio(response)
         if audio is not None:
             return audio
-        if self._vertex:
-            converted = _live_converters._LiveServerMessage_from_vertex(response)
-        else:
-            converted = _live_converters._LiveServerMessage_from_mldev(response)
-        if not converted and response:
+        fields = sdk_internals.live_server_message_fields(response, vertex=self._vertex)
+        if not fields and response:
             status = response.get("code")
             errors.APIError.raise_error(status if isinstance(status, int) else 0, response, None)
-        return types.LiveServerMessage._from_response(response=converted, kwargs={})
+        return sdk_internals.live_server_message(fields)
 
 
 def _only_audio(response: dict[str, Any]) -> ModelAudio | None:
