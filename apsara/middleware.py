@@ -8,9 +8,11 @@ from http import HTTPStatus
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
 
+from apsara import validation
 from apsara.api import API_PREFIX, error_body
 
 # Errors Django itself answers (outside the API's views) and what the API calls them, as DRF would.
@@ -53,14 +55,9 @@ def shape_api_error(request: HttpRequest, response: HttpResponseBase) -> HttpRes
     return response
 
 
-class ApiErrorShapeMiddleware:
-    """Answer every error under /api/ in the API's JSON error shape, including those Django answers itself.
-
-    The API's views already do (apsara.api.api_exception_handler); this covers the rest: a URL that matches no
-    route (an unknown path, a malformed id), an error page Django renders when a request fails before or outside a
-    view, an empty-bodied error such as a 416. First in MIDDLEWARE, so it sees what every other middleware answers;
-    sync and async alike, so an ASGI request takes no thread hop through it.
-    """
+class ResponseMiddleware:
+    """A middleware that may refuse a request before the view and may adjust the response after it, written once
+    for sync and async stacks alike, so an ASGI request takes no thread hop through it."""
 
     sync_capable = True
     async_capable = True
@@ -71,10 +68,51 @@ class ApiErrorShapeMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
+    def refuse(self, request: HttpRequest) -> HttpResponseBase | None:
+        """An answer that stops the request here, or None to let it through."""
+        return None
+
+    def process(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """The response as it leaves (by default, unchanged)."""
+        return response
+
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        return shape_api_error(request, self.get_response(request))
+        refusal = self.refuse(request)
+        return self.process(request, refusal if refusal is not None else self.get_response(request))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        return shape_api_error(request, await self.get_response(request))
+        refusal = self.refuse(request)
+        return self.process(request, refusal if refusal is not None else await self.get_response(request))
+
+
+class ApiErrorShapeMiddleware(ResponseMiddleware):
+    """Answer every error under /api/ in the API's JSON error shape, including those Django answers itself.
+
+    The API's views already do (apsara.api.api_exception_handler); this covers the rest: a URL that matches no
+    route (an unknown path, a malformed id), an error page Django renders when a request fails before or outside a
+    view, an empty-bodied error such as a 416. First in MIDDLEWARE, so it sees what every other middleware answers.
+    """
+
+    def process(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return shape_api_error(request, response)
+
+
+class StorableQueryMiddleware(ResponseMiddleware):
+    """Refuse (400) a query string holding what no database can store, before any view or admin filter runs it.
+
+    A NUL in a filter (``?kind__exact=%00``) reached PostgreSQL as a query parameter and failed there as a 500.
+    """
+
+    def refuse(self, request: HttpRequest) -> HttpResponseBase | None:
+        for key, values in request.GET.lists():
+            for text in (key, *values):
+                try:
+                    validation.check_storable_text(text)
+                except ValidationError as error:
+                    return HttpResponseBadRequest(
+                        f"The query parameter {key[:40]!r} cannot be used: {error.messages[0]}",
+                        content_type="text/plain; charset=utf-8",
+                    )
+        return None

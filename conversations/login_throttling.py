@@ -18,12 +18,11 @@ import ipaddress
 import logging
 import math
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
@@ -32,6 +31,8 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponseBase
+
+from apsara.middleware import ResponseMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def lockout_message(remaining: timedelta) -> str:
     )
 
 
-class LoginLockoutMiddleware:
+class LoginLockoutMiddleware(ResponseMiddleware):
     """Answer 429 Too Many Requests, with Retry-After, when axes refused a login; the page itself says why.
 
     Used instead of axes.middleware.AxesMiddleware, which replaces the page with a response of its own (a template
@@ -166,25 +167,7 @@ class LoginLockoutMiddleware:
     (jazzband/django-axes#1494). No database access here: the login form leaves the wait on the request.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.is_async:
-            return self.__acall__(request)
-        return self._mark_refused(request, self.get_response(request))
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        return self._mark_refused(request, await self.get_response(request))
-
-    @staticmethod
-    def _mark_refused(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    def process(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         if getattr(request, "axes_locked_out", False):
             remaining = getattr(request, RETRY_AFTER_ATTRIBUTE, None) or get_cool_off(request) or timedelta(0)
             response.status_code = 429

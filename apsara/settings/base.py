@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it sees every answer: errors under /api/ (an unknown URL's 404 included) get the API's JSON shape.
     "apsara.middleware.ApiErrorShapeMiddleware",
+    # A query string no database can store (NUL, a lone surrogate) is a 400 before any view or admin filter runs.
+    "apsara.middleware.StorableQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files in every environment, production included, with no reverse proxy or collectstatic needed: found
     # in the apps' static dirs at start-up (WHITENOISE_USE_FINDERS).
