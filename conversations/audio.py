@@ -16,6 +16,12 @@ class AudioError(ValueError):
     """Audio bytes that cannot be stored as WAV."""
 
 
+# What the stdlib's wave raises on a damaged file besides wave.Error: EOFError for a cut file, RuntimeError for a
+# chunk that claims more bytes than there are, ValueError/OverflowError for absurd sizes. Parsing bytes in memory
+# has no other failure than the file being damaged.
+_DAMAGED = (wave.Error, EOFError, RuntimeError, ValueError, OverflowError, OSError)
+
+
 @dataclass(frozen=True)
 class WavAudio:
     """A complete WAV file in memory, with what the Message row records about it."""
@@ -61,7 +67,7 @@ def wav_read(data: bytes) -> WavAudio:
             frames = wav.getnframes()
             sample_rate = wav.getframerate()
             channels = wav.getnchannels()
-    except (wave.Error, EOFError) as exc:
+    except _DAMAGED as exc:
         raise AudioError(f"not a WAV file: {exc}") from exc
     if sample_rate <= 0:
         raise AudioError("WAV file has no sample rate")
@@ -72,8 +78,10 @@ def wav_pcm16(data: bytes) -> tuple[bytes, int]:
     """Return the PCM16 samples and sample rate of a WAV file."""
     try:
         with wave.open(io.BytesIO(data), "rb") as wav:
-            if wav.getsampwidth() != SAMPLE_WIDTH:
-                raise AudioError(f"expected 16-bit samples, got {8 * wav.getsampwidth()}-bit")
-            return wav.readframes(wav.getnframes()), wav.getframerate()
-    except (wave.Error, EOFError) as exc:
+            width = wav.getsampwidth()
+            pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
+    except _DAMAGED as exc:
         raise AudioError(f"not a WAV file: {exc}") from exc
+    if width != SAMPLE_WIDTH:
+        raise AudioError(f"expected 16-bit samples, got {8 * width}-bit")
+    return pcm, rate

@@ -41,9 +41,7 @@ def _wav_pcm(data: bytes) -> bytes:
     try:
         info = wav_read(data)
         pcm, rate = wav_pcm16(data)
-    # The stdlib's wave raises more than wave.Error on a damaged file (RuntimeError for a chunk that claims more
-    # bytes than there are, ...); parsing bytes in memory has no other failure than the file being damaged.
-    except (ConversationsAudioError, RuntimeError, ValueError, OverflowError, OSError):
+    except ConversationsAudioError:
         raise AudioError(ErrorCode.AUDIO_DECODE_FAILED, "audioChunk is a damaged WAV file.") from None
     if info.channels != 1 or rate != INPUT_SAMPLE_RATE:
         raise AudioError(

@@ -1,11 +1,14 @@
 """PCM16 ⇄ WAV packing."""
 
+import contextlib
 import io
 import math
 import struct
 import wave
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conversations.audio import AudioError, pcm16_duration, pcm16_to_wav, wav_pcm16, wav_read
 
@@ -63,3 +66,27 @@ def test_wav_read_rejects_what_is_not_wav() -> None:
     """Random bytes are not a WAV file."""
     with pytest.raises(AudioError, match="not a WAV file"):
         wav_read(b"definitely not RIFF data")
+
+
+@given(cut=st.integers(0, 200), junk=st.binary(max_size=64), flip=st.integers(0, 200))
+def test_a_damaged_wav_is_an_audio_error_and_nothing_else(cut: int, junk: bytes, flip: int) -> None:
+    """However a WAV is cut, padded or corrupted, reading it raises AudioError (a 400 to a client), never a stdlib
+    RuntimeError/EOFError/OverflowError that would become a 500."""
+    data = bytearray(pcm16_to_wav(sine_pcm16(0.01, sample_rate=16_000), sample_rate=16_000).data)
+    if flip < len(data):
+        data[flip] ^= 0xFF
+    damaged = bytes(data[: len(data) - cut]) + junk
+    for read in (wav_read, wav_pcm16):
+        with contextlib.suppress(AudioError):
+            read(damaged)
+
+
+def test_a_wav_with_8_bit_samples_is_refused_by_name() -> None:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(1)
+        wav.setframerate(8000)
+        wav.writeframes(b"\x80" * 80)
+    with pytest.raises(AudioError, match="expected 16-bit samples, got 8-bit"):
+        wav_pcm16(buffer.getvalue())
