@@ -290,7 +290,7 @@ async def test_the_layer_failing_to_deliver_does_not_close_the_socket(
         return dict(await receive(channel))
 
     monkeypatch.setattr(layer, "receive", flaky_receive)
-    watch.caplog.set_level(logging.DEBUG, logger="live.consumers")
+    watch.caplog.set_level(logging.DEBUG, logger="live.transport")
     other_tab = await open_socket()
     await the_layer_still_delivers(other_tab, live_user)  # after 0.5 s, then 1 s, the third receive delivers
     assert failures == 0
