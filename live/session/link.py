@@ -71,10 +71,6 @@ class SessionFailed(Exception):
         self.failure = failure
 
 
-class _HandleRefused(SessionFailed):
-    """Gemini refused the resumption handle (expired or unknown): the next attempt starts afresh, at once."""
-
-
 class Link:
     """The Gemini connection of one live session, and the state machine that moves it to the next."""
 
@@ -176,18 +172,13 @@ class Link:
         """Connect, resuming from the handle if there is one, retrying with backoff where that can help.
 
         Returns whether the new connection needs the conversation's history (it started afresh). A refused handle
-        is dropped and the next attempt starts afresh at once.
+        is dropped and the same attempt starts afresh at once (a refusal is not a failure to retry: counted as an
+        attempt, one on the last attempt would end the session instead).
         """
         delay = settings.LIVE_UPSTREAM_BACKOFF_SECONDS
-        backoff = tenacity.wait_exponential(multiplier=delay, min=delay)
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            refused = state.outcome is not None and isinstance(state.outcome.exception(), _HandleRefused)
-            return 0.0 if refused else backoff(state)
-
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(settings.LIVE_UPSTREAM_MAX_RETRIES + 1),
-            wait=wait,
+            wait=tenacity.wait_exponential(multiplier=delay, min=delay),
             retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, SessionFailed) and exc.failure.retryable),
             reraise=True,
         )
@@ -206,8 +197,7 @@ class Link:
             if handle is not None and failure.code in (ErrorCode.INVALID_CONFIG, ErrorCode.UPSTREAM_ERROR):
                 logger.info("live: %s resumption refused (%s); starting afresh", self.public_id, failure.detail)
                 self.handle = None
-                retry_afresh = UpstreamFailure(failure.code, failure.message, True, detail=failure.detail)
-                raise _HandleRefused(retry_afresh) from exc
+                return await self._attempt(history_if_fresh)  # without a handle: it cannot be refused again
             metrics.upstream_error(failure.code)
             raise SessionFailed(failure) from exc
         return with_history

@@ -277,3 +277,24 @@ async def test_go_away_without_a_usable_handle_restarts_with_the_conversation(ge
     await ws.send({"type": "end_session"})
     await ws.expect("session_ended")
     assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"] * 2
+
+
+async def test_a_refused_handle_starts_afresh_even_on_the_last_connect_attempt(gemini_sim, connect, settings):
+    # The refused handle is not a failure to retry: dropping it and starting afresh must not use up an attempt, or a
+    # refusal on the last one (here: after one transient setup failure, with one retry allowed) ends the session.
+    settings.LIVE_UPSTREAM_MAX_RETRIES = 1
+    first = await connect()
+    created = await first.create(model=MODEL)
+    await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
+    await first.until_turn_complete()
+    await first.close()
+    await database_sync_to_async(LiveSession.objects.filter(public_id=created["sessionId"]).update)(
+        resumption_handle="no-such-handle"
+    )
+    gemini_sim.inject_fault("close", when="setup", code=1011, reason="Internal error occurred.", count=1)
+    second = await connect()
+    await second.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
+    resumed = await second.expect("session_resumed")
+    assert resumed["contextReloaded"] is True
+    await second.send({"type": "send_message", "data": {"text": "What is my name?"}})
+    assert "Your name is Ada" in said(await second.until_turn_complete())
