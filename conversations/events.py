@@ -84,7 +84,9 @@ def message_saved_on_commit(*, message: Message) -> None:
     """Announce ``message`` to its owner's open /live sockets once the transaction that stores it commits.
 
     Nothing is sent if it rolls back. The event is built now, from the row as saved, and sent from the committing
-    thread; a channel layer that fails is logged and never undoes, or fails, the save.
+    thread; a channel layer that fails is logged and never undoes, or fails, the save. From a thread that
+    ``sync_to_async`` runs (a live session's database lane, an ASGI view), ``async_to_sync`` hands the send to the
+    server's own event loop (asgiref's ``main_event_loop``), so it uses that loop's Redis connections.
     """
     event = message_saved_event(message)
     group = user_group(message.conversation.owner_id)

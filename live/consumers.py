@@ -77,7 +77,7 @@ class LiveConsumer(ChannelsSocket):
         await self.send_json(
             message_saved(
                 session_id=event.get("sessionId"),
-                conversation_id=str(event.get("conversationId")),
+                conversation_id=cast(str, event.get("conversationId")),
                 message=cast(SavedMessageData, event.get("message")),
             )
         )

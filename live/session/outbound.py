@@ -41,6 +41,7 @@ class Outbound:
         counters: Counters,
         reply_clock: ReplyClock,
         recorder: Recorder,
+        send: Callable[[ServerMessage], Awaitable[None]],
         tell_browser: Callable[[ServerMessage], object],
         spawn: Callable[[Awaitable[Any]], object],
     ) -> None:
@@ -51,7 +52,8 @@ class Outbound:
         self.counters = counters
         self.reply_clock = reply_clock
         self.recorder = recorder
-        self.tell_browser = tell_browser
+        self.send = send  # to the browser, in order with what the session sends
+        self.tell_browser = tell_browser  # the same, from synchronous code (a task of the session's)
         self.spawn = spawn
         # Audio may fill the queue up to its bound; text, push-to-talk and tool results have room of their own on
         # top, so a flood of audio never costs a typed message or a turn boundary.
@@ -141,7 +143,7 @@ class Outbound:
             try:
                 await self._send(wire, item)
             except (ValueError, TypeError) as exc:  # the SDK refused it before sending: drop it, say why
-                self.tell_browser(
+                await self.send(
                     session_error(self.public_id, ErrorCode.INVALID_MESSAGE, f"Gemini cannot take this: {exc}")
                 )
                 continue

@@ -78,6 +78,7 @@ def assemble(
         counters=counters,
         reply_clock=reply_clock,
         recorder=recorder,
+        send=client.send,
         tell_browser=lambda message: spawn(client.send(message)),
         spawn=spawn,
     )
