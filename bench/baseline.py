@@ -32,6 +32,7 @@ def make_client(gemini_url: str, ca_file: str, api_key: str) -> genai.Client:
         api_key=api_key,
         http_options=types.HttpOptions(
             base_url=gemini_url,
+            api_version="v1beta",  # Gemini serves Live on v1beta only; the SDK's default (v1) is a 404
             client_args={"verify": context},
             async_client_args={"verify": context, "ssl": context},
         ),

@@ -8,7 +8,10 @@ relays it as ``message_saved``, docs/live-protocol.md), in whichever process the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import weakref
 from typing import Any, Final, Literal, cast
 
 import pydantic
@@ -16,6 +19,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from typing_extensions import TypedDict
+
+from apsara.asgi_loop import main_event_loop
 
 from .models import Message
 
@@ -83,21 +88,47 @@ def message_saved_event(message: Message) -> MessageSavedEvent:
 def message_saved_on_commit(*, message: Message) -> None:
     """Announce ``message`` to its owner's open /live sockets once the transaction that stores it commits.
 
-    Nothing is sent if it rolls back. The event is built now, from the row as saved, and sent from the committing
-    thread; a channel layer that fails is logged and never undoes, or fails, the save. From a thread that
-    ``sync_to_async`` runs (a live session's database lane, an ASGI view), ``async_to_sync`` hands the send to the
-    server's own event loop (asgiref's ``main_event_loop``), so it uses that loop's Redis connections.
+    Nothing is sent if it rolls back. The event is built now, from the row as saved. A channel layer that fails is
+    logged and never undoes, or fails, the save.
     """
     event = message_saved_event(message)
     group = user_group(message.conversation.owner_id)
+    transaction.on_commit(lambda: _send(group, event, message.public_id))
 
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.group_send)(group, dict(event))
-        except Exception:
-            logger.exception("announcing saved message %s failed", message.public_id)
 
-    transaction.on_commit(send)
+# Per loop, the latest send: each waits for the one before, so announcements leave in the order of the commits.
+_latest: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+
+def _send(group: str, event: MessageSavedEvent, public_id: str) -> None:
+    """Send ``event`` to ``group`` without holding up the committing thread when the server's loop can take it.
+
+    The commit usually happens in a thread that ``sync_to_async`` runs for the event loop (a live session's
+    database lane, an ASGI view): the send is handed to that loop and this thread goes on at once. Waiting for it
+    here held a lane while the loop was busy, and new sessions' queries queued behind (``make bench``'s connects).
+    Elsewhere (a management command) it is sent before returning.
+    """
+    loop = main_event_loop()
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(_schedule, loop, group, event, public_id)
+        return
+    with contextlib.suppress(Exception):  # logged in _group_send
+        async_to_sync(_group_send)(group, event, public_id)
+
+
+def _schedule(loop: asyncio.AbstractEventLoop, group: str, event: MessageSavedEvent, public_id: str) -> None:
+    _latest[loop] = loop.create_task(_group_send(group, event, public_id, after=_latest.get(loop)))
+
+
+async def _group_send(
+    group: str, event: MessageSavedEvent, public_id: str, after: asyncio.Task[None] | None = None
+) -> None:
+    if after is not None:
+        await asyncio.wait({after})  # never raises; its own failure is logged there
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, dict(event))
+    except Exception:
+        logger.exception("announcing saved message %s failed", public_id)

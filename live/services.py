@@ -222,6 +222,19 @@ def live_session_store_handle(*, live_session_pk: int, handle: str) -> None:
     _not_ended(live_session_pk).update(resumption_handle=handle, resumption_handle_issued_at=timezone.now())
 
 
+def live_session_store_vad(*, live_session_pk: int, vad: Mapping[str, Any]) -> None:
+    """Keep the session's voice-activity settings (a ``configure_vad``): a browser that resumes the session, on
+    this process or another, gets them back (Hold mode stays Hold mode)."""
+    with transaction.atomic():
+        session = LiveSession.objects.select_for_update().filter(pk=live_session_pk).first()
+        if session is None:
+            return
+        config = dict(session.config or {})
+        config["request"] = {**(config.get("request") or {}), "vad": dict(vad)}
+        session.config = config
+        session.save(update_fields=["config"])
+
+
 def live_session_finish(
     *,
     live_session_pk: int,

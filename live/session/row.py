@@ -11,6 +11,7 @@ from django.conf import settings
 
 from live import services
 from live.models import LiveSession
+from live.protocol import VadConfig
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class SessionRow:
         self._heartbeat = lane(services.live_session_heartbeat)
         self._store_handle = lane(services.live_session_store_handle)
         self._finish = lane(services.live_session_finish)
+        self._store_vad = lane(services.live_session_store_vad)
         self._pending_handle: str | None = None
         self._handle_saver: asyncio.Task[None] | None = None
 
@@ -58,6 +60,13 @@ class SessionRow:
                 await self._store_handle(live_session_pk=self.pk, handle=handle)
             except Exception:
                 logger.exception("live: storing the resumption handle of %s failed", self.public_id)
+
+    async def store_vad(self, vad: VadConfig) -> None:
+        """Keep new voice-activity settings with the session, for a browser that resumes it."""
+        try:
+            await self._store_vad(live_session_pk=self.pk, vad=vad)
+        except Exception:
+            logger.exception("live: storing the VAD settings of %s failed", self.public_id)
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """The writer task under way, if any (to cancel when the session ends)."""

@@ -120,6 +120,7 @@ class LiveRun:
         mode_change = bool(vad.get("enabled", True)) != self.link.vad_enabled
         self.plan.vad = vad
         self._vad_ack_pending = True
+        self._spawn(self.row.store_vad(vad))
         self.link.switch(
             when_to_switch_for_vad(
                 mode_change=mode_change, model_busy=self.inbound.model_busy, pending=self.ledger.pending

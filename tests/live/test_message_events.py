@@ -116,3 +116,18 @@ async def test_a_message_is_announced_only_once_its_transaction_commits(connect,
     first, second = await saving
     assert (await ws.expect("message_saved"))["message"]["id"] == first
     assert (await ws.expect("message_saved"))["message"]["id"] == second
+
+
+async def test_saves_from_a_live_lane_are_announced_in_commit_order_without_holding_the_lane(connect, live_user):
+    """A live session's recorder saves in the user's database lane: the lane goes on at once (the send happens on
+    the server's loop), and the announcements still arrive in the order the messages were stored."""
+    from live import db_lanes
+
+    tab = await connect()
+    conversation = await database_sync_to_async(ConversationFactory.create)(owner=live_user)
+    save = db_lanes.for_user(live_user.pk, message_create)
+    stored = [
+        (await save(conversation=conversation, role=Message.Role.USER, text=f"turn {i}")).public_id for i in range(12)
+    ]
+    announced = [(await tab.expect("message_saved"))["message"]["id"] for _ in stored]
+    assert announced == stored

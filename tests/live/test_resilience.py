@@ -111,6 +111,29 @@ async def test_resume_session_from_a_new_socket(gemini_sim, connect):
     assert [m.role for m in await messages_of(created["conversationId"])] == ["user", "model"] * 2
 
 
+async def test_hold_mode_survives_a_resume_from_a_new_socket(gemini_sim, connect):
+    """Push-to-talk chosen mid-session is kept with the session: the browser that resumes it gets Hold mode back,
+    and so does Gemini's new setup."""
+    first = await connect()
+    created = await first.create(model=MODEL)
+    await first.send({"type": "configure_vad", "data": {"enabled": False}})
+    assert (await first.expect("vad_configured"))["vad"]["enabled"] is False
+    await first.close()
+    row = await session_row(created["sessionId"])
+    assert row.config["request"]["vad"] == {"enabled": False}
+
+    second = await connect()
+    await second.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
+    resumed = await second.expect("session_resumed")
+    assert resumed["config"]["vad"]["enabled"] is False
+    realtime_input = setups(gemini_sim)[-1]["realtimeInputConfig"]
+    detection = realtime_input.get("automaticActivityDetection") or realtime_input["automatic_activity_detection"]
+    assert detection["disabled"] is True
+    await second.send({"type": "activity_start"})  # push-to-talk is accepted again, no INVALID_STATE
+    await second.send({"type": "end_session"})
+    assert (await second.expect("session_ended"))["reason"] == "client"
+
+
 async def test_resume_with_an_expired_handle_reloads_the_conversation(gemini_sim, connect):
     first = await connect()
     created = await first.create(model=MODEL)
