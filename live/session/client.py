@@ -36,7 +36,7 @@ from live.server_messages import ServerMessage, error_for, pong, session_error
 from live.session.ledger import Item
 from live.session.media import decode_audio, pcm_seconds, sniff_image, utf8_length
 from live.session.run import LiveRun
-from live.session_plan import SessionPlan, plan_session, vad_with_defaults, validate_model_name
+from live.session_plan import plan_session, vad_with_defaults, validate_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,10 @@ class LiveClient:
         )
         # From here the session's own ending (failed, ended or detached before it opened: see
         # services.live_session_finish) takes back a conversation it created and never used.
-        self._start(row, plan, load_context=load_context, handle=None, resumed=False, started=started)
+        self.run = LiveRun(
+            client=self, row=row, plan=plan, load_context=load_context, handle=None, resumed=False, started=started
+        )
+        self.run.start()
 
     async def _resume(self, data: Mapping[str, Any]) -> None:
         self._refuse_second_session()
@@ -253,28 +256,8 @@ class LiveClient:
         issued = row.resumption_handle_issued_at
         if handle and issued and timezone.now() - issued > timedelta(seconds=settings.LIVE_RESUMPTION_TTL_SECONDS):
             handle = None  # expired: start afresh and reload the conversation instead
-        self._start(row, plan, load_context=handle is None, handle=handle, resumed=True, started=started)
-
-    def _start(
-        self,
-        row: LiveSession,
-        plan: SessionPlan,
-        *,
-        load_context: bool,
-        handle: str | None,
-        resumed: bool,
-        started: float,
-    ) -> None:
-        assert row.conversation is not None  # a session row always has its conversation
         self.run = LiveRun(
-            client=self,
-            row=row,
-            conversation=row.conversation,
-            plan=plan,
-            load_context=load_context,
-            handle=handle,
-            resumed=resumed,
-            started=started,
+            client=self, row=row, plan=plan, load_context=handle is None, handle=handle, resumed=True, started=started
         )
         self.run.start()
 

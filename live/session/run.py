@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
 
-from conversations.models import Conversation
 from gemini.errors import UpstreamFailure, classify, is_upstream_error
 from live import memory, metrics, services
 from live.history import load_history
@@ -59,7 +58,6 @@ class LiveRun:
         *,
         client: LiveClient,
         row: LiveSession,
-        conversation: Conversation,
         plan: SessionPlan,
         load_context: bool,
         handle: str | None,
@@ -69,13 +67,16 @@ class LiveRun:
         self.client = client
         self.user = client.user
         self.public_id = row.public_id
-        self.conversation = conversation
+        assert row.conversation is not None  # a session row always has its conversation
+        self.conversation = row.conversation
         self.plan = plan
         self.load_context = load_context
         self.resumed = resumed
         self._started = started
         self._helpers: set[asyncio.Task[Any]] = set()
-        parts = assemble(client=client, row=row, conversation=conversation, plan=plan, handle=handle, spawn=self._spawn)
+        parts = assemble(
+            client=client, row=row, conversation=self.conversation, plan=plan, handle=handle, spawn=self._spawn
+        )
         self.counters, self.reply_clock, self.rate_guard = parts.counters, parts.reply_clock, parts.rate_guard
         self.recorder, self.ledger, self.link, self.row = parts.recorder, parts.ledger, parts.link, parts.row
         self.outbound, self.tool_calls, self.inbound = parts.outbound, parts.tool_calls, parts.inbound

@@ -131,3 +131,36 @@ async def test_saves_from_a_live_lane_are_announced_in_commit_order_without_hold
     ]
     announced = [(await tab.expect("message_saved"))["message"]["id"] for _ in stored]
     assert announced == stored
+
+
+@pytest.mark.parametrize("where", ["on the server's loop", "in a thread of its own"])
+async def test_a_channel_layer_that_fails_never_fails_the_save(live_user, monkeypatch, caplog, where) -> None:
+    """The save stands and the failure is logged, whether the send went to the server's loop (a sync_to_async
+    thread) or was made in place (a thread with no loop, as a management command)."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+
+    async def unreachable(group: str, message: dict[str, Any]) -> None:
+        raise ConnectionError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(layer, "group_send", unreachable)
+    conversation = await database_sync_to_async(ConversationFactory.create)(owner=live_user)
+
+    def save() -> str:
+        return message_create(conversation=conversation, role="user", text="kept").public_id
+
+    if where == "on the server's loop":
+        public_id = await database_sync_to_async(save)()
+    else:
+        done: list[str] = []
+        thread = threading.Thread(target=lambda: done.append(save()))
+        thread.start()
+        await asyncio.to_thread(thread.join, 10)
+        public_id = done[0]
+    for _ in range(50):
+        if "announcing saved message" in caplog.text:
+            break
+        await asyncio.sleep(0.05)
+    assert await database_sync_to_async(Message.objects.filter(public_id=public_id).exists)()
+    assert f"announcing saved message {public_id} failed" in caplog.text

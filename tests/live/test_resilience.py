@@ -134,15 +134,21 @@ async def test_hold_mode_survives_a_resume_from_a_new_socket(gemini_sim, connect
     assert (await second.expect("session_ended"))["reason"] == "client"
 
 
-async def test_resume_with_an_expired_handle_reloads_the_conversation(gemini_sim, connect):
+async def _detached_with_a_handle_gemini_refuses(connect: Any) -> dict[str, Any]:
+    """A session that heard "My name is Ada", whose socket went, and whose stored handle Gemini will not know."""
     first = await connect()
-    created = await first.create(model=MODEL)
+    created: dict[str, Any] = await first.create(model=MODEL)
     await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
     await first.until_turn_complete()
     await first.close()
     await database_sync_to_async(LiveSession.objects.filter(public_id=created["sessionId"]).update)(
         resumption_handle="no-such-handle"
     )
+    return created
+
+
+async def test_resume_with_an_expired_handle_reloads_the_conversation(gemini_sim, connect):
+    created = await _detached_with_a_handle_gemini_refuses(connect)
     second = await connect()
     await second.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
     resumed = await second.expect("session_resumed")
@@ -306,14 +312,7 @@ async def test_a_refused_handle_starts_afresh_even_on_the_last_connect_attempt(g
     # The refused handle is not a failure to retry: dropping it and starting afresh must not use up an attempt, or a
     # refusal on the last one (here: after one transient setup failure, with one retry allowed) ends the session.
     settings.LIVE_UPSTREAM_MAX_RETRIES = 1
-    first = await connect()
-    created = await first.create(model=MODEL)
-    await first.send({"type": "send_message", "data": {"text": "My name is Ada"}})
-    await first.until_turn_complete()
-    await first.close()
-    await database_sync_to_async(LiveSession.objects.filter(public_id=created["sessionId"]).update)(
-        resumption_handle="no-such-handle"
-    )
+    created = await _detached_with_a_handle_gemini_refuses(connect)
     gemini_sim.inject_fault("close", when="setup", code=1011, reason="Internal error occurred.", count=1)
     second = await connect()
     await second.send({"type": "resume_session", "data": {"sessionId": created["sessionId"]}})
