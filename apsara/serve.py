@@ -1,7 +1,10 @@
 """Serve Apsara in production: uvicorn (uvloop, the sans-I/O ``websockets`` protocol) running ``apsara.asgi``.
 
-``python -m apsara.serve --host 0.0.0.0 --port 8000``. ``make run`` keeps Django's ``runserver`` (daphne, with
-autoreload) for development; the same ASGI application runs under both.
+``python -m apsara.serve --host 0.0.0.0 --port 8000``: one process. Run several behind a load balancer (``deploy/``,
+``docs/deploy.md``); each stops on its own (SIGTERM or SIGINT): it stops accepting connections, hands its live calls
+over to the others (``live.shutdown.drain``, at most ``LIVE_DRAIN_SECONDS``), then closes what is left and exits.
+``make run`` keeps Django's ``runserver`` (daphne, with autoreload) for development; the same ASGI application runs
+under both.
 
 Why uvicorn rather than daphne in production (the stack's default; measured in ``bench/``, issue 4): per relayed
 40 ms audio frame daphne (Twisted + autobahn) cost about 270 µs of server CPU and uvicorn with these options about
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from typing import Any
 
+import uvicorn
 from django.conf import settings
 
 
@@ -34,16 +39,29 @@ def uvicorn_options() -> dict[str, Any]:
     }
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with live calls handed over before the connections close (uvicorn would close them with 1012 at
+    once, and the calls would be resumed only once their process were found gone)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        from live import shutdown
+
+        for server in self.servers:
+            server.close()  # stop accepting first: the load balancer sends new connections elsewhere
+        for sock in sockets or []:
+            sock.close()
+        await shutdown.drain()
+        await super().shutdown(sockets)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     import django
-    import uvicorn
     from django.core.management.base import BaseCommand, SystemCheckError
 
     parser = argparse.ArgumentParser(description="Serve Apsara (HTTP and /live) with uvicorn.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="processes (each holds its own live sessions)")
     parser.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* to trust")
     parser.add_argument("--no-access-log", action="store_true")
     parser.add_argument("--log-level", default="info")
@@ -56,16 +74,18 @@ def main(argv: list[str] | None = None) -> None:
         BaseCommand().check()
     except SystemCheckError as error:
         parser.exit(1, f"{error}\n")
-    uvicorn.run(
+    config = uvicorn.Config(
         "apsara.asgi:application",
         host=args.host,
         port=args.port,
-        workers=args.workers,
         forwarded_allow_ips=args.forwarded_allow_ips,
         access_log=not args.no_access_log,
         log_level=args.log_level,
+        # After the drain, what is still open (a typed reply streaming) gets a second more, then is cut.
+        timeout_graceful_shutdown=1,
         **uvicorn_options(),
     )
+    DrainingServer(config).run()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import logging
 from typing import Any, cast
 
 from conversations.events import SavedMessageData, user_group
-from live.protocol import CLOSE_UNAUTHENTICATED
+from live import shutdown
+from live.protocol import CLOSE_SERVICE_RESTART, CLOSE_UNAUTHENTICATED
 from live.server_messages import ServerMessage, message_saved
 from live.session import LiveClient
 from live.transport import ChannelsSocket
@@ -34,6 +35,12 @@ class LiveConsumer(ChannelsSocket):
             # before accepting reaches a browser only as a generic failure (1006).
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            self._closed = True
+            return
+        if shutdown.draining():
+            # This process is shutting down (a socket that got in just before it stopped listening): go elsewhere.
+            await self.accept()
+            await self.close(code=CLOSE_SERVICE_RESTART)
             self._closed = True
             return
         self.client = LiveClient(user=user, outlet=self)

@@ -1,14 +1,124 @@
-"""Which server process holds which live session: each process holds a short lease, renewed in the database."""
+"""Which server process holds which live session: each process holds a short lease, renewed in the database.
+
+A session's row names the process holding it (``LiveSession.worker``). That process keeps a ``LiveWorker`` row
+whose ``expires_at`` a thread pushes ``LIVE_LEASE_SECONDS`` ahead every quarter of that; a process that dies
+(SIGKILL, out of memory, its machine gone) stops renewing, and once the lease has run out any other process may
+take its sessions over (``services.live_session_claim``). One renewal per process, however many sessions it holds.
+
+Why a thread and the database: the thread keeps renewing while the event loop is busy with audio (a loop stalled
+under load must not lose its sessions to a false takeover), and the check happens in the same transaction as the
+takeover, against the database's clock (no two hosts' clocks to disagree).
+"""
 
 from __future__ import annotations
 
-import functools
+import logging
 import os
 import secrets
 import socket
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.db.models.functions import Now
+
+from live.models import LiveWorker
+
+logger = logging.getLogger(__name__)
+
+_names: dict[int, str] = {}
 
 
-@functools.cache
 def worker_name() -> str:
     """This server process's name: host, pid and a random part (a restarted process never reuses a name)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    pid = os.getpid()  # per pid: a forked child is another process and holds its own lease
+    if pid not in _names:
+        _names[pid] = f"{socket.gethostname()[:40]}:{pid}:{secrets.token_hex(4)}"
+    return _names[pid]
+
+
+class WorkerLease:
+    """This process's lease, held while it holds live sessions (``hold``/``let_go`` count them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = 0
+        self._renewer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failing = False
+
+    def hold(self) -> str:
+        """A session is about to be held here: renew the lease now (so the row it names is alive when written) and
+        keep it renewed. Returns this worker's name. Synchronous (database): call it from a database lane."""
+        with self._lock:
+            self._held += 1
+            try:
+                self._renew()
+            except BaseException:
+                self._held -= 1
+                raise
+            if self._renewer is None or not self._renewer.is_alive():
+                self._stop.clear()
+                self._renewer = threading.Thread(target=self._run, name="live-lease", daemon=True)
+                self._renewer.start()
+        return worker_name()
+
+    def let_go(self) -> None:
+        """A session held here ended (or moved): with none left, the renewer stops and the lease is dropped."""
+        with self._lock:
+            self._held = max(0, self._held - 1)
+
+    def release(self) -> None:
+        """Drop the lease at once (a graceful shutdown, after draining): whatever this process still marks as held
+        can be taken over right away rather than when the lease would have run out. Synchronous (database)."""
+        with self._lock:
+            self._stop.set()
+            self._drop()
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    # -- the renewer thread ------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.LIVE_LEASE_SECONDS / 4):
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    if self._held == 0:
+                        self._drop()
+                        return
+                    try:
+                        self._renew()
+                    except Exception:
+                        self._note_failure()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _renew(self) -> None:
+        expires = Now() + timedelta(seconds=settings.LIVE_LEASE_SECONDS)
+        close_old_connections()  # a connection the database dropped is replaced, not reused broken
+        if not LiveWorker.objects.filter(name=worker_name()).update(expires_at=expires):
+            LiveWorker.objects.update_or_create(name=worker_name(), defaults={"expires_at": expires})
+        if self._failing:
+            self._failing = False
+            logger.warning("live: the lease of %s is renewed again", worker_name())
+
+    def _drop(self) -> None:
+        try:
+            LiveWorker.objects.filter(name=worker_name()).delete()
+        except DatabaseError:
+            logger.warning("live: dropping the lease of %s failed (it runs out by itself)", worker_name())
+
+    def _note_failure(self) -> None:
+        # Once per outage: the database being away is what the health check reports; sessions carry on, and if the
+        # lease runs out meanwhile, another process may take them over (their rows' writes from here then stop).
+        if not self._failing:
+            self._failing = True
+            logger.warning("live: renewing the lease of %s failed; retrying", worker_name(), exc_info=True)
+
+
+lease = WorkerLease()

@@ -53,8 +53,32 @@ _audio_seconds = Counter(
 _upstream_errors = Counter(
     "apsara_live_upstream_errors", "Errors from Gemini, by session_error code.", ["code"], registry=REGISTRY
 )
-_reconnects = Counter(
-    "apsara_live_reconnects", "Gemini connections resumed (goAway, drops, configure_vad).", registry=REGISTRY
+# Why a session moved: to a new Gemini connection (goaway, configure, upstream) or to a new socket, maybe in another
+# process (drop: the browser's socket went; drain: its process shut down; crash: its process died).
+RESUME_CAUSES = ("goaway", "configure", "upstream", "drop", "drain", "crash")
+_resumes = Counter(
+    "apsara_live_resumes",
+    "Live sessions resumed, by cause: a new Gemini connection (goaway, configure, upstream) or a new browser socket "
+    "(drop, drain, crash).",
+    ["cause"],
+    registry=REGISTRY,
+)
+_time_to_resume = Histogram(
+    "apsara_live_time_to_resume_seconds",
+    "By cause: from losing the connection (or the process holding it) to the session running again.",
+    ["cause"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+_sessions_drained = Counter(
+    "apsara_live_sessions_drained",
+    "Live sessions a shutting-down process handed over (left resumable, browser told to reconnect).",
+    registry=REGISTRY,
+)
+_sessions_taken_over = Counter(
+    "apsara_live_sessions_taken_over",
+    "Live sessions taken over from a process that died holding them (its lease ran out).",
+    registry=REGISTRY,
 )
 _time_to_session_created = Histogram(
     "apsara_live_time_to_session_created_seconds",
@@ -113,9 +137,20 @@ def upstream_error(code: str) -> None:
     _upstream_errors.labels(code=code).inc()
 
 
-def reconnect() -> None:
-    """Count a Gemini reconnection (resumption)."""
-    _reconnects.inc()
+def resumed(cause: str, seconds: float | None) -> None:
+    """Count a session resumed for ``cause`` (one of ``RESUME_CAUSES``), and how long it took when known."""
+    if cause not in RESUME_CAUSES:
+        raise ValueError(f"cause must be one of {RESUME_CAUSES}, not {cause!r}")
+    _resumes.labels(cause=cause).inc()
+    if seconds is not None:
+        _time_to_resume.labels(cause=cause).observe(max(0.0, seconds))
+    if cause == "crash":
+        _sessions_taken_over.inc()
+
+
+def sessions_drained(count: int) -> None:
+    """Count sessions handed over by a shutting-down process."""
+    _sessions_drained.inc(count)
 
 
 def observe_time_to_session_created(seconds: float) -> None:

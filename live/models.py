@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from conversations.models import Conversation
 
 if TYPE_CHECKING:
-    from django.db.models import QuerySet
-
     from conversations.models import User
 
 
@@ -21,12 +20,43 @@ def new_live_session_id() -> str:
     return f"live_{secrets.token_hex(12)}"
 
 
+class LiveWorkerQuerySet(models.QuerySet["LiveWorker"]):
+    def alive(self) -> LiveWorkerQuerySet:
+        """Workers whose lease has not run out (the database's clock decides, so hosts' clocks never disagree)."""
+        return self.filter(expires_at__gt=Now())
+
+
+class LiveWorker(models.Model):
+    """A server process that can hold live sessions: alive while its lease runs (``live.lease`` renews it).
+
+    A process that dies (SIGKILL, out of memory, its machine gone) stops renewing; once ``expires_at`` passes, the
+    sessions it held can be taken over by any other process.
+    """
+
+    name = models.CharField(primary_key=True, max_length=100, help_text="host:pid:random (live.lease.worker_name)")
+    started_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    objects = LiveWorkerQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class LiveSessionQuerySet(models.QuerySet["LiveSession"]):
-    def for_user(self, user: User) -> QuerySet[LiveSession]:
+    def for_user(self, user: User) -> LiveSessionQuerySet:
         return self.filter(user=user)
 
-    def active(self) -> QuerySet[LiveSession]:
+    def active(self) -> LiveSessionQuerySet:
         return self.filter(status__in=LiveSession.ACTIVE_STATUSES)
+
+    def held(self) -> LiveSessionQuerySet:
+        """Open sessions whose holding process is alive (its lease runs)."""
+        return self.active().filter(worker__in=LiveWorker.objects.alive().values("name"))
+
+    def orphaned(self) -> LiveSessionQuerySet:
+        """Open sessions whose holding process is gone (its lease ran out): any process may take them over."""
+        return self.active().exclude(worker__in=LiveWorker.objects.alive().values("name"))
 
 
 class LiveSession(models.Model):
@@ -53,10 +83,13 @@ class LiveSession(models.Model):
     config = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONNECTING, db_index=True)
     channel_name = models.CharField(max_length=200, blank=True, help_text="consumer currently holding it")
+    worker = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="the server process holding it (a LiveWorker's name)"
+    )
     resumption_handle = models.TextField(blank=True)
     resumption_handle_issued_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(
-        null=True, blank=True, help_text="last heartbeat of the server process holding it (stale: that process died)"
+        null=True, blank=True, help_text="when the process holding it last opened it or took it over"
     )
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)

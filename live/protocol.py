@@ -88,6 +88,7 @@ class AudioError(ProtocolError):
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_FAST = 4408  # audio far faster than real time, after a BACKPRESSURE warning
 CLOSE_NORMAL = 1000
+CLOSE_SERVICE_RESTART = 1012  # this server process is shutting down: reconnect (another one resumes the call)
 
 _STRICT = pydantic.ConfigDict(strict=True)
 

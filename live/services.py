@@ -1,4 +1,4 @@
-"""Writes of the live app: live sessions (with the per-user limit, by intent: heartbeat, handle, finish) and control
+"""Writes of the live app: live sessions (with the per-user limit, by intent: open, claim, handle, finish) and control
 of sessions from outside their socket (the admin, commands).
 
 All functions are synchronous; async callers run them through ``live.db_lanes`` off the audio hot path.
@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from apsara.validation import is_public_id
 from conversations.models import Conversation, Message, User
 from conversations.services import conversation_create
-from live.models import LiveSession
+from live.models import LiveSession, LiveWorker
 from live.protocol import ErrorCode, ProtocolError
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
@@ -87,27 +88,39 @@ def live_conversation_get_or_create(*, user: User, conversation_id: str | None) 
     )
 
 
-SERVER_GONE = "SERVER_GONE"
+SERVER_GONE = "SERVER_GONE"  # last_error_code of a session whose holding process died (its lease ran out)
+SERVER_RESTART = "SERVER_RESTART"  # last_error_code of a session its process let go while shutting down (drained)
 
 
-def _detach_stale_sessions(user: User) -> int:
-    """Sessions whose holding process stopped sending heartbeats (it crashed or was killed) become detached.
+class ResumeCause(enum.StrEnum):
+    """Why a session is being resumed on a new socket (a metric label: a fixed set)."""
 
-    They stop counting against the user's limit and can be taken over with resume_session. Called only when an
-    open session is in the way (a write per create would serialise SQLite under load for nothing).
-    """
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=3 * settings.LIVE_HEARTBEAT_SECONDS)
+    DROP = "drop"  # the browser's socket went away (network, tab asleep); its process let the session go
+    DRAIN = "drain"  # its process was shutting down and let it go (a deploy, a restart)
+    CRASH = "crash"  # its process died without letting go: taken over once its lease ran out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A session claimed by a new socket: the row, why it needed resuming, and since when it had no holder."""
+
+    session: LiveSession
+    cause: ResumeCause
+    lost_at: datetime | None
+
+
+def _detach_orphaned_sessions(user: User) -> int:
+    """Open sessions whose holding process died (its lease ran out) become detached: they stop counting against
+    the user's limit and can be resumed. Called only when an open session is in the way."""
     return (
         LiveSession.objects.for_user(user)
-        .filter(status__in=LiveSession.ACTIVE_STATUSES)
-        .filter(Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff))
+        .orphaned()
         .update(
             status=LiveSession.Status.DETACHED,
-            ended_at=now,
+            ended_at=timezone.now(),
             channel_name="",
             last_error_code=SERVER_GONE,
-            last_error="The server process holding this session stopped answering.",
+            last_error="The server process holding this session stopped (its lease ran out).",
         )
     )
 
@@ -116,7 +129,7 @@ def _check_limit(user: User, limit: int) -> None:
     """Refuse another open session when the user has ``limit`` (sessions of dead processes do not count)."""
     active = LiveSession.objects.for_user(user).filter(status__in=LiveSession.ACTIVE_STATUSES)
     count = active.count()
-    if count >= limit and _detach_stale_sessions(user):
+    if count >= limit and _detach_orphaned_sessions(user):
         count = active.count()
     if count >= limit:
         raise ProtocolError(
@@ -126,7 +139,7 @@ def _check_limit(user: User, limit: int) -> None:
 
 
 def live_session_create(
-    *, user: User, conversation_id: str | None, model: str, config: dict[str, Any], channel_name: str
+    *, user: User, conversation_id: str | None, model: str, config: dict[str, Any], channel_name: str, worker: str
 ) -> LiveSession:
     """Open a live session on the user's conversation (a new live one when none is given), all or nothing.
 
@@ -147,11 +160,17 @@ def live_session_create(
             config={**config, CREATED_CONVERSATION: True} if not conversation_id else config,
             status=LiveSession.Status.CONNECTING,
             channel_name=channel_name,
+            worker=worker,
         )
 
 
-def live_session_claim(*, user: User, session_id: str, channel_name: str) -> LiveSession:
-    """Take over a resumable session of this user for a new socket (resume_session)."""
+def live_session_claim(*, user: User, session_id: str, channel_name: str, worker: str) -> Claim:
+    """Take over a resumable session of this user for a new socket held by ``worker`` (resume_session).
+
+    Resumable: detached (its socket went, or its process let it go while shutting down), or still open in a process
+    that died (its lease ran out). An open session whose process is alive is SESSION_IN_USE: the caller may try
+    again once that process has let it go or its lease has run out (``retry_after_ms``).
+    """
     limit = settings.LIVE_MAX_SESSIONS_PER_USER
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
@@ -162,29 +181,43 @@ def live_session_claim(*, user: User, session_id: str, channel_name: str) -> Liv
         )
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No live session {session_id[:60]!r}.")
-        if session.status in LiveSession.ACTIVE_STATUSES and _detach_stale_sessions(user):
-            session.refresh_from_db()
-        if session.status in LiveSession.ACTIVE_STATUSES:
-            raise ProtocolError(
-                ErrorCode.SESSION_IN_USE, "That live session is still open on another connection; end it first."
-            )
-        if session.last_error_code == ENDED_BY_STAFF:
-            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session was ended by staff; start a new one.")
-        if session.status != LiveSession.Status.DETACHED:
-            raise ProtocolError(
-                ErrorCode.RESUME_FAILED, "That live session has ended; start a new one (the conversation is kept)."
-            )
+        cause, lost_at = _resumable(session)
         if session.conversation is None:
             raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
         _check_limit(user, limit)
         session.status = LiveSession.Status.CONNECTING
         session.channel_name = channel_name
+        session.worker = worker
         session.ended_at = None
         session.last_seen_at = timezone.now()
         # Resumed, it has been open (or kept what it recorded): its conversation is the user's, whatever follows.
         session.config = {k: v for k, v in (session.config or {}).items() if k != CREATED_CONVERSATION}
-        session.save(update_fields=["status", "channel_name", "ended_at", "last_seen_at", "config"])
-        return session
+        session.save(update_fields=["status", "channel_name", "worker", "ended_at", "last_seen_at", "config"])
+        return Claim(session, cause, lost_at)
+
+
+def _resumable(session: LiveSession) -> tuple[ResumeCause, datetime | None]:
+    """Why ``session`` may be resumed and since when it had no holder; or the ProtocolError saying why not."""
+    if session.status in LiveSession.ACTIVE_STATUSES:
+        holder = LiveWorker.objects.filter(name=session.worker).alive().values_list("expires_at", flat=True).first()
+        if holder is not None:
+            left = max(0.0, (holder - timezone.now()).total_seconds())
+            raise ProtocolError(
+                ErrorCode.SESSION_IN_USE,
+                "That live session is still open on another connection; end it first.",
+                retry_after_ms=int(1000 * min(left, settings.LIVE_LEASE_SECONDS)) + 100,
+            )
+        # Its process died holding it: it has been gone since its last renewal (a lease's length before it ran out).
+        last = LiveWorker.objects.filter(name=session.worker).values_list("expires_at", flat=True).first()
+        return ResumeCause.CRASH, (last - timedelta(seconds=settings.LIVE_LEASE_SECONDS)) if last else None
+    if session.last_error_code == ENDED_BY_STAFF:
+        raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session was ended by staff; start a new one.")
+    if session.status != LiveSession.Status.DETACHED:
+        raise ProtocolError(
+            ErrorCode.RESUME_FAILED, "That live session has ended; start a new one (the conversation is kept)."
+        )
+    causes = {SERVER_RESTART: ResumeCause.DRAIN, SERVER_GONE: ResumeCause.CRASH}
+    return causes.get(session.last_error_code, ResumeCause.DROP), session.ended_at
 
 
 class LiveSessionCounters(TypedDict, total=False):
@@ -201,32 +234,32 @@ class LiveSessionCounters(TypedDict, total=False):
 _FINAL_STATUSES = (LiveSession.Status.ENDED, LiveSession.Status.FAILED)
 
 
-def _not_ended(live_session_pk: int) -> QuerySet[LiveSession]:
-    return LiveSession.objects.filter(pk=live_session_pk).exclude(status__in=_FINAL_STATUSES)
+def _held(live_session_pk: int, holder: str | None) -> QuerySet[LiveSession]:
+    """The session's row if ``holder`` (a consumer's channel name) still holds it: a process that lost it (its lease
+    ran out while it was stalled, and another took it over) must not overwrite the new holder's state."""
+    rows = LiveSession.objects.filter(pk=live_session_pk)
+    return rows.filter(channel_name=holder) if holder is not None else rows
 
 
-def live_session_heartbeat(*, live_session_pk: int) -> None:
-    """Note that the process holding the session is alive (see ``_detach_stale_sessions``)."""
-    LiveSession.objects.filter(pk=live_session_pk).update(last_seen_at=timezone.now())
+def _not_ended(live_session_pk: int, holder: str | None = None) -> QuerySet[LiveSession]:
+    return _held(live_session_pk, holder).exclude(status__in=_FINAL_STATUSES)
 
 
-def live_session_activate(*, live_session_pk: int) -> None:
+def live_session_activate(*, live_session_pk: int, holder: str | None = None) -> None:
     """Mark a session active: its Gemini connection is open (first time, or again after a resume)."""
-    now = timezone.now()
-    _not_ended(live_session_pk).update(status=LiveSession.Status.ACTIVE)
-    LiveSession.objects.filter(pk=live_session_pk).update(last_seen_at=now)
+    _not_ended(live_session_pk, holder).update(status=LiveSession.Status.ACTIVE, last_seen_at=timezone.now())
 
 
-def live_session_store_handle(*, live_session_pk: int, handle: str) -> None:
+def live_session_store_handle(*, live_session_pk: int, handle: str, holder: str | None = None) -> None:
     """Keep Gemini's latest resumption handle for the session (resume_session uses it); never on an ended one."""
-    _not_ended(live_session_pk).update(resumption_handle=handle, resumption_handle_issued_at=timezone.now())
+    _not_ended(live_session_pk, holder).update(resumption_handle=handle, resumption_handle_issued_at=timezone.now())
 
 
-def live_session_store_vad(*, live_session_pk: int, vad: Mapping[str, Any]) -> None:
+def live_session_store_vad(*, live_session_pk: int, vad: Mapping[str, Any], holder: str | None = None) -> None:
     """Keep the session's voice-activity settings (a ``configure_vad``): a browser that resumes the session, on
     this process or another, gets them back (Hold mode stays Hold mode)."""
     with transaction.atomic():
-        session = LiveSession.objects.select_for_update().filter(pk=live_session_pk).first()
+        session = _held(live_session_pk, holder).select_for_update().first()
         if session is None:
             return
         config = dict(session.config or {})
@@ -244,9 +277,11 @@ def live_session_finish(
     error: str | None = None,
     counters: LiveSessionCounters | None = None,
     reconnects: int = 0,
+    holder: str | None = None,
 ) -> None:
     """Record how a session ended: ``ended``, ``failed``, or ``detached`` (the browser went; resumable, with
-    ``handle``), its last error, and the counters and reconnects not yet recorded.
+    ``handle``), its last error, and the counters and reconnects not yet recorded. The ending is written only while
+    ``holder`` (the consumer's channel name, when given) still holds the session; the counters always land.
 
     A session that ends before it ever opened takes back the conversation it created for itself, if unused.
     """
@@ -265,7 +300,7 @@ def live_session_finish(
     if reconnects:
         counted["reconnects"] = F("reconnects") + reconnects
     _discard_unopened_conversation(live_session_pk)
-    _not_ended(live_session_pk).update(**ending)
+    _not_ended(live_session_pk, holder).update(**ending)
     if counted:
         LiveSession.objects.filter(pk=live_session_pk).update(**counted)
 

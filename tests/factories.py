@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from conversations.models import Conversation, Message, User
-from live.models import LiveSession
+from live.models import LiveSession, LiveWorker
 
 
 class UserFactory(DjangoModelFactory[User]):
@@ -39,9 +42,23 @@ class MessageFactory(DjangoModelFactory[Message]):
     text = factory.Sequence(lambda n: f"message {n}")
 
 
+class LiveWorkerFactory(DjangoModelFactory[LiveWorker]):
+    """Another server process, alive for an hour (pass ``expires_at`` in the past for one that died)."""
+
+    class Meta:
+        model = LiveWorker
+
+    name = factory.Sequence(lambda n: f"elsewhere:{n}:test")
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
+
+
 class LiveSessionFactory(DjangoModelFactory[LiveSession]):
+    """A session held, while open, by another live server process (``worker``)."""
+
     class Meta:
         model = LiveSession
+
+    worker = factory.LazyFunction(lambda: LiveWorkerFactory.create().name)
 
     user = factory.SubFactory(UserFactory)
     conversation = factory.SubFactory(ConversationFactory, owner=factory.SelfAttribute("..user"))

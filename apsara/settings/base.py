@@ -242,7 +242,11 @@ LIVE_UPSTREAM_MAX_RETRIES = env.int("LIVE_UPSTREAM_MAX_RETRIES", default=4)
 LIVE_UPSTREAM_BACKOFF_SECONDS = env.float("LIVE_UPSTREAM_BACKOFF_SECONDS", default=0.5)  # doubles per attempt
 LIVE_CONNECT_TIMEOUT_SECONDS = env.float("LIVE_CONNECT_TIMEOUT_SECONDS", default=15.0)
 LIVE_RESUMPTION_TTL_SECONDS = env.int("LIVE_RESUMPTION_TTL_SECONDS", default=2 * 60 * 60)  # Gemini keeps handles 2 h
-LIVE_HEARTBEAT_SECONDS = env.float("LIVE_HEARTBEAT_SECONDS", default=30.0)  # 3 missed: the holder is gone
+# A process holds its sessions with a lease this long, renewed every quarter of it (live.lease): a session whose
+# process died can be taken over this long after its last renewal at the latest.
+LIVE_LEASE_SECONDS = env.float("LIVE_LEASE_SECONDS", default=2.0)
+# A worker told to stop (SIGTERM/SIGINT) hands its calls over within this long (live.shutdown), then exits anyway.
+LIVE_DRAIN_SECONDS = env.float("LIVE_DRAIN_SECONDS", default=10.0)
 LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
 LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
 LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence

@@ -6,6 +6,7 @@ through. Every failure is answered on the socket, never raised; the socket stays
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,9 +18,11 @@ from django.utils import timezone
 
 from conversations.models import User
 from gemini.catalogue import LiveModel, live_model
-from live import db_lanes, metrics, services, tools
+from live import db_lanes, metrics, services, shutdown, tools
+from live.lease import lease
 from live.models import LiveSession
 from live.protocol import (
+    CLOSE_SERVICE_RESTART,
     CLOSE_TOO_FAST,
     INPUT_AUDIO_MIME,
     SUPPORTED_VIDEO_MIMES,
@@ -39,6 +42,8 @@ from live.session.run import LiveRun
 from live.session_plan import plan_session, vad_with_defaults, validate_model_name
 
 logger = logging.getLogger(__name__)
+
+CLAIM_POLL_SECONDS = 0.2  # how often a resume asks again while another process still holds the session
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,6 +79,7 @@ class LiveClient:
         self.run: LiveRun | None = None
         self._throttled: dict[str, float] = {}
         self._closing = False
+        shutdown.track(self)
 
     # -- entry points used by the consumer -------------------------------------------------------------------------
 
@@ -128,6 +134,17 @@ class LiveClient:
         run = self.run
         if run is not None:
             await run.stop("disconnect")
+
+    async def drain(self) -> bool:
+        """This process is shutting down: hand the session over (``LiveRun.drain``), then close with 1012 so the
+        page reconnects through the load balancer and another process resumes. Returns whether one was handed over."""
+        run = self.run
+        if run is None or self._closing:
+            return False
+        await run.drain()
+        self._closing = True
+        await self.outlet.close_socket(CLOSE_SERVICE_RESTART)
+        return True
 
     async def end_from_control(self, session_id: str) -> None:
         """End the live session because staff asked (a channel-layer message to its group)."""
@@ -223,26 +240,36 @@ class LiveClient:
         config = cast(SessionConfig, data.get("config") or {})
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
-        row = await self.db(services.live_session_create)(
-            user=self.user,
-            conversation_id=data.get("conversationId"),
-            model=model.name,
-            config={"request": dict(config), "loadConversationContext": load_context},
-            channel_name=self.outlet.channel_name,
-        )
+        worker = await self.db(lease.hold)()
+        try:
+            row = await self.db(services.live_session_create)(
+                user=self.user,
+                conversation_id=data.get("conversationId"),
+                model=model.name,
+                config={"request": dict(config), "loadConversationContext": load_context},
+                channel_name=self.outlet.channel_name,
+                worker=worker,
+            )
+        except BaseException:
+            lease.let_go()
+            raise
         # From here the session's own ending (failed, ended or detached before it opened: see
         # services.live_session_finish) takes back a conversation it created and never used.
         self.run = LiveRun(
-            client=self, row=row, plan=plan, load_context=load_context, handle=None, resumed=False, started=started
+            client=self, row=row, plan=plan, load_context=load_context, handle=None, claim=None, started=started
         )
         self.run.start()
 
     async def _resume(self, data: Mapping[str, Any]) -> None:
         self._refuse_second_session()
         started = time.monotonic()
-        row = await self.db(services.live_session_claim)(
-            user=self.user, session_id=data["sessionId"], channel_name=self.outlet.channel_name
-        )
+        worker = await self.db(lease.hold)()
+        try:
+            claim = await self._claim(data["sessionId"], worker)
+        except BaseException:
+            lease.let_go()
+            raise
+        row = claim.session
         stored = row.config or {}
         request: dict[str, Any] = dict(stored.get("request") or {})
         if "binaryAudio" in data:
@@ -251,15 +278,31 @@ class LiveClient:
             plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
         except ProtocolError:
             await self.db(services.live_session_finish)(live_session_pk=row.pk, status=LiveSession.Status.ENDED)
+            lease.let_go()
             raise
         handle = row.resumption_handle or None
         issued = row.resumption_handle_issued_at
         if handle and issued and timezone.now() - issued > timedelta(seconds=settings.LIVE_RESUMPTION_TTL_SECONDS):
             handle = None  # expired: start afresh and reload the conversation instead
         self.run = LiveRun(
-            client=self, row=row, plan=plan, load_context=handle is None, handle=handle, resumed=True, started=started
+            client=self, row=row, plan=plan, load_context=handle is None, handle=handle, claim=claim, started=started
         )
         self.run.start()
+
+    async def _claim(self, session_id: str, worker: str) -> services.Claim:
+        """Claim the session for this socket; while another live process still holds it, wait (a lease's length at
+        most) for that process to let it go (a drain, a dropped socket it has not noticed yet) or to be found dead."""
+        deadline = time.monotonic() + settings.LIVE_LEASE_SECONDS + CLAIM_POLL_SECONDS
+        claim = self.db(services.live_session_claim)
+        while True:
+            try:
+                return await claim(
+                    user=self.user, session_id=session_id, channel_name=self.outlet.channel_name, worker=worker
+                )
+            except ProtocolError as exc:
+                if exc.code is not ErrorCode.SESSION_IN_USE or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
 
     async def _send_message(self, run: LiveRun, data: Mapping[str, Any]) -> None:
         handled = False

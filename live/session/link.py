@@ -88,6 +88,7 @@ class Link:
         self._stack: AsyncExitStack | None = None
         self._timers: list[asyncio.Task[None]] = []
         self.failures_in_a_row = 0  # Gemini failures since a turn last completed
+        self.switch_cause = "upstream"  # why the pending (or last) switch was asked for: a metric label
 
     # -- the state machine -------------------------------------------------------------------------------------------
 
@@ -112,10 +113,14 @@ class Link:
         if self.state is S.CONNECTING:
             self._move(S.OPEN)
 
-    def switch(self, when: SwitchWhen) -> None:
-        """Move the session to a new connection: now, once the covering handle arrives, or once the turn completes."""
+    def switch(self, when: SwitchWhen, cause: str | None = None) -> None:
+        """Move the session to a new connection: now, once the covering handle arrives, or once the turn completes.
+
+        ``cause`` (``goaway``, ``configure``, ``drain``) is kept for the metrics of the move."""
         if self.state is S.CLOSED or self.state is S.SWITCHING:
             return
+        if cause is not None:
+            self.switch_cause = cause
         if when == "now":
             self._move(S.SWITCHING)
         elif when == "after_handle":
@@ -141,7 +146,12 @@ class Link:
         """Gemini closes this connection in ``time_left`` seconds: move before then, between turns if we can."""
         margin = min(5.0, time_left / 2)
         self._timer(max(0.0, time_left - margin))
-        self.switch("after_turn" if model_busy else "now")
+        self.switch("after_turn" if model_busy else "now", "goaway")
+
+    def hand_over(self, within: float, *, model_busy: bool, pending: bool) -> None:
+        """The session leaves this process (a drain): stop relaying between turns if possible, within ``within``."""
+        self._timer(within)
+        self.switch(when_to_switch(cut_turn=False, model_busy=model_busy, pending=pending), "drain")
 
     def send_failed(self) -> None:
         """A send failed on the open connection: it is going away; hold input until the receiver says so."""
@@ -151,6 +161,7 @@ class Link:
     def reconnecting(self) -> None:
         """The relay stopped: the session moves to a new connection (pending switches are done by this one)."""
         self._cancel_timers()
+        self.switch_cause = "upstream"  # until a switch says otherwise, a lost connection
         if self.state is not S.CLOSED:
             self._move(S.CONNECTING)
 
@@ -242,8 +253,9 @@ class Link:
         await self.close()
 
 
-def when_to_switch_for_vad(*, mode_change: bool, model_busy: bool, pending: bool) -> SwitchWhen:
-    """When new voice-activity settings take effect (see ``LiveRun.configure_vad``)."""
-    if model_busy and not mode_change:
-        return "after_turn"  # tuning waits for the model to finish speaking rather than cutting it off
+def when_to_switch(*, cut_turn: bool, model_busy: bool, pending: bool) -> SwitchWhen:
+    """When a switch asked for now takes effect: new voice-activity settings (``LiveRun.configure_vad``; a change of
+    mode cuts the model's turn, tuning does not) or a hand-over (``hand_over``, never cutting)."""
+    if model_busy and not cut_turn:
+        return "after_turn"  # wait for the model to finish speaking rather than cutting it off
     return "after_handle" if pending else "now"

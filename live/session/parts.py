@@ -69,7 +69,7 @@ def assemble(
     )
     ledger = Ledger()
     link = Link(plan=plan, handle=handle, public_id=row.public_id)
-    session_row = SessionRow(pk=row.pk, public_id=row.public_id, lane=client.db)
+    session_row = SessionRow(pk=row.pk, public_id=row.public_id, holder=row.channel_name, lane=client.db)
     outbound = Outbound(
         link=link,
         ledger=ledger,

@@ -1,4 +1,7 @@
-"""The session's ``LiveSession`` row, kept current from the async side: heartbeat, handle saves, the ending."""
+"""The session's ``LiveSession`` row, kept current from the async side: opened, handle saves, VAD, the ending.
+
+Every write names this socket as the holder: once another process has taken the session over, they change nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from django.conf import settings
 
 from live import services
 from live.models import LiveSession
@@ -21,11 +22,11 @@ Lane = Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
 class SessionRow:
     """Writes to one live session's row, through the user's database lane, off the audio path."""
 
-    def __init__(self, *, pk: int, public_id: str, lane: Lane) -> None:
+    def __init__(self, *, pk: int, public_id: str, holder: str, lane: Lane) -> None:
         self.pk = pk
         self.public_id = public_id
+        self.holder = holder  # the consumer's channel name, as the row has it while this socket holds the session
         self._activate = lane(services.live_session_activate)
-        self._heartbeat = lane(services.live_session_heartbeat)
         self._store_handle = lane(services.live_session_store_handle)
         self._finish = lane(services.live_session_finish)
         self._store_vad = lane(services.live_session_store_vad)
@@ -34,17 +35,7 @@ class SessionRow:
 
     async def opened(self) -> None:
         """Gemini accepted the session: it is active, held by this process."""
-        await self._activate(live_session_pk=self.pk)
-
-    async def heartbeat(self) -> None:
-        """Tell the database, until cancelled, that this process still holds the session (see
-        ``services._detach_stale_sessions``)."""
-        while True:
-            await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS)
-            try:
-                await self._heartbeat(live_session_pk=self.pk)
-            except Exception:
-                logger.exception("live: heartbeat of %s failed", self.public_id)
+        await self._activate(live_session_pk=self.pk, holder=self.holder)
 
     def save_handle(self, handle: str) -> None:
         """Store the latest resumption handle (a browser that reconnects resumes from it)."""
@@ -57,14 +48,14 @@ class SessionRow:
         while self._pending_handle is not None:
             handle, self._pending_handle = self._pending_handle, None
             try:
-                await self._store_handle(live_session_pk=self.pk, handle=handle)
+                await self._store_handle(live_session_pk=self.pk, handle=handle, holder=self.holder)
             except Exception:
                 logger.exception("live: storing the resumption handle of %s failed", self.public_id)
 
     async def store_vad(self, vad: VadConfig) -> None:
         """Keep new voice-activity settings with the session, for a browser that resumes it."""
         try:
-            await self._store_vad(live_session_pk=self.pk, vad=vad)
+            await self._store_vad(live_session_pk=self.pk, vad=vad, holder=self.holder)
         except Exception:
             logger.exception("live: storing the VAD settings of %s failed", self.public_id)
 
@@ -92,6 +83,7 @@ class SessionRow:
                 error=error,
                 counters=counters,
                 reconnects=reconnects,
+                holder=self.holder,
             )
         except Exception:
             logger.exception("live: recording the end of %s failed", self.public_id)

@@ -6,7 +6,7 @@ A ``LiveRun`` runs three kinds of task:
   (``Inbound``) until the link says the connection must change, and move to the next connection;
 - the sender (``Outbound``): drains the bounded input queue into Gemini while the link lets input flow, and
   replays what a lost connection had not consumed (``Ledger``);
-- helpers: tool calls (``ToolCalls``), the row's heartbeat and handle saves (``SessionRow``), the recorder's writer.
+- helpers: tool calls (``ToolCalls``), the row's handle saves (``SessionRow``), the recorder's writer.
 
 Audio never crosses the channel layer; the only awaits on the audio path are the socket sends.
 """
@@ -21,10 +21,12 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
+from django.utils import timezone
 
 from gemini.errors import UpstreamFailure, classify, is_upstream_error
 from live import memory, metrics, services
 from live.history import load_history
+from live.lease import lease
 from live.models import LiveSession
 from live.protocol import ErrorCode, VadConfig
 from live.server_messages import (
@@ -37,7 +39,7 @@ from live.server_messages import (
     session_resumed,
     vad_configured,
 )
-from live.session.link import SessionFailed, when_to_switch_for_vad
+from live.session.link import SessionFailed, when_to_switch
 from live.session.parts import assemble
 from live.session_plan import SessionPlan
 
@@ -46,8 +48,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-StopReason = Literal["client", "admin", "disconnect", "backpressure", "error", "upstream"]
-_ROW_STATUS = {"disconnect": LiveSession.Status.DETACHED, "error": LiveSession.Status.FAILED}
+StopReason = Literal["client", "admin", "disconnect", "drain", "backpressure", "error", "upstream"]
+_ROW_STATUS = {
+    "disconnect": LiveSession.Status.DETACHED,
+    "drain": LiveSession.Status.DETACHED,
+    "error": LiveSession.Status.FAILED,
+}
+_RESUMABLE: tuple[StopReason, ...] = ("disconnect", "drain")  # the row keeps the handle for the next socket
+_ERROR_CODES: dict[StopReason, str] = {"backpressure": "BACKPRESSURE", "drain": services.SERVER_RESTART}
+_ERRORS: dict[StopReason, str] = {"drain": "Its server process shut down; the session was handed over."}
 
 
 class LiveRun:
@@ -61,9 +70,10 @@ class LiveRun:
         plan: SessionPlan,
         load_context: bool,
         handle: str | None,
-        resumed: bool,
+        claim: services.Claim | None,
         started: float,
     ) -> None:
+        """``claim``: how the session was taken for this socket, when it is resumed (None: a new session)."""
         self.client = client
         self.user = client.user
         self.public_id = row.public_id
@@ -71,7 +81,8 @@ class LiveRun:
         self.conversation = row.conversation
         self.plan = plan
         self.load_context = load_context
-        self.resumed = resumed
+        self.claim = claim
+        self.resumed = claim is not None
         self._started = started
         self._helpers: set[asyncio.Task[Any]] = set()
         parts = assemble(
@@ -87,6 +98,7 @@ class LiveRun:
         self._active_counted = False
         self._vad_ack_pending = False
         self._reconnects = 0
+        self._draining = False
 
     # -- control (called by the client) ----------------------------------------------------------------------------
 
@@ -110,6 +122,24 @@ class LiveRun:
         if self._finishing is not None:
             await self._finishing
 
+    async def drain(self) -> None:
+        """The process is shutting down: hand the session over and wait until it is let go.
+
+        The model finishes its turn (the person hears the end of the answer) and the handle that covers it arrives,
+        within half of ``LIVE_DRAIN_SECONDS``; then the session stops as ``drain``: its row detached with that handle
+        (flagged SERVER_RESTART), everything recorded flushed, the browser told to reconnect (see ``_finish``). Any
+        process resumes it from there.
+        """
+        if self._stop_reason is not None or self._main is None:
+            return
+        self._draining = True
+        self.link.hand_over(
+            settings.LIVE_DRAIN_SECONDS / 2, model_busy=self.inbound.model_busy, pending=self.ledger.pending
+        )
+        await asyncio.wait({self._main})
+        if self._finishing is not None:
+            await self._finishing
+
     def configure_vad(self, vad: VadConfig) -> None:
         """Apply new VAD settings by resuming the Gemini session with them.
 
@@ -123,9 +153,8 @@ class LiveRun:
         self._vad_ack_pending = True
         self._spawn(self.row.store_vad(vad))
         self.link.switch(
-            when_to_switch_for_vad(
-                mode_change=mode_change, model_busy=self.inbound.model_busy, pending=self.ledger.pending
-            )
+            when_to_switch(cut_turn=mode_change, model_busy=self.inbound.model_busy, pending=self.ledger.pending),
+            "configure",
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
@@ -137,6 +166,9 @@ class LiveRun:
             self._sender = asyncio.create_task(self.outbound.run(), name=f"live-send-{self.public_id}")
             while True:
                 exc = await self._relay()
+                if self._draining:
+                    self._stop_reason = self._stop_reason or "drain"
+                    break
                 await self._reconnect(exc)
         except SessionFailed as failed:
             failure = failed.failure
@@ -188,13 +220,14 @@ class LiveRun:
     async def _announce_open(self, *, context_reloaded: bool) -> None:
         await self.row.opened()
         await self.client.outlet.group_add(services.live_session_group(self.public_id))
-        self._spawn(self.row.heartbeat())
         metrics.session_active(1)
         self._active_counted = True
         self.link.opened()
         session_id, conversation_id = self.public_id, self.conversation.public_id
         model, config = self.plan.model.name, self.plan.effective()
-        if self.resumed:
+        if self.claim is not None:
+            lost_at = self.claim.lost_at
+            metrics.resumed(self.claim.cause, (timezone.now() - lost_at).total_seconds() if lost_at else None)
             await self.client.send(
                 session_resumed(
                     session_id=session_id,
@@ -238,6 +271,8 @@ class LiveRun:
         if exc is not None and not is_upstream_error(exc):
             raise exc  # a bug on this side, not Gemini's doing: end the session as a crash (everything is flushed)
         failure = classify(exc) if exc is not None else None
+        cause = "upstream" if failure is not None else self.link.switch_cause
+        lost_at = time.monotonic()
         if failure is not None:
             metrics.upstream_error(failure.code)
             self.link.failures_in_a_row += 1
@@ -266,7 +301,7 @@ class LiveRun:
         had_handle = self.link.handle is not None
         await self._open(initial=False)
         self._reconnects += 1
-        metrics.reconnect()
+        metrics.resumed(cause, time.monotonic() - lost_at)
         self.link.opened()
         if self._vad_ack_pending:
             self._vad_ack_pending = False
@@ -301,12 +336,13 @@ class LiveRun:
         memory.release_soon()
         await self.row.finish(
             status=_ROW_STATUS.get(reason, LiveSession.Status.ENDED),
-            handle=self.link.handle if reason == "disconnect" else None,
-            error_code=str(failure.code) if failure else ("BACKPRESSURE" if reason == "backpressure" else None),
-            error=(failure.detail or failure.message) if failure else None,
+            handle=self.link.handle if reason in _RESUMABLE else None,
+            error_code=str(failure.code) if failure else _ERROR_CODES.get(reason),
+            error=(failure.detail or failure.message) if failure else _ERRORS.get(reason),
             counters=self.counters.as_dict(),
             reconnects=self._reconnects,
         )
+        lease.let_go()
         with contextlib.suppress(Exception):
             await self.client.outlet.group_discard(services.live_session_group(self.public_id))
         self.client.session_over(self)
@@ -314,7 +350,10 @@ class LiveRun:
             await self.client.send(
                 session_error(self.public_id, failure.code, failure.message, retry_after_ms=failure.retry_after_ms)
             )
-        if reason != "disconnect":
+        if reason == "drain":
+            # Not an ending: the browser reconnects (the socket closes with 1012) and another process resumes.
+            await self.client.send(session_reconnecting(session_id=self.public_id, reason=services.SERVER_RESTART))
+        elif reason != "disconnect":
             ended: EndReason = reason
             await self.client.send(session_ended(session_id=self.public_id, reason=ended))
 

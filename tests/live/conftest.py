@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,11 +17,12 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from django.utils import timezone
 
 from conversations.models import Message, User
 from gemini.live_steps import speech_like_pcm
 from live.models import LiveSession
-from tests.factories import UserFactory
+from tests.factories import LiveWorkerFactory, UserFactory
 
 MODEL = "gemini-3.1-flash-live-preview"
 
@@ -28,6 +30,18 @@ MODEL = "gemini-3.1-flash-live-preview"
 @database_sync_to_async
 def messages_of(conversation_id: str) -> list[Message]:
     return list(Message.objects.filter(conversation__public_id=conversation_id).order_by("created_at", "id"))
+
+
+@database_sync_to_async
+def live_worker(seconds: float = 60) -> str:
+    """Another server process, alive (its lease runs ``seconds`` more): return its name."""
+    return LiveWorkerFactory.create(expires_at=timezone.now() + timedelta(seconds=seconds)).name
+
+
+@database_sync_to_async
+def dead_worker() -> str:
+    """A server process that died holding sessions (its lease ran out a moment ago): return its name."""
+    return LiveWorkerFactory.create(expires_at=timezone.now() - timedelta(seconds=1)).name
 
 
 @database_sync_to_async

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -11,9 +12,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 from conversations.models import Message
-from live.models import LiveSession
+from live.lease import worker_name
+from live.models import LiveSession, LiveWorker
 from tests.factories import LiveSessionFactory
-from tests.live.conftest import MODEL, silence, speech
+from tests.live.conftest import MODEL, dead_worker, live_worker, silence, speech
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -274,23 +276,17 @@ async def test_input_gemini_cannot_take_is_dropped_with_backpressure_not_buffere
 
 
 async def test_sessions_of_a_dead_process_stop_counting_and_can_be_resumed(gemini_sim, connect, live_user, settings):
-    import datetime as dt
-
-    from django.utils import timezone
-
     settings.LIVE_MAX_SESSIONS_PER_USER = 1
-    settings.LIVE_HEARTBEAT_SECONDS = 5
-    long_ago = timezone.now() - dt.timedelta(minutes=5)
     orphan = await database_sync_to_async(LiveSessionFactory)(
-        user=live_user, status=LiveSession.Status.ACTIVE, last_seen_at=long_ago, started_at=long_ago
+        user=live_user, status=LiveSession.Status.ACTIVE, worker=await dead_worker()
     )
     ws = await connect()
     created = await ws.create(model=MODEL)  # the orphan no longer counts
     await orphan.arefresh_from_db()
     assert orphan.status == LiveSession.Status.DETACHED and orphan.last_error_code == "SERVER_GONE"
     row = await database_sync_to_async(LiveSession.objects.get)(public_id=created["sessionId"])
-    assert row.last_seen_at is not None
-    # A live holder (fresh heartbeat) still counts.
+    assert row.worker == worker_name()
+    # A live holder (this process, its lease renewed) still counts.
     other = await connect()
     await other.send({"type": "create_session", "data": {"model": MODEL}})
     assert (await other.expect("session_error"))["error"]["code"] == "SESSION_LIMIT_REACHED"
@@ -301,30 +297,30 @@ async def test_sessions_of_a_dead_process_stop_counting_and_can_be_resumed(gemin
     assert resumed["contextReloaded"] is True  # its handle died with it: the conversation is reloaded instead
 
 
-async def test_an_open_session_keeps_sending_heartbeats(gemini_sim, connect, settings):
-    import asyncio
-
-    settings.LIVE_HEARTBEAT_SECONDS = 0.2
+async def test_an_open_session_keeps_its_process_lease_renewed(gemini_sim, connect, settings):
+    settings.LIVE_LEASE_SECONDS = 0.4
     ws = await connect()
     created = await ws.create(model=MODEL)
-    get = database_sync_to_async(LiveSession.objects.get)
-    first = (await get(public_id=created["sessionId"])).last_seen_at
-    await asyncio.sleep(0.7)
-    assert (await get(public_id=created["sessionId"])).last_seen_at > first
+    row = await database_sync_to_async(LiveSession.objects.get)(public_id=created["sessionId"])
+    lease_of = database_sync_to_async(lambda: LiveWorker.objects.get(name=row.worker).expires_at)
+    first = await lease_of()
+    await asyncio.sleep(1.0)  # more than twice the lease: only renewals keep it
+    assert await lease_of() > first
+    held = database_sync_to_async(lambda: LiveSession.objects.held().filter(pk=row.pk).exists())
+    assert await held()
 
 
-async def test_a_session_whose_process_died_can_be_taken_over_directly(gemini_sim, connect, live_user):
-    import datetime as dt
-
-    from django.utils import timezone
-
-    long_ago = timezone.now() - dt.timedelta(minutes=10)
+async def test_a_session_whose_process_died_can_be_taken_over_directly(gemini_sim, connect, live_user, settings):
+    settings.LIVE_LEASE_SECONDS = 0.5
     orphan = await database_sync_to_async(LiveSessionFactory)(
-        user=live_user, status=LiveSession.Status.ACTIVE, last_seen_at=long_ago, started_at=long_ago
+        user=live_user, status=LiveSession.Status.ACTIVE, worker=await dead_worker()
     )
-    fresh = await database_sync_to_async(LiveSessionFactory)(user=live_user, status=LiveSession.Status.ACTIVE)
+    fresh = await database_sync_to_async(LiveSessionFactory)(
+        user=live_user, status=LiveSession.Status.ACTIVE, worker=await live_worker()
+    )
     ws = await connect()
     await ws.send({"type": "resume_session", "data": {"sessionId": fresh.public_id}})
-    assert (await ws.expect("session_error"))["error"]["code"] == "SESSION_IN_USE"
+    error = (await ws.expect("session_error"))["error"]
+    assert error["code"] == "SESSION_IN_USE" and 0 < error["retryAfter"] <= 600
     await ws.send({"type": "resume_session", "data": {"sessionId": orphan.public_id}})
     assert (await ws.expect("session_resumed"))["sessionId"] == orphan.public_id

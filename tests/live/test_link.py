@@ -11,7 +11,7 @@ from django.conf import settings
 
 from gemini.catalogue import live_model
 from live.session import link as link_module
-from live.session.link import TRANSITIONS, Link, LinkState, when_to_switch_for_vad
+from live.session.link import TRANSITIONS, Link, LinkState, when_to_switch
 from live.session_plan import plan_session
 
 S = LinkState
@@ -196,4 +196,4 @@ async def test_a_completed_turn_resets_the_failure_count() -> None:
     ],
 )
 def test_when_new_vad_settings_apply(mode_change: bool, model_busy: bool, pending: bool, when: str) -> None:
-    assert when_to_switch_for_vad(mode_change=mode_change, model_busy=model_busy, pending=pending) == when
+    assert when_to_switch(cut_turn=mode_change, model_busy=model_busy, pending=pending) == when

@@ -34,7 +34,9 @@ def test_metrics_endpoint_reflects_every_recorder(client: Client) -> None:
     metrics.audio_seconds("in", 0.04)
     metrics.audio_seconds("out", 1.5)
     metrics.upstream_error("RATE_LIMIT_EXCEEDED")
-    metrics.reconnect()
+    metrics.resumed("goaway", 0.2)
+    metrics.resumed("crash", 2.1)
+    metrics.sessions_drained(3)
     metrics.observe_time_to_session_created(0.3)
     metrics.observe_time_to_first_audio(0.6)
     after = scrape(client)
@@ -50,7 +52,10 @@ def test_metrics_endpoint_reflects_every_recorder(client: Client) -> None:
     assert delta("apsara_live_audio_seconds_total", direction="in") == pytest.approx(0.04)
     assert delta("apsara_live_audio_seconds_total", direction="out") == pytest.approx(1.5)
     assert delta("apsara_live_upstream_errors_total", code="RATE_LIMIT_EXCEEDED") == 1
-    assert delta("apsara_live_reconnects_total") == 1
+    assert delta("apsara_live_resumes_total", cause="goaway") == 1
+    assert delta("apsara_live_time_to_resume_seconds_sum", cause="crash") == pytest.approx(2.1)
+    assert delta("apsara_live_sessions_taken_over_total") == 1
+    assert delta("apsara_live_sessions_drained_total") == 3
     assert delta("apsara_live_time_to_session_created_seconds_count") == 1
     assert delta("apsara_live_time_to_session_created_seconds_bucket", le="0.5") == 1
     assert delta("apsara_live_time_to_session_created_seconds_bucket", le="0.25") == 0
@@ -64,6 +69,8 @@ def test_metrics_reject_unknown_direction() -> None:
         metrics.message("sideways", "audio")
     with pytest.raises(ValueError, match="direction"):
         metrics.audio_seconds("up", 1.0)
+    with pytest.raises(ValueError, match="cause"):
+        metrics.resumed("boredom", None)
 
 
 def test_metrics_token_is_required_when_configured(client: Client, settings) -> None:
@@ -76,7 +83,7 @@ def test_metrics_token_is_required_when_configured(client: Client, settings) -> 
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": "scrape-me"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Basic scrape-me"}).status_code == 401
-    assert ("apsara_live_reconnects_total", ()) in scrape(client, Authorization="Bearer scrape-me")
+    assert ("apsara_live_resumes_total", (("cause", "goaway"),)) in scrape(client, Authorization="Bearer scrape-me")
 
 
 def test_metrics_are_open_without_a_token(client: Client, settings) -> None:

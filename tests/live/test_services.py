@@ -1,4 +1,4 @@
-"""live.services: a live session's writes by intent (open, heartbeat, handle, finish) and ending it from outside
+"""live.services: a live session's writes by intent (open, handle, finish) and ending it from outside
 its socket (admin, commands)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from live.services import (
     live_session_end_request,
     live_session_finish,
     live_session_group,
-    live_session_heartbeat,
     live_session_store_handle,
+    live_session_store_vad,
 )
 from tests.factories import LiveSessionFactory
 
@@ -104,9 +104,29 @@ def test_a_late_handle_or_finish_does_not_revive_an_ended_session() -> None:
     assert session.status == LiveSession.Status.ENDED
     assert session.resumption_handle == "" and session.last_error_code == "ENDED_BY_STAFF"
     assert session.messages_in == 3  # counters still land
-    live_session_heartbeat(live_session_pk=session.pk)
+
+
+def test_a_socket_that_lost_its_session_to_another_changes_nothing_but_the_counters() -> None:
+    # Its process stalled past its lease and another process took the session over (a new channel name): the old
+    # holder's late writes must not overwrite the new holder's handle, settings or status.
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, channel_name="specific.new!holder")
+    old = "specific.old!holder"
+    live_session_store_handle(live_session_pk=session.pk, handle="stale", holder=old)
+    live_session_store_vad(live_session_pk=session.pk, vad={"enabled": False}, holder=old)
+    live_session_finish(
+        live_session_pk=session.pk,
+        status=LiveSession.Status.DETACHED,
+        handle="stale",
+        counters={"messages_in": 2},
+        holder=old,
+    )
     session.refresh_from_db()
-    assert session.last_seen_at is not None and session.status == LiveSession.Status.ENDED
+    assert session.status == LiveSession.Status.ACTIVE and session.channel_name == "specific.new!holder"
+    assert session.resumption_handle == "" and "vad" not in (session.config.get("request") or {})
+    assert session.messages_in == 2  # what the old holder relayed still counts
+    live_session_store_handle(live_session_pk=session.pk, handle="fresh", holder="specific.new!holder")
+    session.refresh_from_db()
+    assert session.resumption_handle == "fresh"
 
 
 def test_an_open_session_takes_handles_and_finishes_detached_with_the_latest() -> None:
