@@ -59,8 +59,8 @@ class WorkerLease:
                 self._held -= 1
                 raise
             if self._renewer is None or not self._renewer.is_alive():
-                self._stop.clear()
-                self._renewer = threading.Thread(target=self._run, name="live-lease", daemon=True)
+                self._stop = threading.Event()  # each renewer its own: one stopping never stops the next
+                self._renewer = threading.Thread(target=self._run, args=(self._stop,), name="live-lease", daemon=True)
                 self._renewer.start()
         return worker_name()
 
@@ -74,6 +74,7 @@ class WorkerLease:
         can be taken over right away rather than when the lease would have run out. Synchronous (database)."""
         with self._lock:
             self._stop.set()
+            self._renewer = None
             self._drop()
 
     @property
@@ -82,13 +83,14 @@ class WorkerLease:
 
     # -- the renewer thread ------------------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         try:
-            while not self._stop.wait(settings.LIVE_LEASE_SECONDS / 4):
+            while not stop.wait(settings.LIVE_LEASE_SECONDS / 4):
                 with self._lock:
-                    if self._stop.is_set():
+                    if stop.is_set():
                         return
                     if self._held == 0:
+                        self._renewer = None
                         self._drop()
                         return
                     try:

@@ -29,10 +29,13 @@ def message_search(*, user: User, query: str, limit: int) -> list[Message]:
 
 
 def live_session_list(
-    *, user: User | None = None, statuses: Sequence[str] | None = None, limit: int = 50
+    *, user: User | None = None, statuses: Sequence[str] | None = None, held: bool = False, limit: int = 50
 ) -> list[LiveSession]:
-    """Return live sessions, newest first, optionally of one user and in the given statuses."""
-    sessions: QuerySet[LiveSession] = LiveSession.objects.select_related("user", "conversation")
+    """Return live sessions, newest first, optionally of one user, in the given statuses, or (``held``) open in a
+    live server process (not those of a process that died and has not been found out yet)."""
+    sessions: QuerySet[LiveSession] = (
+        LiveSession.objects.held() if held else LiveSession.objects.all()
+    ).select_related("user", "conversation")
     if user is not None:
         sessions = sessions.filter(user=user)
     if statuses:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from live.models import LiveSession
-from tests.factories import LiveSessionFactory, UserFactory
+from tests.factories import LiveSessionFactory, LiveWorkerFactory, UserFactory
 from tests.live.test_services import listen, receive
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the end message goes out on commit
@@ -38,6 +40,12 @@ def sessions() -> dict[str, LiveSession]:
         ),
         "bob_reconnecting": LiveSessionFactory.create(user=bob, status=LiveSession.Status.RECONNECTING),
         "bob_detached": LiveSessionFactory.create(user=bob, status=LiveSession.Status.DETACHED),
+        # Still marked open, but its process died (its lease ran out): not active.
+        "bob_orphaned": LiveSessionFactory.create(
+            user=bob,
+            status=LiveSession.Status.ACTIVE,
+            worker=LiveWorkerFactory.create(expires_at=timezone.now() - timedelta(seconds=1)).name,
+        ),
     }
 
 
@@ -61,6 +69,7 @@ def test_filters_by_user_status_and_active(sessions):
     assert len(ids("--status", "detached", "--status", "ended")) == 2
     assert ids("--user", "bob", "--active") == [sessions["bob_reconnecting"].public_id]
     assert len(ids("--limit", "1")) == 1
+    assert sessions["bob_orphaned"].public_id in ids("--status", "active")  # what its row says, held or not
     assert run("--status", "failed") == "No live sessions match.\n"
     assert run("-v", "0") == ""
 

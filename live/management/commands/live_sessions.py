@@ -30,7 +30,9 @@ class Command(BaseCommand):
             help=f"only sessions in this status (repeatable): {', '.join(LiveSession.Status.values)}",
         )
         parser.add_argument(
-            "--active", action="store_true", help="only open sessions (connecting, active, reconnecting)"
+            "--active",
+            action="store_true",
+            help="only sessions open in a live server process (a dead process's sessions are left out)",
         )
         parser.add_argument("--limit", default="50", help=f"at most this many sessions (1-{MAX_LIMIT}, default 50)")
         parser.add_argument("--end", metavar="SESSION_ID", help="end this live session (live_…) instead of listing")
@@ -47,12 +49,12 @@ class Command(BaseCommand):
         if options["dry_run"]:
             raise CommandError("--dry-run only applies to --end.")
         statuses = _statuses(options["status"] or [])
-        if options["active"]:
-            if statuses:
-                raise CommandError("Use --active or --status, not both.")
-            statuses = [str(s) for s in LiveSession.ACTIVE_STATUSES]
+        if options["active"] and statuses:
+            raise CommandError("Use --active or --status, not both.")
         user = _user(options["user"]) if options["user"] else None
-        sessions = live_session_list(user=user, statuses=statuses, limit=_limit(options["limit"]))
+        sessions = live_session_list(
+            user=user, statuses=statuses, held=options["active"], limit=_limit(options["limit"])
+        )
         rows = [_row(s) for s in sessions]
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
@@ -134,6 +136,7 @@ def _row(session: LiveSession) -> dict[str, Any]:
         "audioSecondsIn": round(session.audio_seconds_in, 1),
         "audioSecondsOut": round(session.audio_seconds_out, 1),
         "reconnects": session.reconnects,
+        "worker": session.worker,
         "lastErrorCode": session.last_error_code,
         "lastError": session.last_error,
     }
