@@ -34,13 +34,21 @@ class LiveSessionAdmin(admin.ModelAdmin):
         "conversation_id_display",
         "model",
         "status",
+        "worker",
         "started_at",
         "duration",
         "reconnects",
         "last_error_code",
     )
     list_filter = ("status", "model", "started_at")
-    search_fields = ("public_id", "user__username", "conversation__public_id", "last_error_code", "last_error")
+    search_fields = (
+        "public_id",
+        "user__username",
+        "conversation__public_id",
+        "worker",
+        "last_error_code",
+        "last_error",
+    )
     list_select_related = ("user", "conversation")
     date_hierarchy = "started_at"
     # The resumption handle lets anyone holding it resume the Gemini session: never shown.
