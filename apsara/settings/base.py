@@ -243,6 +243,10 @@ LIVE_UPSTREAM_BACKOFF_SECONDS = env.float("LIVE_UPSTREAM_BACKOFF_SECONDS", defau
 LIVE_CONNECT_TIMEOUT_SECONDS = env.float("LIVE_CONNECT_TIMEOUT_SECONDS", default=15.0)
 LIVE_RESUMPTION_TTL_SECONDS = env.int("LIVE_RESUMPTION_TTL_SECONDS", default=2 * 60 * 60)  # Gemini keeps handles 2 h
 LIVE_HEARTBEAT_SECONDS = env.float("LIVE_HEARTBEAT_SECONDS", default=30.0)  # 3 missed: the holder is gone
+# How long the Talk page keeps trying to resume a call after its socket went away (a rolling deploy, a crashed
+# worker whose lease must run out, a network cut), counted from the drop; then it gives the call up. Rendered into
+# the Talk slot (data-reconnect-window-seconds); docs/live-protocol.md, "Reconnecting".
+LIVE_RECONNECT_WINDOW_SECONDS = env.int("LIVE_RECONNECT_WINDOW_SECONDS", default=90)
 LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
 LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
 LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence
