@@ -74,6 +74,8 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         **_messages_context(request, conversation),
         "conversations": selectors.conversation_list_for_user(user=request.user)[:50],  # type: ignore[arg-type]
         "prompt_max_chars": settings.GENERATE_MAX_PROMPT_CHARS,
+        # How long the Talk page tries to resume a dropped call (static/js/talk/reconnect.js).
+        "live_reconnect_window_seconds": settings.LIVE_RECONNECT_WINDOW_SECONDS,
     }
 
 

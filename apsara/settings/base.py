@@ -247,6 +247,10 @@ LIVE_RESUMPTION_TTL_SECONDS = env.int("LIVE_RESUMPTION_TTL_SECONDS", default=2 *
 LIVE_LEASE_SECONDS = env.float("LIVE_LEASE_SECONDS", default=2.0)
 # A worker told to stop (SIGTERM/SIGINT) hands its calls over within this long (live.shutdown), then exits anyway.
 LIVE_DRAIN_SECONDS = env.float("LIVE_DRAIN_SECONDS", default=10.0)
+# How long the Talk page keeps trying to resume a call after its socket went away (a rolling deploy, a crashed
+# worker whose lease must run out, a network cut), counted from the drop; then it gives the call up. Rendered into
+# the Talk slot (data-reconnect-window-seconds); docs/live-protocol.md, "Reconnecting".
+LIVE_RECONNECT_WINDOW_SECONDS = env.int("LIVE_RECONNECT_WINDOW_SECONDS", default=90)
 LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
 LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
 LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence

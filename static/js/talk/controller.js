@@ -8,7 +8,11 @@ import { CLOSE, LiveSocket } from "./socket.js";
 import { Transcripts } from "./transcripts.js";
 import { TalkView } from "./view.js";
 
-const MAX_QUEUED_FRAMES = 75; // ~3 s of microphone audio kept while the socket is not ready
+// Microphone audio kept while the socket is not ready (40 ms frames): ~10 s, so that what a person says while a
+// server restarts or a worker's lease runs out still reaches Gemini after the resume. Past it the oldest goes.
+const MAX_QUEUED_FRAMES = 250;
+const MAX_RECORDED_DELAYS = 50; // reconnect delays kept in the stats (for tests and people debugging)
+const LOST_TEXT = "The connection to the voice server was lost and could not be restored. Press Talk to start again.";
 const END_TIMEOUT_MS = 5000; // end_session unanswered this long: end anyway
 const RELEASE_TAIL_MS = 300; // push-to-talk: keep sending this long after release so the last word is not cut
 const SETTLE_DELAY_MS = 400; // after a call, give the server's last message_saved a moment before reading the list
@@ -42,6 +46,9 @@ export class TalkController {
     this.endTimer = null;
     this.queuedFrames = [];
     this.frameSource = null;
+    this.resuming = false; // a resume_session is on its way or unanswered: its errors are a failed attempt
+    this.restartExpected = false; // the server said it is restarting (SERVER_RESTART): reconnect at once
+    this.retryAfterMs = 0; // the server asked to wait this long before the next attempt (SESSION_IN_USE)
     this.lastError = "";
     this.lastPlaybackStats = null;
     this.stats = {
@@ -54,12 +61,15 @@ export class TalkController {
       videoFramesSent: 0,
       messagesSaved: 0,
       reconnects: 0,
+      reconnectAttempts: 0, // resume attempts (sockets opened to resume), over the page's life
+      reconnectDelays: [], // the waits chosen before them, milliseconds, the latest MAX_RECORDED_DELAYS
       events: [],
     };
     this.socket = new LiveSocket({
       onMessage: (message) => this.onMessage(message),
       onAudio: (buffer) => this.onAudio(buffer),
       onClose: (event, opened) => this.onClose(event, opened),
+      reconnectWindowMs: reconnectWindowMs(slot),
     });
     this.transcripts = new Transcripts({ list, messagesUrlTemplate: chat.dataset.messagesUrlTemplate });
     this.view = new TalkView({
@@ -181,6 +191,8 @@ export class TalkController {
     this.modelTurn = false;
     this.sessionId = null;
     this.queuedFrames = [];
+    this.resuming = this.restartExpected = false;
+    this.retryAfterMs = 0;
     this.transcripts.orphanAll();
     if (this.conversationId && state !== "error") {
       setTimeout(() => {
@@ -210,21 +222,44 @@ export class TalkController {
     } else if (!this.sessionId) {
       this.fail("The connection closed before the voice session started. Press Talk to try again.");
     } else {
-      this.reconnect();
+      // A server restarting on purpose has handed the session over: go now (a crash or a cut waits its turn).
+      this.reconnect({ immediate: event.code === CLOSE.SERVICE_RESTART || this.restartExpected });
     }
   }
 
-  /** The socket went away mid-call: resume the same session on a new one, after the backoff delay. */
-  reconnect() {
-    const scheduled = this.socket.scheduleReconnect(() => {
-      if (this.state === "reconnecting") this.socket.connect({ sessionId: this.sessionId });
-    });
-    if (!scheduled) {
-      this.fail("The connection to the voice server was lost and could not be restored. Press Talk to start again.");
+  /**
+   * The socket went away mid-call (or a resume attempt failed): resume the same session on a new socket after the
+   * policy's delay (socket.js, reconnect.js), for as long as the reconnect window lasts, then give the call up.
+   * The person sees "Reconnecting…" throughout, never why an attempt failed: that is for the server's logs.
+   * @param {{immediate?: boolean}} [options] `immediate`: the server is restarting (1012 / SERVER_RESTART)
+   */
+  reconnect({ immediate = false } = {}) {
+    const notBeforeMs = this.retryAfterMs;
+    this.retryAfterMs = 0;
+    this.restartExpected = false;
+    this.resuming = false;
+    const delay = this.socket.scheduleReconnect(
+      () => {
+        if (this.state !== "reconnecting") return;
+        this.stats.reconnectAttempts += 1;
+        this.resuming = true;
+        this.socket.connect({ sessionId: this.sessionId });
+      },
+      { immediate, notBeforeMs },
+    );
+    if (delay === null) {
+      this.fail(LOST_TEXT);
       return;
     }
+    this.stats.reconnectDelays.push(delay);
+    if (this.stats.reconnectDelays.length > MAX_RECORDED_DELAYS) this.stats.reconnectDelays.shift();
     this.engine?.flush(); // what was playing belongs to a turn that may not continue
     this.modelTurn = false;
+    // A hold cannot outlive its socket (its activity_end would go nowhere): the person holds again after the resume.
+    clearTimeout(this.tailTimer);
+    this.tailTimer = null;
+    this.setHolding(false);
+    this.view.showNotice("");
     this.setState("reconnecting");
   }
 
@@ -240,8 +275,10 @@ export class TalkController {
     if (this.endRequested) return; // audio after end_session would only be refused (NO_ACTIVE_SESSION)
     const ready = this.sessionId && this.socket.open && this.state !== "reconnecting";
     if (!ready) {
-      // Keep the start of what was said while the session opens or the socket comes back (bounded).
-      if (this.state === "connecting" || this.state === "reconnecting") {
+      // Keep the start of what was said while the session opens or the socket comes back (bounded). In Hold mode
+      // only held speech counts, and a drop ends the hold, so nothing is kept there.
+      const waiting = this.state === "connecting" || this.state === "reconnecting";
+      if (waiting && (!this.pushToTalk || this.holding)) {
         this.queuedFrames.push(pcm);
         if (this.queuedFrames.length > MAX_QUEUED_FRAMES) {
           this.queuedFrames.shift();
@@ -255,8 +292,8 @@ export class TalkController {
     this.sendFrame(pcm);
   }
 
-  sendFrame(pcm) {
-    if (!this.socket.sendAudio(pcm)) {
+  sendFrame(pcm, { backlog = false } = {}) {
+    if (!this.socket.sendAudio(pcm, { backlog })) {
       this.stats.framesDropped += 1;
       return;
     }
@@ -267,7 +304,7 @@ export class TalkController {
   flushQueuedFrames() {
     const frames = this.queuedFrames;
     this.queuedFrames = [];
-    for (const pcm of frames) this.sendFrame(pcm);
+    for (const pcm of frames) this.sendFrame(pcm, { backlog: true });
   }
 
   sendText(text) {
@@ -335,13 +372,18 @@ export class TalkController {
     this.view.setModeBusy(true); // until vad_configured says it took effect
   }
 
-  onVadConfigured(vad) {
+  /**
+   * The server's voice activity detection setting, as configured (vad_configured) or as a resumed session has it
+   * (session_resumed): the page's mode follows it. `focus`: move focus to Hold (after the person switched modes;
+   * after a resume only if focus was lost, since the Hold button was disabled while reconnecting).
+   */
+  onVadConfigured(vad, { focus = true } = {}) {
     this.pushToTalk = vad?.enabled === false;
     this.setHolding(false);
     this.view.setModeBusy(false);
     this.view.setPushToTalk(this.pushToTalk);
     this.setState(this.state);
-    if (this.pushToTalk) this.view.focusHold();
+    if (this.pushToTalk && (focus || this.view.focusLost())) this.view.focusHold();
   }
 
   setHolding(holding) {
@@ -397,12 +439,20 @@ export class TalkController {
       case "session_resumed":
         if (this.state === "reconnecting") this.stats.reconnects += 1;
         this.onSessionOpen(message);
-        if (message.config?.vad) this.onVadConfigured(message.config.vad); // the server's setting is the truth
+        // The server's setting is the truth (the page may have asked for a switch the old socket never answered).
+        if (message.config?.vad) this.onVadConfigured(message.config.vad, { focus: false });
+        this.frameSource?.grab(); // a camera or screen being shared: Gemini sees it now, not a second later
         break;
       case "session_reconnecting":
         this.engine?.flush();
         this.modelTurn = false;
-        this.setState("reconnecting", "Reconnecting to Gemini…");
+        if (message.reason === "SERVER_RESTART") {
+          // This server is going away and closes the socket next (1012): resume at once on another one.
+          this.restartExpected = true;
+          this.setState("reconnecting");
+        } else {
+          this.setState("reconnecting", "Reconnecting to Gemini…"); // the server resumes Gemini; the socket stays
+        }
         break;
       case "session_message":
         this.onSessionMessage(message.data ?? {});
@@ -414,7 +464,7 @@ export class TalkController {
         this.onSessionEnded(message);
         break;
       case "session_error":
-        this.onSessionError(message.error ?? {});
+        this.onSessionError(message.error ?? {}, message);
         break;
       case "vad_configured":
         this.onVadConfigured(message.vad);
@@ -434,6 +484,9 @@ export class TalkController {
 
   onSessionOpen(message) {
     this.sessionId = message.sessionId;
+    this.resuming = false;
+    this.restartExpected = false;
+    this.retryAfterMs = 0;
     this.socket.resetBackoff();
     this.view.showNotice("");
     this.setState("listening");
@@ -488,15 +541,22 @@ export class TalkController {
     this.finish("ended", ENDED_TEXT[reason] ?? ENDED_TEXT.client);
   }
 
-  onSessionError(error) {
+  /**
+   * @param {{code?: string, message?: string, retryAfter?: number, retryAfterMs?: number}} error
+   * @param {{retryAfterMs?: number}} [envelope] the whole session_error (a retry hint may sit on it)
+   */
+  onSessionError(error, envelope = {}) {
     const code = error.code ?? "";
     const message = error.message || "The voice session failed.";
-    this.lastError = message;
-    if (code === "SESSION_IN_USE" && this.sessionId) {
-      // The server has not noticed the old socket is gone yet: try again shortly (the close reconnects).
+    if (this.resuming && code !== "SESSION_NOT_FOUND" && code !== "RESUME_FAILED") {
+      // A resume attempt failed, most often SESSION_IN_USE: a crashed worker's lease on the session has not run
+      // out yet (2–3 s), or the old socket is not noticed gone. Try again after the delay (or the server's
+      // retryAfter); the person keeps seeing "Reconnecting…", never the code (the close reconnects).
+      this.retryAfterMs = Number(error.retryAfter ?? error.retryAfterMs ?? envelope.retryAfterMs) || 0;
       this.socket.hangUp();
       return;
     }
+    this.lastError = message;
     if (!this.sessionId || code === "SESSION_NOT_FOUND" || code === "RESUME_FAILED") {
       // Nothing was opened (or it cannot be resumed): this is final.
       this.fail(message);
@@ -514,4 +574,14 @@ export class TalkController {
     const conversation = await fetchConversation(id);
     this.chat.dispatchEvent(new CustomEvent("talk:conversation", { detail: { id, conversation } }));
   }
+}
+
+/**
+ * How long the page keeps trying to resume a call after its socket went away: the server's
+ * LIVE_RECONNECT_WINDOW_SECONDS, rendered into the Talk slot (`data-reconnect-window-seconds`).
+ * @returns {number | undefined} milliseconds; undefined (reconnect.js's default) when missing or not a number
+ */
+function reconnectWindowMs(slot) {
+  const seconds = Number.parseFloat(slot.dataset.reconnectWindowSeconds ?? "");
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }

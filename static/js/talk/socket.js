@@ -1,14 +1,30 @@
 // The /live WebSocket of one call (docs/live-protocol.md): opening it with create_session or, after a drop,
 // resume_session; JSON and binary frames in and out; what a close code means; the reconnect backoff. It knows
-// the wire, not the page: the controller decides what a closed socket means for the call.
+// the wire, not the page: the controller decides what a closed socket means for the call. When to try again is
+// reconnect.js's (backoff with jitter within a window); this module only keeps the timers.
+import { ReconnectPolicy } from "./reconnect.js";
 
-/** Waits before each reconnect attempt; after the last one the call is given up. */
-const RECONNECT_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 8000];
 /** ~8 s of 16 kHz PCM16 waiting in the socket: past this, adding more only makes the delay grow. */
 const MAX_BUFFERED_BYTES = 256 * 1024;
+/**
+ * A reconnect attempt that has not resumed the session by then is abandoned and the next one scheduled: a
+ * connection to a server that went away can hang rather than fail (a half-open TCP connection, a stuck proxy).
+ */
+const ATTEMPT_TIMEOUT_MS = 10_000;
 
-/** Close codes the server uses (docs/live-protocol.md) and the one the page uses to simulate a network drop. */
-export const CLOSE = { NORMAL: 1000, SIMULATED_DROP: 4000, LOGGED_OUT: 4401, BACKPRESSURE: 4408 };
+/**
+ * Close codes the server uses (docs/live-protocol.md), the one a browser reports for a connection that died
+ * without a close frame (a crashed worker, a network cut), and the one the page uses to simulate a network drop.
+ */
+export const CLOSE = {
+  NORMAL: 1000,
+  ABNORMAL: 1006,
+  SERVICE_RESTART: 1012, // the server is restarting on purpose (a rolling deploy): resume at once elsewhere
+  SIMULATED_DROP: 4000,
+  ATTEMPT_TIMEOUT: 4001, // the page gave up on a reconnect attempt that hung
+  LOGGED_OUT: 4401,
+  BACKPRESSURE: 4408,
+};
 
 function websocketUrl() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/live`;
@@ -17,14 +33,16 @@ function websocketUrl() {
 export class LiveSocket {
   /**
    * @param {{onMessage(message: object): void, onAudio(buffer: ArrayBuffer): void,
-   *          onClose(event: CloseEvent, opened: boolean): void}} handlers
+   *          onClose(event: CloseEvent, opened: boolean): void, reconnectWindowMs?: number}} options
    *   `onClose` is called only for a socket that went away by itself, never for one `close()` shut.
+   *   `reconnectWindowMs`: how long after a drop reconnecting goes on (the server's LIVE_RECONNECT_WINDOW_SECONDS).
    */
-  constructor({ onMessage, onAudio, onClose }) {
+  constructor({ onMessage, onAudio, onClose, reconnectWindowMs }) {
     this.handlers = { onMessage, onAudio, onClose };
     this.socket = null;
-    this.attempt = 0;
+    this.policy = new ReconnectPolicy({ windowMs: reconnectWindowMs });
     this.timer = null;
+    this.attemptTimer = null;
   }
 
   /** True when frames can be sent now. */
@@ -38,6 +56,12 @@ export class LiveSocket {
    */
   connect({ sessionId = null, conversationId = null } = {}) {
     const socket = new WebSocket(websocketUrl());
+    clearTimeout(this.attemptTimer);
+    if (sessionId) {
+      this.attemptTimer = setTimeout(() => {
+        if (socket === this.socket) socket.close(CLOSE.ATTEMPT_TIMEOUT, "reconnect attempt timed out");
+      }, ATTEMPT_TIMEOUT_MS);
+    }
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     let opened = false;
@@ -73,10 +97,14 @@ export class LiveSocket {
 
   /**
    * Send a microphone frame unless the network is not keeping up (old audio is worth less than new).
+   * @param {ArrayBuffer} pcm
+   * @param {{backlog?: boolean}} [options] `backlog`: a frame from the reconnect queue, never dropped here
    * @returns {boolean} whether it was sent
    */
-  sendAudio(pcm) {
-    if (!this.open || this.socket.bufferedAmount > MAX_BUFFERED_BYTES) return false;
+  sendAudio(pcm, { backlog = false } = {}) {
+    // Speech queued during a reconnect is sent whole: the queue already bounded it, and it is what was said.
+    const limit = backlog ? Infinity : MAX_BUFFERED_BYTES;
+    if (!this.open || this.socket.bufferedAmount > limit) return false;
     this.socket.send(pcm);
     return true;
   }
@@ -95,28 +123,34 @@ export class LiveSocket {
   }
 
   /**
-   * Call `reconnect` after the next backoff delay.
-   * @returns {boolean} false when every attempt is used up
+   * Call `reconnect` after the next delay of the policy (reconnect.js).
+   * @param {() => void} reconnect
+   * @param {{immediate?: boolean, notBeforeMs?: number}} [options] see `ReconnectPolicy.nextDelay`
+   * @returns {number | null} the delay chosen, or null when the reconnect window is used up
    */
-  scheduleReconnect(reconnect) {
-    if (this.attempt >= RECONNECT_DELAYS_MS.length) return false;
-    const delay = RECONNECT_DELAYS_MS[this.attempt++];
+  scheduleReconnect(reconnect, options = {}) {
+    const delay = this.policy.nextDelay(options);
+    if (delay === null) return null;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
       reconnect();
     }, delay);
-    return true;
+    return delay;
   }
 
   cancelReconnect() {
     clearTimeout(this.timer);
     this.timer = null;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = null;
   }
 
-  /** A session is open again: the next drop starts the backoff from its shortest delay. */
+  /** A session is open (created or resumed): the next drop starts a new window from the shortest delay. */
   resetBackoff() {
-    this.attempt = 0;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = null;
+    this.policy.reset();
   }
 }
 

@@ -25,7 +25,7 @@ const STATUS_TEXT = {
   holding: "Talking — release to send",
   muted: "Muted — Gemini cannot hear you",
   speaking: "Gemini is speaking — talk to interrupt",
-  reconnecting: "Connection lost — reconnecting…",
+  reconnecting: "Reconnecting…", // a dropped socket (any reason, for as long as it takes): never a code or cause
   ending: "Ending…",
   ended: "Voice session ended.",
 };
@@ -287,12 +287,17 @@ export class TalkView {
     this.holdButton.focus();
   }
 
+  /** Focus went nowhere: the control that held it was hidden or disabled (as Hold is while reconnecting). */
+  focusLost() {
+    return !document.activeElement || document.activeElement === document.body;
+  }
+
   focusTalk() {
     this.talkButton.focus();
   }
 
   /** After a call, focus goes back to Talk unless the person has moved it elsewhere on the page. */
   returnFocus() {
-    if (document.activeElement === document.body || this.panel.contains(document.activeElement)) this.focusTalk();
+    if (this.focusLost() || this.panel.contains(document.activeElement)) this.focusTalk();
   }
 }
