@@ -230,7 +230,7 @@ class LiveSessionCounters(TypedDict, total=False):
 
 
 # An ended session stays ended and unresumable: a handle or status the bridge writes late (staff may have ended it a
-# moment before, from another process) must not revive it. Counters and the heartbeat always land.
+# moment before, from another process) must not revive it. Counters always land.
 _FINAL_STATUSES = (LiveSession.Status.ENDED, LiveSession.Status.FAILED)
 
 
