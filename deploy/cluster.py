@@ -31,7 +31,7 @@ from deploy.seaweed import SeaweedS3, free_port
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(__file__).with_name("nginx.conf")
 # A refused connection is certain: one is enough to skip a worker, and it is tried again this soon.
-FAIL_TIMEOUT_SECONDS = 3
+FAIL_TIMEOUT_SECONDS = 2
 
 
 def nginx_executable() -> str | None:
@@ -150,12 +150,14 @@ class Cluster:
         ports = self.worker_ports or [free_port() for _ in range(self.count)]
         self.workers = [Worker(i, port, self.logs / f"worker-{i}.log") for i, port in enumerate(ports)]
         try:
-            if self.seaweedfs is not None:
+            if self.seaweedfs is not None:  # it takes seconds to be ready: meanwhile, migrate and start workers
                 self.s3 = SeaweedS3(directory=self.seaweedfs)
-                self.s3.start()
+                self.s3.launch()
             self._migrate()
             for worker in self.workers:  # all at once: they start in parallel, then each is waited for
                 self._spawn(worker)
+            if self.s3 is not None:
+                self.s3.wait_ready()
             for worker in self.workers:
                 self._wait_healthy(worker)
             conf = self.run_dir / "nginx.conf"

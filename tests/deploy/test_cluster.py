@@ -12,7 +12,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -20,6 +19,8 @@ from websockets.typing import Origin
 
 from deploy.cluster import Cluster, get_json, nginx_executable
 from deploy.seaweed import S3_BUCKET
+from gemini_sim import SimHandle, start_background
+from tests.gemini_fixtures import FAST
 from tests.live.real_servers import PROBLEM, redis_url, run_django, server_database, server_env, setup_user
 from tests.services import skip_or_fail
 
@@ -44,16 +45,28 @@ print(storages["audio"].save("deploy-check/probe.txt", ContentFile(b"stored by a
 """
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, gemini_sim: Any) -> Iterator[Cluster]:
-    """nginx and two workers on a throwaway PostgreSQL database, Redis and a fresh SeaweedFS."""
+@pytest.fixture(scope="module")
+def cluster_gemini(gemini_sim_state: Path) -> Iterator[SimHandle]:
+    """The cluster's Gemini: a simulator as ``gemini_sim`` starts it (same state dir and CA, same options), for the
+    module. ``gemini_sim`` itself is per test and points this process's settings, which server processes never
+    read; one cluster for the module halves the runtime."""
+    sim = start_background(gemini_sim_state, host="127.0.0.1", port=0, **FAST)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, cluster_gemini: SimHandle) -> Iterator[Cluster]:
+    """nginx and two workers on a throwaway PostgreSQL database, Redis and a fresh SeaweedFS; their logs are
+    checked for problems at the end."""
     if nginx_executable() is None:
         skip_or_fail("nginx is not installed (scripts/install-system-packages.sh)")
     redis = redis_url()
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         skip_or_fail("DATABASE_URL is not PostgreSQL")
+    tmp_path = tmp_path_factory.mktemp("cluster")
     with server_database(tmp_path) as database_url:
-        env = server_env(gemini_sim, database_url=database_url, media=tmp_path / "media", redis=redis)
+        env = server_env(cluster_gemini, database_url=database_url, media=tmp_path / "media", redis=redis)
         env.update(
             DJANGO_SETTINGS_MODULE="apsara.settings.production",
             DJANGO_SECRET_KEY="deploy-test-secret",
@@ -156,6 +169,7 @@ class Traffic:
                     self.failures.append(f"{status} {body}")
             except Exception as error:
                 self.failures.append(repr(error))
+            time.sleep(0.01)  # steady traffic, leaving the two cores to the servers
 
     def __enter__(self) -> Traffic:
         self._thread.start()
@@ -194,3 +208,4 @@ def test_a_rolling_restart_and_a_crash_lose_no_request(cluster: Cluster) -> None
     assert traffic.failures == []
     assert set(traffic.served[killed_at + 1 :]) == {cluster.workers[1].name}
     assert len(traffic.served) > 100
+    cluster.restart(0)  # back to two workers for whatever runs next
