@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -17,8 +18,8 @@ import pytest
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from deploy.cluster import Cluster, get_json, nginx_executable
-from deploy.seaweed import S3_BUCKET
+from deploy.cluster import Cluster, get_json, nginx_executable, render_nginx_conf
+from deploy.seaweed import S3_BUCKET, free_port
 from gemini_sim import SimHandle, start_background
 from tests.gemini_fixtures import FAST
 from tests.live.real_servers import PROBLEM, redis_url, run_django, server_database, server_env, setup_user
@@ -209,3 +210,25 @@ def test_a_rolling_restart_and_a_crash_lose_no_request(cluster: Cluster) -> None
     assert set(traffic.served[killed_at + 1 :]) == {cluster.workers[1].name}
     assert len(traffic.served) > 100
     cluster.restart(0)  # back to two workers for whatever runs next
+
+
+def test_the_rendered_config_is_valid_nginx(tmp_path: Path) -> None:
+    """Every placeholder is filled and ``nginx -t`` accepts the result, as an unprivileged prefix install."""
+    nginx = nginx_executable()
+    if nginx is None:
+        skip_or_fail("nginx is not installed (scripts/install-system-packages.sh)")
+    assert nginx is not None
+    for sub in ("logs", "temp"):
+        (tmp_path / sub).mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render_nginx_conf(run_dir=tmp_path, listen=f"127.0.0.1:{free_port()}", worker_ports=[8001, 8002]))
+    text = conf.read_text()
+    assert "server 127.0.0.1:8001 max_fails=1" in text and "server 127.0.0.1:8002 max_fails=1" in text
+    assert not re.search(r"^\s*(ip_hash|hash|sticky|least_conn)\b", text, re.MULTILINE)  # plain round robin
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "logs" / "error.log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
