@@ -341,10 +341,11 @@ def main(argv: list[str] | None = None) -> None:
         worker_ports=[first + i for i in range(args.workers)] if first else None,
     )
 
-    def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def stop_on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt  # one path out, whichever signal
 
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell may start us with it ignored
+        signal.signal(signum, stop_on_signal)
     try:
         cluster.start()
         for worker in cluster.workers:
