@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The browser tests drive Debian's Chromium (scripts/install-browser.sh); Playwright never downloads one.
+# The browser tests drive Debian's Chromium (scripts/install-system-packages.sh); Playwright never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test bench lint typecheck browser sim clean
+.PHONY: run test bench lint typecheck system-packages sim clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,12 @@ run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-## test: install what the tests need (incl. Debian's Chromium) and run the whole suite
-test: $(STAMP) browser
+## test: install what the tests need (incl. Debian's Chromium and nginx) and run the whole suite
+test: $(STAMP) system-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-browser:
-	@bash scripts/install-browser.sh
+system-packages:
+	@bash scripts/install-system-packages.sh
 
 ## bench: the live-bridge benchmark against its baseline (see bench/README.md)
 bench: $(STAMP)

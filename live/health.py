@@ -1,5 +1,8 @@
 """Health checks behind ``GET /live/health``: the database, the channel layer and which Gemini is configured.
 
+The report also names the server process that answered (``worker``): behind a load balancer that is how an
+operator, or a test, sees which worker served a request.
+
 Nothing here calls Gemini (a health probe every few seconds must not spend quota) and nothing secret is
 reported: failures are named by their exception class only, since driver messages can carry hosts and users.
 """
@@ -20,6 +23,7 @@ from django.db import connection
 
 from gemini.client import Mode, current_mode, simulator_started
 from live import layer_internals
+from live.lease import worker_name
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -121,6 +125,7 @@ async def health_report() -> dict[str, Any]:
     healthy = database["status"] == "ok" and channel_layer["status"] == "ok"
     return {
         "status": "ok" if healthy else "error",
+        "worker": worker_name(),
         "database": database,
         "channelLayer": channel_layer,
         "gemini": gemini_check(),

@@ -16,7 +16,7 @@ from live.health import health_report
 @require_GET
 @never_cache
 async def health(request: HttpRequest) -> JsonResponse:
-    """Report database, channel layer and Gemini mode; 200 when healthy, 503 otherwise."""
+    """Report the answering worker, database, channel layer and Gemini mode; 200 when healthy, 503 otherwise."""
     report = await health_report()
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
 

@@ -111,7 +111,7 @@ def test_chromium_is_installed() -> None:
     """Debian's Chromium, which the browser tests drive, is installed and runs."""
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
-        pytest.fail("/usr/bin/chromium is missing: run scripts/install-browser.sh (make test does)")
+        pytest.fail("/usr/bin/chromium is missing: run scripts/install-system-packages.sh (make test does)")
     result = subprocess.run([str(chromium), "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert "Chromium" in result.stdout
 

@@ -121,7 +121,7 @@ def server_url(browser: object, asgi_server: DaphneThread, transactional_db: Non
 def playwright_driver() -> Iterator[object]:
     """Playwright (sync API) for this package; every Chromium the tests launch comes from it."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (make test does).")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-packages.sh (make test does).")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an asyncio loop running in this thread (in a greenlet), so Django's

@@ -36,7 +36,7 @@ PHONE = {"width": 390, "height": 844}
 def speech_wav(path: Path, segments: list[str | float]) -> float:
     """Write a WAV of spoken text (espeak-ng) and silences (seconds), in order; return the seconds of speech."""
     if ESPEAK is None:
-        pytest.fail("espeak-ng is missing: run scripts/install-browser.sh (make test does).")
+        pytest.fail("espeak-ng is missing: run scripts/install-system-packages.sh (make test does).")
     rate = 0
     frames: list[bytes] = []
     spoken = 0.0

@@ -1,4 +1,4 @@
-"""GET /live/health: database, channel layer and Gemini mode; 200 when healthy, 503 otherwise."""
+"""GET /live/health: the answering worker, database, channel layer and Gemini mode; 200 when healthy, else 503."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.db import OperationalError
 from django.test import AsyncClient
 
 from gemini.client import simulator_started
+from live.lease import worker_name
 from tests.live.inprocess import close_thread_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the database check runs in a worker thread
@@ -23,12 +24,14 @@ async def _close_thread_connections() -> AsyncIterator[None]:
 
 
 async def test_health_reports_ok_when_dependencies_answer(settings) -> None:
-    """With the database and the channel layer answering, the report is ok and says which Gemini is used."""
+    """With the database and the channel layer answering, the report is ok, names this process and says which Gemini
+    is used."""
     started_before = simulator_started()  # earlier tests in this process may have started it
     response = await AsyncClient().get("/live/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
+    assert body["worker"] == worker_name()  # behind a load balancer: which worker answered
     assert body["database"]["status"] == "ok"
     assert body["database"]["vendor"] in {"sqlite", "postgresql"}
     assert body["channelLayer"]["status"] == "ok"
