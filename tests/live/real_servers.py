@@ -46,7 +46,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
 from conversations.models import User
 call_command("migrate", verbosity=0)
-user = User.objects.create_user("teardown-user", password="x")
+user = User.objects.create_user(sys.argv[1], password="x")
 store = SessionStore()
 store[SESSION_KEY] = str(user.pk)
 store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -140,9 +140,9 @@ def run_django(env: dict[str, str], code: str, *args: str) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def setup_user(env: dict[str, str]) -> tuple[int, str]:
-    """Migrate the database and log a user in; return (user id, session cookie)."""
-    user_id, cookie = run_django(env, SETUP).split(" ", 1)
+def setup_user(env: dict[str, str], username: str = "teardown-user") -> tuple[int, str]:
+    """Migrate the database, create ``username`` and log them in; return (user id, session cookie)."""
+    user_id, cookie = run_django(env, SETUP, username).split(" ", 1)
     return int(user_id), cookie
 
 
