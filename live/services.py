@@ -245,6 +245,12 @@ def _not_ended(live_session_pk: int, holder: str | None = None) -> QuerySet[Live
     return _held(live_session_pk, holder).exclude(status__in=_FINAL_STATUSES)
 
 
+def live_session_is_held(*, live_session_pk: int, holder: str) -> bool:
+    """Whether the socket ``holder`` still holds the open session (its process's lease ran out meanwhile: another
+    process may have taken it over, or it was detached as orphaned)."""
+    return _not_ended(live_session_pk, holder).filter(status__in=LiveSession.ACTIVE_STATUSES).exists()
+
+
 def live_session_activate(*, live_session_pk: int, holder: str | None = None) -> None:
     """Mark a session active: its Gemini connection is open (first time, or again after a resume)."""
     _not_ended(live_session_pk, holder).update(status=LiveSession.Status.ACTIVE, last_seen_at=timezone.now())
@@ -299,10 +305,11 @@ def live_session_finish(
     counted: dict[str, Any] = {name: F(name) + value for name, value in increments.items() if value}
     if reconnects:
         counted["reconnects"] = F("reconnects") + reconnects
-    _discard_unopened_conversation(live_session_pk)
-    _not_ended(live_session_pk, holder).update(**ending)
-    if counted:
-        LiveSession.objects.filter(pk=live_session_pk).update(**counted)
+    with transaction.atomic():  # all or nothing: a retry after a failure never counts twice
+        _discard_unopened_conversation(live_session_pk)
+        _not_ended(live_session_pk, holder).update(**ending)
+        if counted:
+            LiveSession.objects.filter(pk=live_session_pk).update(**counted)
 
 
 def _discard_unopened_conversation(session_id: int) -> None:

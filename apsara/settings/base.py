@@ -131,6 +131,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Each transaction takes the write lock when it begins, waiting for it (the timeout): with two writers in a
+    # process (the live bridge's thread and live.lease's renewer), a deferred one that read and then wanted to write
+    # would fail at once with "database is locked" instead of waiting.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
 # Threads the live bridge's database calls run in, a user's calls in order on one (live/db_lanes.py). SQLite takes one
 # writer at a time, so there it is one: Channels' shared thread.
 LIVE_DATABASE_LANES = env.int(

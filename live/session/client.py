@@ -136,15 +136,17 @@ class LiveClient:
             await run.stop("disconnect")
 
     async def drain(self) -> bool:
-        """This process is shutting down: hand the session over (``LiveRun.drain``), then close with 1012 so the
-        page reconnects through the load balancer and another process resumes. Returns whether one was handed over."""
+        """This process is shutting down (or lost the session): hand the session over (``LiveRun.drain``), then close
+        with 1012 so the page reconnects through the load balancer and another process resumes. A session already
+        ending is waited for. Returns whether the session was handed over."""
         run = self.run
-        if run is None or self._closing:
+        if run is None:
             return False
-        await run.drain()
-        self._closing = True
-        await self.outlet.close_socket(CLOSE_SERVICE_RESTART)
-        return True
+        handed_over = await run.drain()
+        if not self._closing:
+            self._closing = True
+            await self.outlet.close_socket(CLOSE_SERVICE_RESTART)
+        return handed_over
 
     async def end_from_control(self, session_id: str) -> None:
         """End the live session because staff asked (a channel-layer message to its group)."""
@@ -234,6 +236,8 @@ class LiveClient:
 
     async def _create(self, data: Mapping[str, Any]) -> None:
         self._refuse_second_session()
+        if await self._draining():
+            return
         started = time.monotonic()
         # Everything is checked before anything is stored: a refused create_session leaves nothing behind.
         model = _live_model(validate_model_name(data.get("model") or settings.GEMINI_LIVE_MODEL))
@@ -241,6 +245,7 @@ class LiveClient:
         plan = plan_session(model=model, config=config, available_tools=tools.tool_declarations())
         load_context = bool(data.get("loadConversationContext", False))
         worker = await self.db(lease.hold)()
+        row: LiveSession | None = None
         try:
             row = await self.db(services.live_session_create)(
                 user=self.user,
@@ -250,44 +255,76 @@ class LiveClient:
                 channel_name=self.outlet.channel_name,
                 worker=worker,
             )
+            # From here the session's own ending (failed, ended or detached before it opened: see
+            # services.live_session_finish) takes back a conversation it created and never used.
+            self.run = LiveRun(
+                client=self, row=row, plan=plan, load_context=load_context, handle=None, claim=None, started=started
+            )
         except BaseException:
-            lease.let_go()
+            await self._not_started(row, LiveSession.Status.FAILED)
             raise
-        # From here the session's own ending (failed, ended or detached before it opened: see
-        # services.live_session_finish) takes back a conversation it created and never used.
-        self.run = LiveRun(
-            client=self, row=row, plan=plan, load_context=load_context, handle=None, claim=None, started=started
-        )
         self.run.start()
 
     async def _resume(self, data: Mapping[str, Any]) -> None:
         self._refuse_second_session()
+        if await self._draining():
+            return
         started = time.monotonic()
         worker = await self.db(lease.hold)()
+        row: LiveSession | None = None
         try:
             claim = await self._claim(data["sessionId"], worker)
+            row = claim.session
+            stored = row.config or {}
+            request: dict[str, Any] = dict(stored.get("request") or {})
+            if "binaryAudio" in data:
+                request["binaryAudio"] = data["binaryAudio"]
+            try:
+                plan = plan_session(
+                    model=_live_model(row.model),
+                    config=cast(SessionConfig, request),
+                    available_tools=tools.tool_declarations(),
+                )
+            except ProtocolError:
+                await self._not_started(row, LiveSession.Status.ENDED)  # its settings are no longer valid
+                row = None
+                raise
+            handle = row.resumption_handle or None
+            issued = row.resumption_handle_issued_at
+            if handle and issued and timezone.now() - issued > timedelta(seconds=settings.LIVE_RESUMPTION_TTL_SECONDS):
+                handle = None  # expired: start afresh and reload the conversation instead
+            self.run = LiveRun(
+                client=self,
+                row=row,
+                plan=plan,
+                load_context=handle is None,
+                handle=handle,
+                claim=claim,
+                started=started,
+            )
         except BaseException:
-            lease.let_go()
+            await self._not_started(row, LiveSession.Status.DETACHED)  # claimed, never run: resumable again
             raise
-        row = claim.session
-        stored = row.config or {}
-        request: dict[str, Any] = dict(stored.get("request") or {})
-        if "binaryAudio" in data:
-            request["binaryAudio"] = data["binaryAudio"]
-        try:
-            plan = plan_session(model=_live_model(row.model), config=request, available_tools=tools.tool_declarations())  # type: ignore[arg-type]
-        except ProtocolError:
-            await self.db(services.live_session_finish)(live_session_pk=row.pk, status=LiveSession.Status.ENDED)
-            lease.let_go()
-            raise
-        handle = row.resumption_handle or None
-        issued = row.resumption_handle_issued_at
-        if handle and issued and timezone.now() - issued > timedelta(seconds=settings.LIVE_RESUMPTION_TTL_SECONDS):
-            handle = None  # expired: start afresh and reload the conversation instead
-        self.run = LiveRun(
-            client=self, row=row, plan=plan, load_context=handle is None, handle=handle, claim=claim, started=started
-        )
         self.run.start()
+
+    async def _draining(self) -> bool:
+        """This process is shutting down: a session asked for now is sent elsewhere (close 1012; the page
+        reconnects through the load balancer and asks again there)."""
+        if not shutdown.draining():
+            return False
+        self._closing = True
+        await self.outlet.close_socket(CLOSE_SERVICE_RESTART)
+        return True
+
+    async def _not_started(self, row: LiveSession | None, status: LiveSession.Status) -> None:
+        """A session held for this socket never started: let the lease go and leave the row ``status`` (never
+        open in a process that no longer runs it)."""
+        lease.let_go()
+        if row is not None:
+            try:
+                await self.db(services.live_session_finish)(live_session_pk=row.pk, status=status)
+            except Exception:
+                logger.exception("live: recording that %s never started failed", row.public_id)
 
     async def _claim(self, session_id: str, worker: str) -> services.Claim:
         """Claim the session for this socket; while another live process still holds it, wait (a lease's length at

@@ -228,14 +228,17 @@ class Link:
         self.wire = GeminiWire(self.session)
         self.vad_enabled = self.plan.vad_enabled
 
-    async def close(self) -> None:
-        """Close the connection (if any); input waits until the next one is open."""
+    async def close(self, *, abort: bool = False) -> None:
+        """Close the connection (if any; ``abort``: drop it without the closing handshake); input waits until the
+        next one is open."""
         if self.state in _INPUT_FLOWS:
             self._move(S.CONNECTING)
         wire, stack = self.wire, self._stack
         self._stack, self.session, self.wire = None, None, None
         if stack is None:
             return
+        if abort and wire is not None:
+            wire.abort()
         try:
             await asyncio.wait_for(stack.aclose(), timeout=5)
         except Exception:  # TimeoutError included
@@ -246,11 +249,11 @@ class Link:
             if wire is not None:
                 wire.abort()
 
-    async def end(self) -> None:
-        """The session is over: cancel pending switches and close the connection."""
+    async def end(self, *, abort: bool = False) -> None:
+        """The session is over here: cancel pending switches and close the connection (``abort``: see ``close``)."""
         self._cancel_timers()
         self._move(S.CLOSED)
-        await self.close()
+        await self.close(abort=abort)
 
 
 def when_to_switch(*, cut_turn: bool, model_busy: bool, pending: bool) -> SwitchWhen:

@@ -10,11 +10,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import tenacity
+from django.db import DatabaseError
+
 from live import services
 from live.models import LiveSession
 from live.protocol import VadConfig
 
 logger = logging.getLogger(__name__)
+
+FINISH_ATTEMPTS = 5  # about 4 s of retries
 
 Lane = Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
 
@@ -73,9 +78,17 @@ class SessionRow:
         counters: services.LiveSessionCounters,
         reconnects: int,
     ) -> None:
-        """Record how the session ended (a failure to do so is logged: the session is over either way)."""
+        """Record how the session ended, retrying a few seconds (a row left open would keep the session in use by
+        this process for as long as it runs); a failure after that is logged: the session is over either way."""
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(FINISH_ATTEMPTS),
+            wait=tenacity.wait_exponential(multiplier=0.25, max=2),
+            retry=tenacity.retry_if_exception_type(DatabaseError),
+            reraise=True,
+        )
         try:
-            await self._finish(
+            await retrying(
+                self._finish,
                 live_session_pk=self.pk,
                 status=status,
                 handle=handle,

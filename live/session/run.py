@@ -122,23 +122,26 @@ class LiveRun:
         if self._finishing is not None:
             await self._finishing
 
-    async def drain(self) -> None:
-        """The process is shutting down: hand the session over and wait until it is let go.
+    async def drain(self) -> bool:
+        """The process is shutting down: hand the session over and wait until it is let go; return whether it was.
 
         The model finishes its turn (the person hears the end of the answer) and the handle that covers it arrives,
         within half of ``LIVE_DRAIN_SECONDS``; then the session stops as ``drain``: its row detached with that handle
         (flagged SERVER_RESTART), everything recorded flushed, the browser told to reconnect (see ``_finish``). Any
-        process resumes it from there.
+        process resumes it from there. A session already ending (another reason) is waited for.
         """
-        if self._stop_reason is not None or self._main is None:
-            return
-        self._draining = True
-        self.link.hand_over(
-            settings.LIVE_DRAIN_SECONDS / 2, model_busy=self.inbound.model_busy, pending=self.ledger.pending
-        )
-        await asyncio.wait({self._main})
+        main = self._main
+        if main is None:
+            return False
+        if self._stop_reason is None:
+            self._draining = True
+            self.link.hand_over(
+                settings.LIVE_DRAIN_SECONDS / 2, model_busy=self.inbound.model_busy, pending=self.ledger.pending
+            )
+        await asyncio.wait({main})
         if self._finishing is not None:
             await self._finishing
+        return self._stop_reason == "drain"
 
     def configure_vad(self, vad: VadConfig) -> None:
         """Apply new VAD settings by resuming the Gemini session with them.
@@ -324,7 +327,9 @@ class LiveRun:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.link.end()
+        # Handed over, the session goes on elsewhere from its handle: no polite close, which can wait seconds behind a
+        # reply nobody reads (see Link.close).
+        await self.link.end(abort=reason == "drain")
         if self.inbound.model_busy:
             self.recorder.interrupted()
         try:

@@ -141,3 +141,54 @@ async def test_a_resume_of_a_session_a_live_process_keeps_is_refused_after_a_lea
     assert loop.time() - asked >= 0.6  # it waited for a lease's length before saying so
     row = await session_row(session.public_id)
     assert row.status == LiveSession.Status.ACTIVE and row.worker == session.worker
+
+
+async def test_a_session_asked_for_on_an_open_socket_while_draining_is_sent_elsewhere(gemini_sim, connect):
+    ws = await connect()  # opened before the drain began
+    await shutdown.drain()
+    await ws.send({"type": "create_session", "data": {"model": MODEL}})
+    assert await ws.next() is None and ws.closed_code == CLOSE_SERVICE_RESTART
+    assert not await database_sync_to_async(LiveSession.objects.exists)()  # nothing started here
+
+
+async def test_a_call_another_process_took_while_this_ones_lease_had_lapsed_is_handed_over(gemini_sim, connect):
+    ws = await connect()
+    created = await ws.create(model=MODEL)
+    # This process stalled past its lease; the session was taken for another socket (another process) meanwhile.
+    await database_sync_to_async(LiveSession.objects.filter(public_id=created["sessionId"]).update)(
+        channel_name="specific.elsewhere!socket", worker="elsewhere:1:x"
+    )
+    assert await shutdown.verify_holds() == 1
+    await ws.expect("session_reconnecting", reason="SERVER_RESTART")
+    assert await ws.next() is None and ws.closed_code == CLOSE_SERVICE_RESTART
+    row = await session_row(created["sessionId"])
+    assert (row.status, row.channel_name) == (LiveSession.Status.ACTIVE, "specific.elsewhere!socket")  # untouched
+
+
+async def test_a_call_still_held_is_left_alone_by_the_check(gemini_sim, connect):
+    ws = await connect()
+    await ws.create(model=MODEL)
+    assert await shutdown.verify_holds() == 0
+    await ws.send({"type": "ping"})
+    await ws.expect("pong")
+
+
+async def test_a_resume_that_fails_after_the_claim_leaves_the_session_resumable(
+    gemini_sim, connect, live_user, monkeypatch
+):
+    from live.lease import lease
+    from live.session import client as client_module
+
+    session = await database_sync_to_async(LiveSessionFactory)(user=live_user, status=LiveSession.Status.DETACHED)
+    held = lease.held
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("a bug while building the run")
+
+    monkeypatch.setattr(client_module, "LiveRun", broken)
+    ws = await connect()
+    await ws.send({"type": "resume_session", "data": {"sessionId": session.public_id}})
+    assert (await ws.expect("session_error"))["error"]["code"] == "INTERNAL_ERROR"
+    assert lease.held == held  # its hold let go
+    row = await session_row(session.public_id)
+    assert row.status == LiveSession.Status.DETACHED  # not left "connecting" in a process that never runs it

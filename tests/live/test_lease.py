@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from live import services
 from live.lease import WorkerLease, worker_name
@@ -98,7 +100,7 @@ def test_a_session_of_a_live_process_is_in_use_and_of_a_killed_one_is_taken_over
     assert taken.session.worker == worker_name() and taken.session.status == LiveSession.Status.CONNECTING
 
 
-def test_the_lease_is_renewed_while_held_and_dropped_when_nothing_is(settings):
+def test_the_lease_is_renewed_while_held_and_runs_out_when_nothing_is(settings):
     settings.LIVE_LEASE_SECONDS = 0.4
     lease = WorkerLease()
     name = lease.hold()
@@ -107,10 +109,22 @@ def test_the_lease_is_renewed_while_held_and_dropped_when_nothing_is(settings):
     assert LiveWorker.objects.alive().filter(name=name).exists()
     assert LiveWorker.objects.get(name=name).expires_at > first
     lease.let_go()
-    time.sleep(0.4)  # the renewer notices at its next turn
-    assert not LiveWorker.objects.filter(name=name).exists()
+    time.sleep(0.6)  # the renewer stops at its next turn, and the lease runs out
+    assert not LiveWorker.objects.alive().filter(name=name).exists()
     lease.hold()  # held again: a new renewer
     time.sleep(0.3)
     assert LiveWorker.objects.alive().filter(name=name).exists()
     lease.release()
     assert not LiveWorker.objects.filter(name=name).exists()
+
+
+def test_a_lease_that_ran_out_while_held_is_taken_again_and_reported(settings):
+    lapses: list[bool] = []
+    lease = WorkerLease()
+    lease.on_lapse = lambda: lapses.append(True)
+    name = lease.hold()
+    LiveWorker.objects.filter(name=name).update(expires_at=timezone.now() - timedelta(seconds=1))  # a long stall
+    lease.hold()  # the next session's hold finds it run out: taken again, and the sessions are checked
+    assert lapses == [True]
+    assert LiveWorker.objects.alive().filter(name=name).exists()
+    lease.release()

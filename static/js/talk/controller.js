@@ -15,6 +15,7 @@ const MAX_RECORDED_DELAYS = 50; // reconnect delays kept in the stats (for tests
 const LOST_TEXT = "The connection to the voice server was lost and could not be restored. Press Talk to start again.";
 const END_TIMEOUT_MS = 5000; // end_session unanswered this long: end anyway
 const RELEASE_TAIL_MS = 300; // push-to-talk: keep sending this long after release so the last word is not cut
+const MAX_RESTARTED_STARTS = 3; // a call's start sent elsewhere by servers shutting down, at most this often
 const SETTLE_DELAY_MS = 400; // after a call, give the server's last message_saved a moment before reading the list
 
 const ENDED_TEXT = {
@@ -43,6 +44,7 @@ export class TalkController {
     this.tailTimer = null;
     this.modelTurn = false; // the model is producing a turn (audio or transcript arriving)
     this.endRequested = false;
+    this.restartedStarts = 0;
     this.endTimer = null;
     this.queuedFrames = [];
     this.frameSource = null;
@@ -139,6 +141,7 @@ export class TalkController {
     this.pushToTalk = false;
     this.setHolding(false);
     this.view.setPushToTalk(false);
+    this.restartedStarts = 0;
     this.setState("connecting");
     const engine = new AudioEngine({
       onFrame: (pcm) => this.onMicFrame(pcm),
@@ -217,6 +220,12 @@ export class TalkController {
       this.fail(ENDED_TEXT.backpressure);
     } else if (this.endRequested || !this.active) {
       if (this.state === "ending") this.finish("ended", ENDED_TEXT.client);
+    } else if (!this.sessionId && event.code === CLOSE.SERVICE_RESTART && this.restartedStarts < MAX_RESTARTED_STARTS) {
+      // The server was shutting down as the call began (it started nothing): ask again, another server answers.
+      this.restartedStarts += 1;
+      setTimeout(() => {
+        if (this.state === "connecting" && !this.sessionId) this.socket.connect({ conversationId: this.conversationId });
+      }, Math.random() * 250);
     } else if (!this.sessionId && !opened) {
       this.fail("Could not reach the voice server. Check your connection and press Talk again.");
     } else if (!this.sessionId) {

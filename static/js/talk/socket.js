@@ -9,8 +9,9 @@ const MAX_BUFFERED_BYTES = 256 * 1024;
 /**
  * A reconnect attempt that has not resumed the session by then is abandoned and the next one scheduled: a
  * connection to a server that went away can hang rather than fail (a half-open TCP connection, a stuck proxy).
+ * Longer than a resume can take on the server (waiting out a crashed server's lease, then Gemini's connect).
  */
-const ATTEMPT_TIMEOUT_MS = 10_000;
+const ATTEMPT_TIMEOUT_MS = 20_000;
 
 /**
  * Close codes the server uses (docs/live-protocol.md), the one a browser reports for a connection that died
