@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 
 from live import metrics, services
 from live.lease import lease
@@ -72,10 +73,17 @@ async def drain(within: float | None = None) -> int:
         logger.warning("live: %d session(s) not handed over in time; they are taken over elsewhere", len(pending))
     metrics.sessions_drained(handed_over)
     try:
-        await asyncio.wait_for(sync_to_async(lease.release, thread_sensitive=False)(), RELEASE_TIMEOUT_SECONDS)
+        await asyncio.wait_for(sync_to_async(_release, thread_sensitive=False)(), RELEASE_TIMEOUT_SECONDS)
     except Exception:
         logger.warning("live: dropping the lease failed (it runs out by itself)", exc_info=True)
     return handed_over
+
+
+def _release() -> None:
+    try:
+        lease.release()
+    finally:
+        connection.close()  # this executor thread's connection goes back (to the pool), never held by an idle thread
 
 
 def _result(task: asyncio.Future[bool]) -> bool:
