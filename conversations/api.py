@@ -29,6 +29,7 @@ from .serializers import (
     ErrorSerializer,
     GenerateRequestSerializer,
     MessageSerializer,
+    TalkSettingsSerializer,
 )
 
 
@@ -117,6 +118,22 @@ class MessageListApi(APIView):
         messages = selectors.message_list(conversation=conversation, after=after).select_related("conversation")
         page = paginator.paginate_queryset(messages, request, self)
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
+
+
+class TalkSettingsApi(APIView):
+    """The logged-in person's Talk settings: always their own (``me``), there is no way to name another user."""
+
+    @extend_schema(summary="Get your Talk settings", responses={200: TalkSettingsSerializer, 401: ERROR_RESPONSE})
+    def get(self, request: Request) -> Response:
+        return Response(selectors.talk_settings_for_user(user=request.user))
+
+    @extend_schema(
+        summary="Replace your Talk settings (missing ones take their defaults)",
+        request=TalkSettingsSerializer,
+        responses={200: TalkSettingsSerializer, 400: ERROR_RESPONSE, 401: ERROR_RESPONSE},
+    )
+    def put(self, request: Request) -> Response:
+        return Response(services.talk_settings_save(user=request.user, data=request.data))
 
 
 class JsonOnlyNegotiation(DefaultContentNegotiation):

@@ -11,6 +11,7 @@ urlpatterns = [
     path("conversations/<public_id:conv_id>/messages", api.MessageListApi.as_view(), name="api-message-list"),
     path("ai/generate", api.GenerateApi.as_view(), name="api-generate"),
     path("files/<public_id:file_id>/download", api.FileDownloadApi.as_view(), name="api-file-download"),
+    path("me/talk-settings", api.TalkSettingsApi.as_view(), name="api-talk-settings"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

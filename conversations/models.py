@@ -119,3 +119,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {(self.text or self.input_transcription or self.output_transcription)[:60]}"
+
+
+class TalkPreferences(models.Model):
+    """A person's Talk settings (``live.talk_settings``), one row per user, created on the first save.
+
+    One JSON document rather than a column per setting: the settings are the shape ``create_session`` takes and
+    grow with it, are always read and written whole, and are checked again when read (``live.talk_settings.stored``).
+    The microphone is not here: a device id means something on one device only (the page keeps it locally).
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="talk_preferences")
+    settings = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "talk preferences"
+
+    def __str__(self) -> str:
+        return f"Talk preferences of {self.user_id}"

@@ -9,14 +9,21 @@ from django.db.models import Count, Q
 from django.http import Http404
 
 from apsara.validation import is_public_id
+from live import talk_settings
 
-from .models import Conversation, Message, User
+from .models import Conversation, Message, TalkPreferences, User
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
     from django.db.models import QuerySet
 
 HISTORY_MESSAGES = 20  # seed 002: the last 20 messages give Gemini its context
+
+
+def talk_settings_for_user(*, user: User) -> talk_settings.TalkSettings:
+    """The person's Talk settings: as saved (checked again), or the defaults if they never saved any."""
+    saved = TalkPreferences.objects.filter(user=user).values_list("settings", flat=True).first()
+    return talk_settings.defaults() if saved is None else talk_settings.stored(saved)
 
 
 def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:

@@ -149,6 +149,25 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+class TalkVadSerializer(serializers.Serializer):
+    """For the OpenAPI document only: live.talk_settings validates (create_session's rules)."""
+
+    enabled = serializers.BooleanField(required=False, help_text="false: Hold to talk.")
+    sensitivity = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, help_text=">= 0.5: HIGH.")
+    silenceThreshold = serializers.IntegerField(required=False, min_value=0, max_value=10_000, help_text="ms")
+
+
+class TalkSettingsSerializer(serializers.Serializer):
+    """For the OpenAPI document only: ``GET/PUT /api/me/talk-settings`` (docs/api.md); live.talk_settings validates."""
+
+    model = serializers.CharField(required=False)
+    voiceName = serializers.CharField(required=False, allow_null=True, help_text="null: Gemini's default (Puck).")
+    responseModalities = serializers.ListField(child=serializers.ChoiceField(["AUDIO", "TEXT"]), required=False)
+    vad = TalkVadSerializer(required=False)
+    loadConversationContext = serializers.BooleanField(required=False)
+    contextCompression = serializers.BooleanField(required=False)
+
+
 # INPUT
 # ------------------------------------------------------------------------------
 # Text and number rules every request shares (NUL, lone surrogates, NaN, nesting, size) are checked by the parser,

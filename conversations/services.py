@@ -13,9 +13,11 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from live import talk_settings
+
 from . import events
 from .audio import WavAudio
-from .models import Conversation, Message, User
+from .models import Conversation, Message, TalkPreferences, User
 
 logger = logging.getLogger(__name__)
 
@@ -246,3 +248,10 @@ def message_audio_purge(
         purged += len(batch)
         seconds += sum(duration or 0.0 for _, _, duration in batch)
     return AudioPurge(purged, round(seconds, 3), cutoff)
+
+
+def talk_settings_save(*, user: User, data: object) -> talk_settings.TalkSettings:
+    """Check and store a person's Talk settings (missing ones take their defaults); ValidationError names the field."""
+    chosen = talk_settings.validate(data)
+    TalkPreferences.objects.update_or_create(user=user, defaults={"settings": dict(chosen)})
+    return chosen

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations import selectors, services
 from conversations.forms import ConversationRenameForm, SignUpForm
 from conversations.models import Conversation
+from live import talk_settings
 
 
 def _owned_conversation(request: HttpRequest, conversation_id: str) -> Conversation:
@@ -76,6 +77,11 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "prompt_max_chars": settings.GENERATE_MAX_PROMPT_CHARS,
         # How long the Talk page tries to resume a dropped call (static/js/talk/reconnect.js).
         "live_reconnect_window_seconds": settings.LIVE_RECONNECT_WINDOW_SECONDS,
+        # Rendered into the page (json_script) so a call started at once already uses them (talk/settings.js).
+        "talk_settings": {
+            "settings": selectors.talk_settings_for_user(user=request.user),  # type: ignore[arg-type]
+            "choices": talk_settings.choices(),
+        },
     }
 
 

@@ -29,13 +29,31 @@ class LiveModel:
     max_session_seconds: int | None = None  # a whole session's limit (resumptions included), when the model has one
     # False on 3.8: audioStreamEnd does not end the user's turn there, the silence after it does (openclaw#152830).
     stream_end_ends_turn: bool = True
+    description: str = ""  # one line for people choosing a model (Talk settings)
+    # Whether the model can answer in TEXT and AUDIO at once. None of today's can: they answer in one modality at a
+    # time (native audio: TEXT is their transcription), so Talk settings offer AUDIO or TEXT, not both.
+    both_modalities: bool = False
+
+    @property
+    def response_modality_choices(self) -> list[list[str]]:
+        """The ``responseModalities`` a person may choose for this model in Talk settings."""
+        choices = [["AUDIO"], ["TEXT"]]
+        return [*choices, ["TEXT", "AUDIO"]] if self.both_modalities else choices
 
 
 # Keep in step with gemini_sim's catalogue and ../shared/reference/gemini-live-protocol.md section 7.
 LIVE_MODELS: dict[str, LiveModel] = {
     m.name: m
     for m in (
-        LiveModel("gemini-3.8-live", "Gemini 3.8 Live", True, True, True, stream_end_ends_turn=False),
+        LiveModel(
+            "gemini-3.8-live",
+            "Gemini 3.8 Live",
+            True,
+            True,
+            True,
+            stream_end_ends_turn=False,
+            description="The newest and most capable: natural, quick conversation.",
+        ),
         LiveModel(
             "gemini-3.8-live-extended-thinking",
             "Gemini 3.8 Live (extended thinking)",
@@ -43,14 +61,23 @@ LIVE_MODELS: dict[str, LiveModel] = {
             True,
             True,
             stream_end_ends_turn=False,
+            description="Thinks longer before it answers: slower, better at hard questions.",
         ),
-        LiveModel("gemini-3.1-flash-live-preview", "Gemini 3.1 Flash Live (preview)", True, True, True),
+        LiveModel(
+            "gemini-3.1-flash-live-preview",
+            "Gemini 3.1 Flash Live (preview)",
+            True,
+            True,
+            True,
+            description="Fast and light, for everyday conversation.",
+        ),
         LiveModel(
             "gemini-2.5-flash-native-audio-preview-12-2025",
             "Gemini 2.5 Flash native audio",
             True,
             False,
             False,
+            description="The previous generation, pinned to its December 2025 release.",
         ),
         LiveModel(
             "gemini-2.5-flash-native-audio-latest",
@@ -58,6 +85,7 @@ LIVE_MODELS: dict[str, LiveModel] = {
             True,
             False,
             False,
+            description="The previous generation, always its latest release.",
         ),
         LiveModel(
             "gemini-live-2.5-flash-native-audio",
@@ -66,6 +94,7 @@ LIVE_MODELS: dict[str, LiveModel] = {
             False,
             False,
             vertex=True,
+            description="Gemini 2.5 Flash native audio served by Vertex AI.",
         ),
         LiveModel(
             "gemini-3.5-transcribe-live",

@@ -159,7 +159,8 @@ def _language(code: str, where: str) -> str:
     return code
 
 
-def _voice(name: str) -> str:
+def canonical_voice(name: str) -> str:
+    """The catalogue's spelling of a voice name (case-insensitive), or ProtocolError naming the valid voices."""
     by_lower = {v.lower(): v for v in VOICES}
     voice = by_lower.get(name.strip().lower())
     if voice is None:
@@ -225,7 +226,7 @@ def plan_session(*, model: LiveModel, config: SessionConfig, available_tools: li
 
     speech = config.get("speechConfig") or {}
     voice_cfg = speech.get("voiceConfig") or {}
-    voice = _voice(voice_cfg["voiceName"]) if "voiceName" in voice_cfg else None
+    voice = canonical_voice(voice_cfg["voiceName"]) if "voiceName" in voice_cfg else None
     for where, value in (
         ("speechConfig.voiceConfig.languageCode", voice_cfg.get("languageCode")),
         ("speechConfig.languageCode", speech.get("languageCode")),
