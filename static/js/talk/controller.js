@@ -4,6 +4,8 @@
 import { fetchConversation } from "../conversation-api.js";
 import { base64ToArrayBuffer } from "./base64.js";
 import { AudioEngine, FrameSource, MediaProblem } from "./media.js";
+import { SettingsSheet } from "./settings-sheet.js";
+import { TalkSettings } from "./settings.js";
 import { CLOSE, LiveSocket } from "./socket.js";
 import { Transcripts } from "./transcripts.js";
 import { TalkView } from "./view.js";
@@ -87,8 +89,27 @@ export class TalkController {
         toggleFrames: (kind) => this.toggleFrames(kind),
         holdStart: () => this.beginActivity(),
         holdEnd: () => this.finishActivity(),
+        openSettings: (opener) => this.openSettings(opener),
       },
     });
+    this.createData = undefined; // the create_session data of the call being started (from the settings)
+    const csrf = chat.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
+    this.settings = TalkSettings.fromPage(csrf);
+    this.sheet = this.settings
+      ? new SettingsSheet({
+          choices: this.settings.choices,
+          onChange: (next) => this.changeSettings(next),
+          onMicrophone: (deviceId) => {
+            this.settings.microphone = deviceId;
+          },
+          onOpen: () => this.reloadSettings(),
+        })
+      : null;
+    this.sheet?.render(this.settings.current);
+    if (!this.sheet) {
+      this.view.settingsAvailable = false;
+      this.view.settingsButton.hidden = true;
+    }
 
     // Typed text during a live session goes to Gemini through the session (chat.js asks first).
     chat.addEventListener("chat:submit", (event) => {
@@ -138,12 +159,15 @@ export class TalkController {
     this.queuedFrames = [];
     this.muted = false;
     this.view.setMuted(false);
-    this.pushToTalk = false;
+    // Hold to talk from the settings: known now, so no audio is queued that nobody held the button for.
+    this.createData = this.settings?.createSession();
+    this.pushToTalk = this.createData?.config.vad?.enabled === false;
     this.setHolding(false);
-    this.view.setPushToTalk(false);
+    this.view.setPushToTalk(this.pushToTalk);
     this.restartedStarts = 0;
     this.setState("connecting");
     const engine = new AudioEngine({
+      deviceId: this.settings?.microphone ?? "",
       onFrame: (pcm) => this.onMicFrame(pcm),
       onLevel: (level) => this.view.setLevel(level),
       onPlayback: () => this.refreshSpeaking(),
@@ -159,7 +183,7 @@ export class TalkController {
     }
     if (this.engine !== engine || this.state !== "connecting") return; // ended meanwhile
     this.view.focusEnd();
-    this.socket.connect({ conversationId: this.conversationId });
+    this.socket.connect({ conversationId: this.conversationId, create: this.createData });
   }
 
   end() {
@@ -224,7 +248,9 @@ export class TalkController {
       // The server was shutting down as the call began (it started nothing): ask again, another server answers.
       this.restartedStarts += 1;
       setTimeout(() => {
-        if (this.state === "connecting" && !this.sessionId) this.socket.connect({ conversationId: this.conversationId });
+        if (this.state === "connecting" && !this.sessionId) {
+          this.socket.connect({ conversationId: this.conversationId, create: this.createData });
+        }
       }, Math.random() * 250);
     } else if (!this.sessionId && !opened) {
       this.fail("Could not reach the voice server. Check your connection and press Talk again.");
@@ -377,7 +403,9 @@ export class TalkController {
   /** Switch between automatic turns (Gemini's voice activity detection) and holding a button to talk. */
   setPushToTalk(on) {
     if (!this.sessionId) return;
-    this.socket.send({ type: "configure_vad", sessionId: this.sessionId, data: { enabled: !on } });
+    // The sensitivity and silence of the settings stay as they are: only detection goes off or on.
+    const vad = { ...(this.settings?.current.vad ?? {}), enabled: !on };
+    this.socket.send({ type: "configure_vad", sessionId: this.sessionId, data: vad });
     this.view.setModeBusy(true); // until vad_configured says it took effect
   }
 
@@ -425,6 +453,47 @@ export class TalkController {
     this.setState(this.state);
   }
 
+  // -- settings ------------------------------------------------------------------------------------------------------
+
+  openSettings(opener) {
+    if (!this.sheet) return;
+    this.sheet.render(this.settings.current);
+    this.sheet.open(opener, { inCall: Boolean(this.sessionId) && this.active, microphone: this.settings.microphone });
+  }
+
+  /** The sheet was opened: show what the server has now (the person may have changed it on another device). */
+  async reloadSettings() {
+    try {
+      const fresh = await this.settings.refresh();
+      if (this.sheet.isOpen) this.sheet.render(fresh);
+    } catch {
+      // the page's copy stays; a save says whether the server is reachable
+    }
+  }
+
+  /**
+   * A change in the sheet: saved at once; on failure the previous values come back and the reason is shown. Turn
+   * detection also changes in a call under way (configure_vad); the rest applies from the next call.
+   */
+  async changeSettings(next) {
+    const previous = this.settings.current;
+    this.sheet.render(next);
+    let saved;
+    try {
+      saved = await this.settings.save(next);
+    } catch (error) {
+      this.sheet.render(this.settings.current ?? previous);
+      this.sheet.failed(error.message);
+      return;
+    }
+    this.sheet.render(saved);
+    this.sheet.saved();
+    if (this.sessionId && this.active && JSON.stringify(saved.vad) !== JSON.stringify(previous.vad)) {
+      this.socket.send({ type: "configure_vad", sessionId: this.sessionId, data: saved.vad });
+      this.view.setModeBusy(true); // until vad_configured says it took effect
+    }
+  }
+
   // -- server → page -------------------------------------------------------------------------------------------------
 
   onAudio(buffer) {
@@ -443,6 +512,8 @@ export class TalkController {
     switch (message.type) {
       case "session_created":
         this.onSessionOpen(message);
+        // The mode the settings asked for, as the server applied it (Hold button included).
+        if (message.config?.vad) this.onVadConfigured(message.config.vad, { focus: message.config.vad.enabled === false });
         this.adoptConversation(message.conversationId);
         break;
       case "session_resumed":

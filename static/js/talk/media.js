@@ -49,7 +49,9 @@ export function explainMediaError(error, device = "microphone") {
  * and `play(Int16 24 kHz)` → playback worklet → speakers.
  */
 export class AudioEngine {
-  constructor({ onFrame, onLevel, onPlayback, frameMs = 40 }) {
+  /** `deviceId`: the microphone chosen in the settings ("" or missing: the system's default). */
+  constructor({ onFrame, onLevel, onPlayback, frameMs = 40, deviceId = "" }) {
+    this.deviceId = deviceId;
     this.onFrame = onFrame;
     this.onLevel = onLevel;
     this.onPlayback = onPlayback;
@@ -83,7 +85,14 @@ export class AudioEngine {
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+        audio: {
+          echoCancellation: true,
+          noiseSuppression: true,
+          autoGainControl: true,
+          channelCount: 1,
+          // ideal, not exact: a microphone unplugged since it was chosen falls back to the default, not to an error
+          ...(this.deviceId ? { deviceId: { ideal: this.deviceId } } : {}),
+        },
       });
     } catch (error) {
       await this.stop();

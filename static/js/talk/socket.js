@@ -31,6 +31,9 @@ function websocketUrl() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/live`;
 }
 
+/** create_session's data without settings: earlier messages loaded, answers in audio. */
+const DEFAULT_CREATE = { loadConversationContext: true, config: { responseModalities: ["AUDIO"] } };
+
 export class LiveSocket {
   /**
    * @param {{onMessage(message: object): void, onAudio(buffer: ArrayBuffer): void,
@@ -53,9 +56,10 @@ export class LiveSocket {
 
   /**
    * Open a socket and, once open, either resume `sessionId` (a reconnect) or create a session for
-   * `conversationId` (null: a new conversation), asking for binary audio both ways.
+   * `conversationId` (null: a new conversation) with the `create` data of the person's settings (settings.js),
+   * asking for binary audio both ways.
    */
-  connect({ sessionId = null, conversationId = null } = {}) {
+  connect({ sessionId = null, conversationId = null, create = DEFAULT_CREATE } = {}) {
     const socket = new WebSocket(websocketUrl());
     clearTimeout(this.attemptTimer);
     if (sessionId) {
@@ -71,7 +75,7 @@ export class LiveSocket {
       if (sessionId) {
         this.send({ type: "resume_session", data: { sessionId, binaryAudio: true } });
       } else {
-        const data = { loadConversationContext: true, config: { responseModalities: ["AUDIO"], binaryAudio: true } };
+        const data = { ...create, config: { ...create.config, binaryAudio: true } };
         if (conversationId) data.conversationId = conversationId;
         this.send({ type: "create_session", data });
       }

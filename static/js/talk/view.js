@@ -13,6 +13,7 @@ const ICONS = {
     '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3.5A2.5 2.5 0 0 0 1.5 6v9A2.5 2.5 0 0 0 4 17.5h7.1v1.7H8a.9.9 0 1 0 0 1.8h8a.9.9 0 1 0 0-1.8h-3.1v-1.7H20a2.5 2.5 0 0 0 2.5-2.5V6A2.5 2.5 0 0 0 20 3.5Zm0 1.8h16c.39 0 .7.31.7.7v9a.7.7 0 0 1-.7.7H4a.7.7 0 0 1-.7-.7V6c0-.39.31-.7.7-.7Z"/></svg>',
   hand: '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 2.5a1.5 1.5 0 0 0-1.5 1.5v7h-.9V5.5a1.5 1.5 0 0 0-3 0V14l-1.6-1.9a1.6 1.6 0 0 0-2.5 2l4 5.4A5 5 0 0 0 10.5 21.5h3.3a5.7 5.7 0 0 0 5.7-5.7V7.5a1.5 1.5 0 0 0-3 0V11h-.9V5a1.5 1.5 0 0 0-3 0v6h-.1V4A1.5 1.5 0 0 0 12 2.5Z"/></svg>',
   end: '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="5" width="14" height="14" rx="2.5"/></svg>',
+  gear: '<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path fill-rule="evenodd" d="M10.3 2.5a1 1 0 0 0-1 .8l-.35 2a7.6 7.6 0 0 0-1.6.93l-1.9-.7a1 1 0 0 0-1.2.44l-1.7 2.95a1 1 0 0 0 .22 1.26l1.57 1.3a7.7 7.7 0 0 0 0 1.85l-1.57 1.3a1 1 0 0 0-.22 1.26l1.7 2.95a1 1 0 0 0 1.2.44l1.9-.7c.5.38 1.03.7 1.6.93l.35 2a1 1 0 0 0 1 .8h3.4a1 1 0 0 0 1-.8l.35-2a7.6 7.6 0 0 0 1.6-.93l1.9.7a1 1 0 0 0 1.2-.44l1.7-2.95a1 1 0 0 0-.22-1.26l-1.57-1.3a7.7 7.7 0 0 0 0-1.85l1.57-1.3a1 1 0 0 0 .22-1.26l-1.7-2.95a1 1 0 0 0-1.2-.44l-1.9.7a7.6 7.6 0 0 0-1.6-.93l-.35-2a1 1 0 0 0-1-.8ZM12 15.3a3.3 3.3 0 1 0 0-6.6 3.3 3.3 0 0 0 0 6.6Z"/></svg>',
   close:
     '<svg width="16" height="16" viewBox="0 0 20 20" aria-hidden="true"><path d="M5 5l10 10M15 5 5 15" stroke="currentColor" stroke-width="2" stroke-linecap="round" fill="none"/></svg>',
 };
@@ -69,7 +70,8 @@ export class TalkView {
    * Build the button into `slot` and the panel above the composer.
    * @param {{slot: HTMLElement, chat: HTMLElement, supports: {camera: boolean, screen: boolean}, actions: {
    *   start(): void, end(): void, dismiss(): void, toggleMute(): void, togglePushToTalk(): void,
-   *   toggleFrames(kind: "camera" | "screen"): void, holdStart(): void, holdEnd(): void}}} options
+   *   toggleFrames(kind: "camera" | "screen"): void, holdStart(): void, holdEnd(): void,
+   *   openSettings(opener: HTMLElement): void}}} options
    */
   constructor({ slot, chat, supports, actions }) {
     this.slot = slot;
@@ -83,7 +85,16 @@ export class TalkView {
       className: "btn talk-btn",
     });
     this.talkButton.addEventListener("click", () => actions.start());
-    slot.append(this.talkButton);
+    // Settings before a call (the panel has its own button during one).
+    this.settingsButton = button({
+      id: "talk-settings-open",
+      label: "Talk settings",
+      icon: "gear",
+      className: "btn btn-quiet btn-icon talk-settings-btn",
+    });
+    this.settingsButton.addEventListener("click", () => actions.openSettings(this.settingsButton));
+    this.settingsAvailable = true; // false on a page that did not render the settings (the controller says)
+    slot.append(this.talkButton, this.settingsButton);
 
     const panel = element("section", "talk-panel", { id: "talk-panel", hidden: true });
     panel.setAttribute("aria-label", "Voice session");
@@ -125,6 +136,11 @@ export class TalkView {
     });
     this.modeButton.addEventListener("click", () => actions.togglePushToTalk());
     this.holdButton = this.buildHoldButton(actions);
+    this.panelSettingsButton = control({ id: "talk-panel-settings", label: "Talk settings", icon: "gear", text: "Settings" });
+    this.panelSettingsButton.removeAttribute("aria-pressed"); // it opens a dialog, it is not a toggle
+    this.panelSettingsButton.setAttribute("aria-haspopup", "dialog");
+    this.settingsButton.setAttribute("aria-haspopup", "dialog");
+    this.panelSettingsButton.addEventListener("click", () => actions.openSettings(this.panelSettingsButton));
     this.endButton = button({
       id: "talk-end",
       label: "End voice session",
@@ -146,6 +162,7 @@ export class TalkView {
       this.modeButton,
       this.cameraButton,
       this.screenButton,
+      this.panelSettingsButton,
       this.endButton,
     );
 
@@ -202,6 +219,9 @@ export class TalkView {
     this.panel.hidden = state === "idle";
     this.talkButton.hidden = live;
     this.talkButton.disabled = live;
+    // The panel's Settings button takes over during a call.
+    this.settingsButton.hidden = live || !this.settingsAvailable;
+    this.panelSettingsButton.hidden = !this.settingsAvailable;
     for (const el of [this.muteButton, this.modeButton, this.cameraButton, this.screenButton, this.endButton]) {
       el.disabled = !live || state === "ending";
     }
