@@ -5,9 +5,9 @@
 
 const SENSITIVITY = { high: 0.8, low: 0.2 }; // live.session_plan: >= 0.5 is Gemini's HIGH start/end sensitivity
 const MODALITY_CHOICES = [
-  { value: "AUDIO", label: "Voice" },
+  { value: "AUDIO", label: "Speech" },
   { value: "TEXT", label: "Text only (no sound)" },
-  { value: "TEXT+AUDIO", label: "Voice and text" },
+  { value: "TEXT+AUDIO", label: "Speech and text" },
 ];
 
 let nextId = 0;
