@@ -483,7 +483,7 @@ export class TalkController {
       saved = await this.settings.save(next);
     } catch (error) {
       this.sheet.render(this.settings.current ?? previous);
-      this.sheet.failed(error.message);
+      this.sheet.failed(error.message, error.field);
       return;
     }
     this.sheet.render(saved);

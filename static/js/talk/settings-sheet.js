@@ -292,9 +292,20 @@ export class SettingsSheet {
     });
   }
 
-  failed(message) {
+  /** A save was refused (the previous values are back): say which setting and why. */
+  failed(message, field = null) {
+    const names = {
+      model: "Model",
+      voiceName: "Voice",
+      responseModalities: "Gemini answers with",
+      "vad.sensitivity": "Sensitivity",
+      "vad.silenceThreshold": "Silence that ends your turn",
+      loadConversationContext: "Load earlier messages",
+      contextCompression: "Compress long calls",
+    };
+    const name = names[field] ?? names[field?.split(".").slice(0, 1)[0]];
     this.status.textContent = "";
-    this.showError(`Not saved: ${message}`);
+    this.showError(`Not saved — ${name ? `${name}: ` : ""}${message}`);
   }
 
   showError(message) {

@@ -6,8 +6,13 @@
 const API_URL = "/api/me/talk-settings";
 const MICROPHONE_KEY = "apsara.talk.microphone";
 
-/** A failed save or load, with the server's message (which names the field) when it gave one. */
-export class SettingsProblem extends Error {}
+/** A failed save or load: the server's message, and the field at fault (`vad.silenceThreshold`) when it named one. */
+export class SettingsProblem extends Error {
+  constructor(message, field = null) {
+    super(message);
+    this.field = field;
+  }
+}
 
 export class TalkSettings {
   /**
@@ -40,7 +45,7 @@ export class TalkSettings {
   /** Read them again (another device may have changed them since the page was rendered). */
   async refresh() {
     const response = await fetch(API_URL, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) throw new SettingsProblem(await problemText(response));
+    if (!response.ok) throw await problem(response);
     this.current = await response.json();
     return this.current;
   }
@@ -60,9 +65,9 @@ export class TalkSettings {
           body: JSON.stringify(next),
         });
       } catch {
-        throw new SettingsProblem("Could not reach the server: the setting was not saved.");
+        throw new SettingsProblem("The server could not be reached.");
       }
-      if (!response.ok) throw new SettingsProblem(await problemText(response));
+      if (!response.ok) throw await problem(response);
       this.current = await response.json();
       return this.current;
     };
@@ -102,14 +107,18 @@ export class TalkSettings {
   }
 }
 
-/** The API's error message (docs/api.md: `{error: {message, field}}`), or a general one. */
-async function problemText(response) {
+/** The API's error (docs/api.md: `{error: {message, field}}`) as a SettingsProblem, or a general one. */
+async function problem(response) {
   try {
     const body = await response.json();
-    if (body?.error?.message) return body.error.message;
+    const { message, field } = body?.error ?? {};
+    // The message starts with the field's name ("vad.silenceThreshold: …"); the sheet names it in words instead.
+    if (message) return new SettingsProblem(field ? message.replace(`${field}: `, "") : message, field ?? null);
   } catch {
     // not JSON (a proxy's error page)
   }
-  if (response.status === 401 || response.status === 403) return "You are no longer logged in: the setting was not saved.";
-  return `The setting could not be saved (HTTP ${response.status}).`;
+  if (response.status === 401 || response.status === 403) {
+    return new SettingsProblem("You are no longer logged in. Reload the page and log in again.");
+  }
+  return new SettingsProblem(`The server answered HTTP ${response.status}.`);
 }
