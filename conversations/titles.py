@@ -40,7 +40,7 @@ _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="titles")
 def plain_title(text: str) -> str:
     """Text as a one-line plain title: Markdown rendered and its tags dropped, quotes and end punctuation trimmed."""
     plain = html.unescape(strip_tags(markdown_render(text)))
-    plain = re.sub(r"\s+", " ", plain).strip().strip("\"'“”‘’`*_#").strip()
+    plain = re.sub(r"\s+", " ", plain).strip().strip("\"'\u201c\u201d\u2018\u2019`*_#").strip()
     plain = plain.removeprefix("Title:").strip().rstrip(" .;:,")
     words = plain.split(" ")
     if len(words) > TITLE_MAX_WORDS:
