@@ -14,7 +14,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils.html import strip_tags
 from google.genai import types
 
@@ -77,7 +77,7 @@ def _title_in_thread(conversation_id: int) -> None:
     except Exception:
         logger.exception("could not title conversation %s", conversation_id)
     finally:
-        close_old_connections()
+        connection.close()  # this thread's own: not kept open between titles (it may wait long for the next)
 
 
 def conversation_title_generate(*, conversation_id: int) -> str | None:

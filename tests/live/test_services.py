@@ -187,6 +187,7 @@ def test_a_call_in_which_nothing_was_said_takes_back_its_conversation(ending: Li
 
     session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, config={CREATED_CONVERSATION: True})
     conversation_pk = session.conversation_id
+    assert conversation_pk is not None
     live_session_finish(live_session_pk=session.pk, status=ending)
     session.refresh_from_db()
     assert session.status == ending and session.conversation_id is None
