@@ -120,6 +120,16 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {(self.text or self.input_transcription or self.output_transcription)[:60]}"
 
+    @property
+    def input_mode(self) -> str:
+        """How a live session's turn came: "spoken" (audio or a transcript) or "typed" (text sent into the call);
+        "" for typed chat. A live message is not necessarily spoken: the recorder stores typed text as one too."""
+        if self.message_type != self.MessageType.LIVE or self.role == self.Role.TOOL:
+            return ""
+        if self.audio or self.input_transcription or self.output_transcription:
+            return "spoken"
+        return "typed" if self.role == self.Role.USER else ""  # the model's text answer is neither
+
 
 class TalkPreferences(models.Model):
     """A person's Talk settings (``live.talk_settings``), one row per user, created on the first save.

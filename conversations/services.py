@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from live import talk_settings
 
-from . import events
+from . import events, titles
 from .audio import WavAudio
 from .models import Conversation, Message, TalkPreferences, User
 
@@ -176,6 +176,10 @@ def message_create(
     # Keep the caller's instance in step with what was saved.
     conversation.kind, conversation.updated_at = locked.kind, locked.updated_at
     events.message_saved_on_commit(message=message)
+    if message.role == Message.Role.MODEL and not (
+        Message.objects.filter(conversation_id=conversation.pk, role=Message.Role.MODEL).exclude(pk=message.pk).exists()
+    ):
+        titles.title_schedule(conversation_id=conversation.pk)  # the first reply: name the conversation
     return message
 
 

@@ -234,6 +234,8 @@ def respond(
         )
     q = part_text(last.get("parts", []))
     ql = q.lower()
+    if re.search(r"\btitle\b", system_instruction, re.IGNORECASE):
+        return Reply(text=_title(q))
     if functions and q:
         fn = _match_function(q, functions)
         if fn is not None:
@@ -305,6 +307,19 @@ _LEAD = re.compile(
     r"translate|draft|plan|suggest|create|make)\s+",
     re.IGNORECASE,
 )
+
+
+def _title(q: str) -> str:
+    """A title for the exchange in ``q`` (a titling instruction): the topic of its first line, capitalised.
+
+    Markdown in the request is kept, as a real model sometimes keeps it, so callers must make it plain.
+    """
+    first = q.strip().splitlines()[0] if q.strip() else ""
+    first = re.sub(r"^(user|you)\s*:\s*", "", first, flags=re.IGNORECASE)
+    if not first or re.fullmatch(r"\([\d.]+ seconds of speech\)", first):
+        return "A voice chat"
+    topic = " ".join(_topic(first).split()[:6])
+    return topic[:1].upper() + topic[1:]
 
 
 def _topic(q: str) -> str:

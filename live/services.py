@@ -83,9 +83,8 @@ def live_conversation_get_or_create(*, user: User, conversation_id: str | None) 
         if conversation is None:
             raise ProtocolError(ErrorCode.CONVERSATION_NOT_FOUND, f"No conversation {conversation_id[:60]!r}.")
         return conversation
-    return conversation_create(
-        owner=user, title=f"Live conversation {timezone.now():%Y-%m-%d %H:%M}", kind=Conversation.Kind.LIVE
-    )
+    # Untitled until its first exchange names it (conversations.titles).
+    return conversation_create(owner=user, kind=Conversation.Kind.LIVE)
 
 
 SERVER_GONE = "SERVER_GONE"  # last_error_code of a session whose holding process died (its lease ran out)
@@ -289,7 +288,8 @@ def live_session_finish(
     ``handle``), its last error, and the counters and reconnects not yet recorded. The ending is written only while
     ``holder`` (the consumer's channel name, when given) still holds the session; the counters always land.
 
-    A session that ends before it ever opened takes back the conversation it created for itself, if unused.
+    A session that ends before it ever opened, or ends with nothing said, takes back the conversation it created
+    for itself, if unused.
     """
     if status not in LiveSession.FINISHED_STATUSES:
         raise ValueError(f"A live session finishes as one of {list(LiveSession.FINISHED_STATUSES)}, not {status!r}.")
@@ -306,21 +306,27 @@ def live_session_finish(
     if reconnects:
         counted["reconnects"] = F("reconnects") + reconnects
     with transaction.atomic():  # all or nothing: a retry after a failure never counts twice
-        _discard_unopened_conversation(live_session_pk)
+        _discard_unused_conversation(live_session_pk, status)
         _not_ended(live_session_pk, holder).update(**ending)
         if counted:
             LiveSession.objects.filter(pk=live_session_pk).update(**counted)
 
 
-def _discard_unopened_conversation(session_id: int) -> None:
-    """A session ending before it ever opened (Gemini refused the setup, the socket went first) takes back the
-    conversation it created for itself, if nothing was stored in it: a failed create_session leaves no empty
-    conversation. The session's row stays, ``failed`` with Gemini's reason, for staff.
+def _discard_unused_conversation(session_id: int, status: LiveSession.Status) -> None:
+    """A session that ends before it ever opened (Gemini refused the setup, the socket went first), or that ends
+    (``ended``/``failed``) with nothing said or typed, takes back the conversation it created for itself, if nothing
+    was stored in it: pressing Talk and saying nothing leaves no empty conversation. A ``detached`` session that had
+    opened keeps it (it may be resumed), as does one that was resumed (``live_session_claim`` drops the mark). The
+    session's row stays, with its ending, for staff.
     """
+    # Whether it had opened matters only for a detached ending: an ended or failed session is over for good.
+    from_statuses = (
+        [LiveSession.Status.CONNECTING] if status == LiveSession.Status.DETACHED else LiveSession.ACTIVE_STATUSES
+    )
     with transaction.atomic():
         session = (
             LiveSession.objects.select_for_update()
-            .filter(pk=session_id, status=LiveSession.Status.CONNECTING, conversation__isnull=False)
+            .filter(pk=session_id, status__in=from_statuses, conversation__isnull=False)
             .first()
         )
         conversation_id = session.conversation_id if session is not None else None

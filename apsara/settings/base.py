@@ -226,6 +226,8 @@ GOOGLE_CLOUD_PROJECT = env("GOOGLE_CLOUD_PROJECT", default="")
 GOOGLE_CLOUD_LOCATION = env("GOOGLE_CLOUD_LOCATION", default="us-central1")
 GOOGLE_APPLICATION_CREDENTIALS = env("GOOGLE_APPLICATION_CREDENTIALS", default="")
 GEMINI_TEXT_MODEL = env("GEMINI_TEXT_MODEL", default="gemini-2.5-flash")
+# Title new conversations from their first exchange (conversations.titles), in a background thread.
+CONVERSATION_TITLES = env.bool("CONVERSATION_TITLES", default=True)
 GEMINI_LIVE_MODEL = env("GEMINI_LIVE_MODEL", default="gemini-3.1-flash-live-preview")
 GEMINI_SIM_STATE_DIR = Path(env("GEMINI_SIM_STATE_DIR", default=str(BASE_DIR / ".sim")))
 

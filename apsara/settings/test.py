@@ -13,4 +13,5 @@ GEMINI_API_VERSION = ""
 GEMINI_LIVE_API_VERSION = ""
 GEMINI_CA_FILE = ""
 GOOGLE_GENAI_USE_VERTEXAI = False
+CONVERSATION_TITLES = False  # no background threads calling Gemini; tests that title turn it on
 APSARA_REQUIRE_REAL_SERVICES = env.bool("APSARA_REQUIRE_REAL_SERVICES", default=False)

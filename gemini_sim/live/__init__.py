@@ -39,7 +39,8 @@ where only the silence does). Speech
 while the model is answering interrupts it unless ``activityHandling`` is ``NO_INTERRUPTION`` (then the turn waits
 for the reply to finish). With ``automaticActivityDetection.disabled``, ``activityStart``/``activityEnd`` bound
 the turn and ``activityStart`` interrupts. The input transcription describes what was heard, e.g.
-``(1.2 seconds of speech)``.
+``(1.2 seconds of speech)``; like Gemini's, it streams while the speech is heard (automatic detection): ``(`` as
+the speech begins, the rest (``finished``) when the turn ends, the pieces joined being the whole text.
 
 Tools: when a request names a declared function, the model sends ``toolCall`` (ids ``function-call-…``) and waits
 for the ``toolResponse``, then answers with the result. NON_BLOCKING functions (declared so, or by default on 3.8)

@@ -29,6 +29,7 @@ class Inputs:
         self.audio_in_s = 0.0
         self.frames_total = 0
         self.frames_unacknowledged = 0
+        self.transcribing = False  # the turn's first transcription piece went out while it was being heard
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Act on one client message (after setup)."""
@@ -167,8 +168,10 @@ class Inputs:
         for piece, ms in windows(pcm, rate):
             voiced = audio.level(piece) >= session.sim.options.vad_threshold
             event = self.vad.step(voiced, ms, start_ms=cfg.start_ms, silence_ms=cfg.silence_ms)
-            if event == "start" and session.replies.generating and cfg.interrupts:
-                session.replies.interrupt()
+            if event == "start":
+                self.begin_audio_turn()
+                if session.replies.generating and cfg.interrupts:
+                    session.replies.interrupt()
             elif event == "end":
                 self.end_speech()
 
@@ -178,12 +181,23 @@ class Inputs:
         self.vad = VoiceActivity()
         self.end_audio_turn(heard)
 
+    def begin_audio_turn(self) -> None:
+        """Speech began (voice activity detection): Gemini streams the transcript while it hears, so the first piece
+        goes now. The simulator cannot make out words, so the pieces are its description of the turn, cut in two:
+        ``(`` now and the rest at the end; joined they are the same text as ever."""
+        cfg = self.session.cfg
+        if cfg is not None and cfg.input_transcription and not self.transcribing:
+            self.transcribing = True
+            self.session.send({"serverContent": {"inputTranscription": {"text": "("}}})
+
     def end_audio_turn(self, seconds: float) -> None:
         """A spoken turn is over: transcribe (describe) it and reply."""
         cfg = self.session.cfg
         text = f"({seconds:.1f} seconds of speech)"
         if cfg is not None and cfg.input_transcription:
-            self.session.send({"serverContent": {"inputTranscription": {"text": text, "finished": True}}})
+            rest = text[1:] if self.transcribing else text  # "(" went out when the speech began
+            self.session.send({"serverContent": {"inputTranscription": {"text": rest, "finished": True}}})
+        self.transcribing = False
         self.session.replies.start_turn(Turn(parts=[{"text": text}], heard=seconds))
 
     def echo(self, pcm: bytes) -> None:

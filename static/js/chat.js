@@ -1,7 +1,8 @@
 // The chat view: send a prompt, stream the reply into the page, then show the server-rendered (sanitised) result.
-import { fetchRenderedMessages, withId } from "./conversation-api.js";
+import { fetchRenderedMessages, followTitle, withId } from "./conversation-api.js";
 import { pendingMessage } from "./message-element.js";
 import { readEventStream } from "./sse.js";
+import { threadScroll } from "./thread-scroll.js";
 
 const chat = document.getElementById("chat");
 const form = document.getElementById("composer");
@@ -21,8 +22,9 @@ class ChatError extends Error {
   }
 }
 
+/** Show the end of the list and follow it (thread-scroll.js follows new content unless the person scrolled up). */
 function scrollToEnd() {
-  list.scrollTop = list.scrollHeight;
+  threadScroll(list).follow();
 }
 
 function autosize() {
@@ -74,6 +76,7 @@ function parseData(data) {
 
 /** Take on the conversation the server created for the first prompt: URL, title, menu, sidebar. */
 function adoptConversation(id, conversation) {
+  if (id === null) return forgetConversation();
   if (!id || id === conversationId) return;
   conversationId = id;
   chat.dataset.conversationId = id;
@@ -98,6 +101,19 @@ function adoptConversation(id, conversation) {
   document.getElementById("side-list")?.prepend(link);
 }
 
+/** The conversation on screen is gone (a voice call in which nothing was said): the page is a new one again. */
+function forgetConversation() {
+  if (!conversationId) return;
+  document.querySelector(`#side-list a[href="${CSS.escape(withId(chat.dataset.detailUrlTemplate, conversationId))}"]`)?.remove();
+  conversationId = null;
+  chat.dataset.conversationId = "";
+  document.getElementById("talk-slot").dataset.conversationId = "";
+  history.replaceState(null, "", chat.dataset.newUrl);
+  chat.querySelector(".chat-title").textContent = "New conversation";
+  document.title = "New conversation · Apsara";
+  chat.querySelector(".chat-head details.menu").hidden = true;
+}
+
 /**
  * Replace the message list with the server's rendering (Markdown sanitised server-side); false if it could not
  * be read, and the streamed text stays as it is.
@@ -108,8 +124,7 @@ async function refreshMessages() {
     withId(chat.dataset.messagesUrlTemplate, conversationId) + (showAll ? "?all=1" : ""),
   );
   if (!fragment) return false;
-  list.replaceChildren(fragment);
-  scrollToEnd();
+  list.replaceChildren(fragment); // followed (or announced) by thread-scroll.js
   return true;
 }
 
@@ -146,7 +161,6 @@ async function send(text) {
       } else if (event === "chunk" && typeof payload.text === "string") {
         received += payload.text;
         reply.content.textContent = received;
-        scrollToEnd();
       } else if (event === "done") {
         finished = true;
       } else if (event === "error") {
@@ -157,6 +171,7 @@ async function send(text) {
     dots.remove();
     chat.dataset.state = "idle";
     if (!(await refreshMessages())) reply.article.classList.remove("pending");
+    if (list.querySelectorAll(".msg-model").length === 1) followTitle(chat, conversationId); // named after the first reply
   } catch (error) {
     dots.remove();
     reply.article.classList.add("failed");

@@ -32,3 +32,39 @@ export async function fetchConversation(id) {
     return null;
   }
 }
+
+/** False only when the server says the conversation is gone (404); true when it is there or the answer is unknown. */
+export async function conversationExists(id) {
+  try {
+    const response = await fetch(`/api/conversations/${encodeURIComponent(id)}`, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+    return response.status !== 404;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * After a conversation's first reply the server names it in the background (conversations/titles.py): ask a few
+ * times, and show the new title in the header, the tab and the sidebar once it is there.
+ */
+export async function followTitle(chat, id, { tries = 4, everyMs = 1500 } = {}) {
+  const heading = chat.querySelector(".chat-title");
+  const before = heading?.textContent ?? "";
+  for (let i = 0; i < tries; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    if (chat.dataset.conversationId !== id) return; // the page moved on
+    const title = (await fetchConversation(id))?.title;
+    if (title && title !== before) {
+      if (heading) heading.textContent = title;
+      document.title = `${title} · Apsara`;
+      const current = document.querySelector("#side-list a.current");
+      if (current) current.textContent = title;
+      const input = chat.querySelector(".chat-head details.menu input[name=title]");
+      if (input) input.value = title;
+      return;
+    }
+  }
+}

@@ -111,12 +111,23 @@ def test_detail_shows_messages_in_order_with_audio_and_transcripts(client_in: Cl
         text="",
         input_transcription="spoken words",
         audio_mime_type="audio/wav",
+        audio_duration=7.4,
     )
     spoken.audio.save("x.wav", ContentFile(b"RIFF0000WAVE"), save=True)
+    typed_live = MessageFactory.create(conversation=conversation, message_type=Message.MessageType.LIVE, text="typed")
     reply = MessageFactory.create(conversation=conversation, role=Message.Role.MODEL, text="**bold** reply")
     page = client_in.get(reverse("conversation-detail", args=[conversation.public_id])).content.decode()
     assert page.index(first.public_id) < page.index(spoken.public_id) < page.index(reply.public_id)
-    assert f'<audio class="msg-audio" controls preload="none" src="/api/files/{spoken.public_id}/download"' in page
+    assert f'<audio class="msg-audio" preload="none" src="/api/files/{spoken.public_id}/download"' in page
+    # The player shows the length the server knows before anything is loaded.
+    assert 'data-duration="7.4"' in page and '<span class="player-duration">0:07</span>' in page
+    # Spoken and typed turns of a call are labelled as such; typed chat is not labelled.
+    spoken_html = page[page.index(f'id="{spoken.public_id}"') :]
+    assert spoken_html.index(">spoken</span>") < spoken_html.index(typed_live.public_id)
+    typed_html = page[page.index(f'id="{typed_live.public_id}"') : page.index(f'id="{reply.public_id}"')]
+    assert ">typed</span>" in typed_html and ">spoken</span>" not in typed_html
+    first_html = page[page.index(f'id="{first.public_id}"') : page.index(f'id="{spoken.public_id}"')]
+    assert "badge" not in first_html
     assert "spoken words" in page
     assert "<strong>bold</strong> reply" in page
     assert 'id="talk-slot"' in page

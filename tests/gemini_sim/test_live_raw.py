@@ -202,7 +202,8 @@ async def test_audio_in_either_base64_alphabet_drives_vad(sim, urlsafe):
     heard = [
         m["serverContent"]["inputTranscription"] for m in messages if "inputTranscription" in m.get("serverContent", {})
     ]
-    assert heard == [{"text": "(0.5 seconds of speech)", "finished": True}]
+    # Streamed while heard: "(" as the speech began, the rest (finished) at its end.
+    assert heard == [{"text": "("}, {"text": "0.5 seconds of speech)", "finished": True}]
 
 
 async def test_legacy_media_chunks(sim):

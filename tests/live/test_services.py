@@ -178,3 +178,51 @@ def test_finishing_before_opening_takes_back_an_unused_conversation_it_created()
     session.refresh_from_db()
     assert session.status == LiveSession.Status.FAILED and session.conversation_id is None
     assert not Conversation.objects.filter(pk=conversation_pk).exists()
+
+
+@pytest.mark.parametrize("ending", [LiveSession.Status.ENDED, LiveSession.Status.FAILED])
+def test_a_call_in_which_nothing_was_said_takes_back_its_conversation(ending: LiveSession.Status) -> None:
+    from conversations.models import Conversation
+    from live.services import CREATED_CONVERSATION
+
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, config={CREATED_CONVERSATION: True})
+    conversation_pk = session.conversation_id
+    assert conversation_pk is not None
+    live_session_finish(live_session_pk=session.pk, status=ending)
+    session.refresh_from_db()
+    assert session.status == ending and session.conversation_id is None
+    assert not Conversation.objects.filter(pk=conversation_pk).exists()
+
+
+def test_a_call_in_which_something_was_typed_keeps_its_conversation() -> None:
+    """The page had moved to the new conversation and the person typed into the call: it stays."""
+    from conversations import services as conversation_services
+    from conversations.models import Message
+    from live.services import CREATED_CONVERSATION
+
+    session = LiveSessionFactory.create(status=LiveSession.Status.ACTIVE, config={CREATED_CONVERSATION: True})
+    assert session.conversation is not None
+    conversation_services.message_create(
+        conversation=session.conversation, role=Message.Role.USER, message_type=Message.MessageType.LIVE, text="hi"
+    )
+    live_session_finish(live_session_pk=session.pk, status=LiveSession.Status.ENDED)
+    session.refresh_from_db()
+    assert session.conversation_id is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "config", "ending"),
+    [
+        # Detached after it opened: it may yet be resumed.
+        (LiveSession.Status.ACTIVE, {"createdConversation": True}, LiveSession.Status.DETACHED),
+        # Resumed (the mark is dropped on a claim), or opened on a conversation the person already had.
+        (LiveSession.Status.ACTIVE, {}, LiveSession.Status.ENDED),
+    ],
+)
+def test_an_empty_call_keeps_a_conversation_it_may_need_or_did_not_create(
+    status: LiveSession.Status, config: dict, ending: LiveSession.Status
+) -> None:
+    session = LiveSessionFactory.create(status=status, config=config)
+    live_session_finish(live_session_pk=session.pk, status=ending)
+    session.refresh_from_db()
+    assert session.conversation_id is not None

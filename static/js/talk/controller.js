@@ -1,7 +1,7 @@
 // The state of one voice call and the rules between its parts: the microphone and speakers (media.js), the
 // /live socket (socket.js), the transcripts in the message list (transcripts.js) and the panel (view.js).
 // Each of those does one thing; only this module knows which state the call is in and what an event means in it.
-import { fetchConversation } from "../conversation-api.js";
+import { conversationExists, fetchConversation, followTitle } from "../conversation-api.js";
 import { base64ToArrayBuffer } from "./base64.js";
 import { AudioEngine, FrameSource, MediaProblem } from "./media.js";
 import { SettingsSheet } from "./settings-sheet.js";
@@ -35,10 +35,12 @@ export class TalkController {
   constructor({ slot, chat, list }) {
     this.slot = slot;
     this.chat = chat;
+    this.list = list;
     this.state = "idle";
     this.engine = null;
     this.sessionId = null;
     this.conversationId = slot.dataset.conversationId || null;
+    this.createdConversation = false; // this call's session created the conversation on screen
     this.muted = false;
     this.pushToTalk = false; // voice activity detection off: the person holds a button while speaking
     this.holding = false;
@@ -153,6 +155,7 @@ export class TalkController {
     this.view.showNotice("");
     this.view.showInfo("");
     this.conversationId = this.slot.dataset.conversationId || null; // the typed chat may have created one since
+    this.createdConversation = false;
     this.endRequested = false;
     this.sessionId = null;
     this.socket.resetBackoff();
@@ -221,9 +224,20 @@ export class TalkController {
     this.resuming = this.restartExpected = false;
     this.retryAfterMs = 0;
     this.transcripts.orphanAll();
-    if (this.conversationId && state !== "error") {
-      setTimeout(() => {
-        if (!this.active) this.transcripts.settle(this.conversationId);
+    if (this.conversationId) {
+      const id = this.conversationId;
+      const created = this.createdConversation;
+      setTimeout(async () => {
+        if (this.active) return;
+        if (state !== "error") await this.transcripts.settle(id);
+        // A call in which nothing was said leaves no conversation (the server took back the one it created):
+        // the page becomes a new conversation again, so what is typed next starts one.
+        if (created && !this.active && this.conversationId === id && !(await conversationExists(id))) {
+          this.conversationId = null;
+          this.createdConversation = false;
+          this.slot.dataset.conversationId = "";
+          this.chat.dispatchEvent(new CustomEvent("talk:conversation", { detail: { id: null, conversation: null } }));
+        }
       }, SETTLE_DELAY_MS);
     }
     this.view.setLevel(0);
@@ -609,6 +623,10 @@ export class TalkController {
     if (!message.conversationId || message.conversationId !== this.conversationId) return; // another chat's
     this.stats.messagesSaved += 1;
     this.transcripts.saved(message.message, this.conversationId);
+    // The conversation's first reply: the server names the conversation now (conversations/titles.py).
+    if (message.message?.role === "model" && !this.list.querySelector(".msg-model[data-message-id]")) {
+      followTitle(this.chat, this.conversationId);
+    }
   }
 
   onSessionEnded(message) {
@@ -650,6 +668,7 @@ export class TalkController {
   async adoptConversation(id) {
     if (!id || id === this.conversationId) return;
     this.conversationId = id;
+    this.createdConversation = true;
     this.slot.dataset.conversationId = id;
     const conversation = await fetchConversation(id);
     this.chat.dispatchEvent(new CustomEvent("talk:conversation", { detail: { id, conversation } }));

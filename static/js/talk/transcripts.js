@@ -1,8 +1,10 @@
 // The call's turns in the message list: live transcript bubbles ("pending", as Gemini's transcriptions arrive),
 // then the server's rendering of each saved message (with its recording) in their place. The server is the
 // record; the bubbles only bridge the seconds until it has saved the turn.
+import { audioPlayer } from "../audio-player.js";
 import { fetchRenderedMessages, withId } from "../conversation-api.js";
 import { pendingMessage } from "../message-element.js";
+import { threadScroll } from "../thread-scroll.js";
 
 export class Transcripts {
   /**
@@ -16,21 +18,21 @@ export class Transcripts {
     this.savedQueue = [];
     this.refreshing = false;
     this.refreshAgain = false;
+    this.scroll = threadScroll(list); // follows new bubbles unless the person scrolled up
   }
 
-  /** A new bubble for `role` (typed text has no "voice" badge). */
+  /** A new bubble for `role`, labelled "spoken" or "typed" as the server's rendering will be. */
   bubble(role, { typed = false } = {}) {
     const { article, meta, content } = pendingMessage(role, {
       extraClasses: "msg-live talk-pending",
       contentClasses: "talk-transcript",
     });
     article.dataset.pendingRole = role;
-    if (!typed) {
-      const badge = document.createElement("span");
-      badge.className = "badge badge-live";
-      badge.textContent = "voice";
-      meta.append(badge);
-    }
+    article.dataset.input = typed ? "typed" : "spoken";
+    const badge = document.createElement("span");
+    badge.className = typed ? "badge badge-typed" : "badge badge-live badge-spoken";
+    badge.textContent = typed ? "typed" : "spoken";
+    meta.append(badge);
     this.list.querySelector("[data-empty]")?.remove();
     // What the person said goes before the model's answer even when its transcript arrives late.
     const before = role === "user" ? this.pending.model.find((b) => !b.classList.contains("talk-done")) : null;
@@ -47,14 +49,13 @@ export class Transcripts {
     if (!bubble || bubble.classList.contains("talk-done") || bubble.classList.contains("talk-orphan")) {
       bubble = this.bubble(role);
     }
-    bubble.content.textContent += text;
-    this.scrollToEnd();
+    bubble.content.textContent += text; // followed by thread-scroll.js unless the person scrolled up
   }
 
   /** Typed text sent into the session: shown at once, and the list follows it even if scrolled up. */
   appendTyped(text) {
     this.bubble("user", { typed: true }).content.textContent = text;
-    this.scrollToEnd(true);
+    this.scroll.follow();
   }
 
   /** Barge-in: the model's latest bubble was cut short. */
@@ -116,7 +117,6 @@ export class Transcripts {
       previous = article;
     }
     this.list.querySelector("[data-empty]")?.remove();
-    this.scrollToEnd();
     return true;
   }
 
@@ -146,12 +146,7 @@ export class Transcripts {
     const body = document.createElement("div");
     body.className = "msg-body";
     if (summary.hasAudio) {
-      const audio = document.createElement("audio");
-      audio.className = "msg-audio";
-      audio.controls = true;
-      audio.preload = "none";
-      audio.src = `/api/files/${encodeURIComponent(summary.id)}/download`;
-      body.append(audio);
+      body.append(audioPlayer(`/api/files/${encodeURIComponent(summary.id)}/download`, summary.audioDuration));
     }
     const text = document.createElement("div");
     text.textContent = summary.text ?? "";
@@ -172,12 +167,5 @@ export class Transcripts {
 
   byId(id) {
     return this.list.querySelector(`[data-message-id="${CSS.escape(id)}"]`);
-  }
-
-  /** Follow new text only if the person is reading the end of the list (or `force`). */
-  scrollToEnd(force = false) {
-    const list = this.list;
-    const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 160;
-    if (force || nearBottom) list.scrollTop = list.scrollHeight;
   }
 }
