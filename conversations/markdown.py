@@ -49,9 +49,7 @@ _FORMATTER = HtmlFormatter(nowrap=True)  # spans only: the <pre> is ours; classe
 @cache
 def _parser() -> MarkdownIt:
     # "breaks": a single newline in chat text is a line break, as people expect in a chat.
-    parser = MarkdownIt(
-        "commonmark", {"html": False, "breaks": True, "linkify": False, "highlight": _highlight_code}
-    )
+    parser = MarkdownIt("commonmark", {"html": False, "breaks": True, "linkify": False, "highlight": _highlight_code})
     parser.enable(["table", "strikethrough"])
     parser.add_render_rule("image", _image_as_alt_text)
     return parser
