@@ -132,5 +132,5 @@ def test_any_retry_turn_data_is_parsed_or_refused_as_invalid(data):
     except ProtocolError as error:
         assert error.code in (ErrorCode.INVALID_MESSAGE, ErrorCode.INVALID_JSON)
     else:
-        turn_id = dict(message)["data"]["turnId"]
+        turn_id = json.loads(json.dumps(message))["data"]["turnId"]
         assert turn_id.startswith("turn_") and len(turn_id) == 17
