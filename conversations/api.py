@@ -179,14 +179,18 @@ class GenerateApi(APIView):
         conversation = None
         if data.get("conversationId"):
             conversation = selectors.conversation_get_for_user(user=request.user, public_id=data["conversationId"])
-        prepared = generation.generation_prepare(
-            user=request.user,
-            prompt=data["prompt"],
-            conversation=conversation,
-            model=data.get("model"),
-            temperature=data.get("temperature"),
-            system_instruction=data.get("systemInstruction"),
-        )
+        try:
+            prepared = generation.generation_prepare(
+                user=request.user,
+                prompt=data["prompt"],
+                conversation=conversation,
+                model=data.get("model"),
+                temperature=data.get("temperature"),
+                system_instruction=data.get("systemInstruction"),
+                message_id=data.get("messageId"),
+            )
+        except generation.PromptIdTaken as exc:
+            raise field_error("messageId", str(exc)) from None
         response = StreamingHttpResponse(generation.generation_stream(prepared), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # reverse proxies must not hold the stream back

@@ -15,7 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from google.genai import types
 
 from gemini.client import get_client
@@ -35,6 +35,10 @@ BLOCKING_FINISH_REASONS = {
     types.FinishReason.SPII,
     types.FinishReason.LANGUAGE,
 }
+
+
+class PromptIdTaken(Exception):
+    """The client's ``messageId`` names a message that is not this prompt (another text, conversation or user)."""
 
 
 class GenerationFailed(Exception):
@@ -103,17 +107,36 @@ def generation_prepare(
     model: str | None = None,
     temperature: float | None = None,
     system_instruction: str | None = None,
+    message_id: str | None = None,
     history_limit: int = selectors.HISTORY_MESSAGES,
 ) -> Generation:
-    """Save the user's prompt (creating a conversation titled from it if none is given) and build the request."""
-    created = conversation is None
-    if conversation is None:
-        conversation = services.conversation_create(
-            owner=user, title=services.conversation_title_from_prompt(prompt), kind=Conversation.Kind.REST
-        )
-    user_message = services.message_create(
-        conversation=conversation, role=Message.Role.USER, message_type=Message.MessageType.REST, text=prompt
-    )
+    """Save the user's prompt (creating a conversation titled from it if none is given) and build the request.
+
+    With ``message_id`` (the client's idempotency key) a prompt already saved under that id is asked again, not
+    saved again: Retry after a failed reply. The id naming anything else raises ``PromptIdTaken``.
+    """
+    user_message = _saved_prompt(user=user, prompt=prompt, conversation=conversation, message_id=message_id)
+    created = False
+    if user_message is not None:
+        conversation = user_message.conversation
+    else:
+        created = conversation is None
+        if conversation is None:
+            conversation = services.conversation_create(
+                owner=user, title=services.conversation_title_from_prompt(prompt), kind=Conversation.Kind.REST
+            )
+        try:
+            with transaction.atomic():  # a savepoint: a lost race on the id leaves the outer transaction usable
+                user_message = services.message_create(
+                    conversation=conversation,
+                    role=Message.Role.USER,
+                    message_type=Message.MessageType.REST,
+                    text=prompt,
+                    public_id=message_id,
+                )
+        except IntegrityError:
+            # The same Retry arrived twice at once: the other request saved it first.
+            raise PromptIdTaken("messageId is being used by another request; try again.") from None
     history = selectors.conversation_history_turns(
         conversation=conversation, limit=max(history_limit - 1, 0), before=user_message
     )
@@ -131,6 +154,27 @@ def generation_prepare(
         contents=contents,
         config=types.GenerateContentConfig(**config_kwargs) if config_kwargs else None,
     )
+
+
+def _saved_prompt(
+    *, user: User, prompt: str, conversation: Conversation | None, message_id: str | None
+) -> Message | None:
+    """The prompt already saved under the client's ``message_id`` (None: not saved yet, or no id)."""
+    if not message_id:
+        return None
+    existing = Message.objects.select_related("conversation").filter(public_id=message_id).first()
+    if existing is None:
+        return None
+    same = (
+        existing.conversation.owner_id == user.pk
+        and (conversation is None or existing.conversation_id == conversation.pk)
+        and existing.role == Message.Role.USER
+        and existing.message_type == Message.MessageType.REST
+        and existing.text == prompt
+    )
+    if not same:
+        raise PromptIdTaken("messageId is already the id of another message.")
+    return existing
 
 
 def _chunk_text(chunk: types.GenerateContentResponse) -> str:
@@ -251,6 +295,11 @@ async def generation_stream(generation: Generation) -> AsyncIterator[bytes]:
             logger.exception("generation failed in conversation %s", generation.conversation.public_id)
         else:
             logger.warning("generation failed in %s: %s", generation.conversation.public_id, failure.message)
+    if failure is None and not "".join(parts).strip():
+        # Gemini finished without a word (it happens): nothing to save, and the client offers to ask again.
+        logger.warning("empty reply in conversation %s", generation.conversation.public_id)
+        failure = GenerationFailed("EMPTY_REPLY", "Gemini sent no answer.")
+        parts = []
     try:
         saved = await save(generation, "".join(parts), usage, failure is not None) if parts or not failure else None
     except Exception:

@@ -15,6 +15,7 @@ from .services import TITLE_MAX_CHARS
 
 SYSTEM_INSTRUCTION_MAX_CHARS = 8000
 MODEL_NAME_PATTERN = r"^(models/)?[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+MESSAGE_ID_PATTERN = r"^msg_[0-9a-f]{24}$"
 
 
 # OUTPUT
@@ -223,6 +224,13 @@ class GenerateRequestSerializer(serializers.Serializer):
         allow_null=True,
         validators=[RegexValidator(MODEL_NAME_PATTERN, message="Not a model name (letters, digits, '.', '-', '_').")],
         help_text="Gemini text model; default GEMINI_TEXT_MODEL.",
+    )
+    messageId = StrictCharField(
+        required=False,
+        allow_null=True,
+        validators=[RegexValidator(MESSAGE_ID_PATTERN, message="Not a message id (msg_ and 24 hex digits).")],
+        help_text="The id to save the prompt under, chosen by the client: asking again with the same id (Retry) "
+        "reuses the message saved the first time instead of saving it twice.",
     )
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
     systemInstruction = StrictCharField(

@@ -27,7 +27,8 @@ Use from Python (tests, the app's embedded default)::
 ``**options`` are the fields of ``gemini_sim.server.Options`` (``api_keys``, ``connection_lifetime``,
 ``go_away_before``, ``realtime_factor`` (0 = as fast as possible), ``audio_chunk_ms``, ``latency``,
 ``stream_delay``, ``resumption_ttl``, ``handle_delay``, ``session_cap_factor``, ``vad_threshold``, ``silence_ms``,
-``record``, ``record_limit``, ``record_path``, ``echo``). Each handle is an independent instance with its own
+``record``, ``record_limit``, ``record_path``, ``echo``, ``empty_turns``: the next N replies come back
+empty). Each handle is an independent instance with its own
 options, tokens, handles and records. ``python -m gemini_sim --help`` runs it stand-alone with the same options.
 """
 

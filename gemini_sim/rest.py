@@ -246,6 +246,17 @@ async def generate(
             "responseId": response_id,
         }
 
+    if sim.take_empty_turn():
+        # An empty reply (Options.empty_turns): one candidate that finished with no content at all.
+        empty = chunk([], True, 0)
+        del empty["candidates"][0]["content"]
+        if method == "generateContent":
+            return ok(empty)
+
+        async def nothing() -> AsyncIterator[bytes]:
+            yield b"data: " + wire.dumps(empty) + b"\r\n\r\n"
+
+        return HttpResponse(200, content_type="text/event-stream", stream=nothing())
     pieces: list[tuple[list[dict[str, Any]], bool]]
     if reply.calls:
         parts: list[dict[str, Any]] = [{"functionCall": {"name": name, "args": args}} for name, args in reply.calls]

@@ -56,6 +56,9 @@ class Options:
     record_path: str | None = None  # also append them as JSON lines to this file
     session_cap_factor: float = 1.0  # scales per-model session caps (transcribe-live's 10 minutes), for tests
     echo: bool = False  # benchmarks: answer each input audio chunk at once with the same bytes (see live.inputs)
+    # The next N replies come back empty, as Gemini's sometimes do: a Live turn is a turnComplete with no modelTurn
+    # parts (no audio, no text, no transcription); a REST reply has a candidate with no content. Each uses one up.
+    empty_turns: int = 0
 
     def update(self, **changes: Any) -> None:
         """Change options by name (unknown names are an error)."""
@@ -279,6 +282,14 @@ class Simulator:
         """A fresh session id."""
         self._session_counter += 1
         return f"sim-session-{self._session_counter}"
+
+    def take_empty_turn(self) -> bool:
+        """Use up one of ``options.empty_turns``: whether this reply is to come back empty."""
+        with self._fault_lock:
+            if self.options.empty_turns <= 0:
+                return False
+            self.options.empty_turns -= 1
+            return True
 
     # -- faults -------------------------------------------------------------------------------------------------
     def add_fault(self, fault: Fault) -> None:

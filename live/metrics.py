@@ -86,6 +86,14 @@ _time_to_session_created = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+_silent_turns = Counter(
+    "apsara_live_silent_turns",
+    "Model turns that ended (turnComplete) with no audio, no text and no transcription: shown as 'No answer'.",
+    registry=REGISTRY,
+)
+_silent_turn_retries = Counter(
+    "apsara_live_silent_turn_retries", "Silent turns asked again (retry_turn).", registry=REGISTRY
+)
 _time_to_first_audio = Histogram(
     "apsara_live_time_to_first_audio_seconds",
     "From the end of a user turn to the first model audio sent to the browser.",
@@ -113,6 +121,16 @@ def _check_direction(direction: str) -> None:
 def session_created() -> None:
     """Count a live session created."""
     _sessions_created.inc()
+
+
+def silent_turn() -> None:
+    """Count a model turn that came back with nothing (``apsara_live_silent_turns_total``)."""
+    _silent_turns.inc()
+
+
+def silent_turn_retried() -> None:
+    """Count a silent turn the browser asked again."""
+    _silent_turn_retries.inc()
 
 
 def session_active(delta: int) -> None:

@@ -227,13 +227,39 @@ class EndSession(TypedDict):
     sessionId: NotRequired[str]
 
 
+# A turn id the server gave in turn_silent ("turn_" and 12 hex digits); anything else is refused at parse time.
+SilentTurnId = Annotated[str, pydantic.StringConstraints(pattern=r"^turn_[0-9a-f]{12}$")]
+
+
+@pydantic.with_config(_STRICT)
+class RetryTurnData(TypedDict):
+    turnId: SilentTurnId
+
+
+@pydantic.with_config(_STRICT)
+class RetryTurn(TypedDict):
+    """Ask again a turn Gemini answered with nothing (``turn_silent``)."""
+
+    type: Literal["retry_turn"]
+    sessionId: NotRequired[str]
+    data: RetryTurnData
+
+
 @pydantic.with_config(_STRICT)
 class Ping(TypedDict):
     type: Literal["ping"]
 
 
 ClientMessage = (
-    CreateSession | SendMessage | ActivityStart | ActivityEnd | ConfigureVad | ResumeSession | EndSession | Ping
+    CreateSession
+    | SendMessage
+    | ActivityStart
+    | ActivityEnd
+    | ConfigureVad
+    | ResumeSession
+    | EndSession
+    | RetryTurn
+    | Ping
 )
 
 _CLIENT_ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
@@ -244,6 +270,7 @@ _CLIENT_ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
     "configure_vad": pydantic.TypeAdapter(ConfigureVad),
     "resume_session": pydantic.TypeAdapter(ResumeSession),
     "end_session": pydantic.TypeAdapter(EndSession),
+    "retry_turn": pydantic.TypeAdapter(RetryTurn),
     "ping": pydantic.TypeAdapter(Ping),
 }
 CLIENT_MESSAGE_TYPES = tuple(_CLIENT_ADAPTERS)
@@ -268,6 +295,7 @@ _ID_MEMBERS: dict[str, frozenset[tuple[str, ...]]] = {
     "activity_end": _SESSION_ID,
     "configure_vad": _SESSION_ID,
     "end_session": _SESSION_ID,
+    "retry_turn": _SESSION_ID,
 }
 _CONFIG_MEMBERS = (("data", "config"), ("data", "model"))  # of create_session: refused as INVALID_CONFIG
 

@@ -189,6 +189,9 @@ class Recorder:
 
     async def turn_complete(self) -> None:
         """The model's turn ended: save the user turn it answered, then the model turn."""
+        if self._model is None:
+            # A turn Gemini ended with nothing (a silent turn): the user's turn still ends here, and is saved.
+            self._cut_user_turn()
         await self._finish_model_turn()
 
     async def user_activity_end(self) -> None:

@@ -163,6 +163,14 @@ class VadConfigured(TypedDict):
 
 
 @pydantic.with_config(_SERVER)
+class TurnSilent(TypedDict):
+    type: Literal["turn_silent"]
+    sessionId: str
+    turnId: str  # what retry_turn names
+    timestamp: str
+
+
+@pydantic.with_config(_SERVER)
 class Pong(TypedDict):
     type: Literal["pong"]
     protocolVersion: str
@@ -181,6 +189,7 @@ SERVER_MESSAGES: dict[str, Any] = {
     "session_ended": SessionEnded,
     "session_error": SessionError,
     "audio_error": AudioErrorMessage,
+    "turn_silent": TurnSilent,
     "pong": Pong,
 }
 _SERVER_ADAPTERS = {kind: pydantic.TypeAdapter(definition) for kind, definition in SERVER_MESSAGES.items()}
@@ -233,6 +242,7 @@ ServerMessage = (
     | SessionEnded
     | SessionError
     | AudioErrorMessage
+    | TurnSilent
     | Pong
 )
 
@@ -331,6 +341,11 @@ def session_resumed(
 def vad_configured(*, session_id: str, vad: VadConfig) -> VadConfigured:
     """Build a ``vad_configured``: new voice-activity settings are in effect."""
     return {"type": "vad_configured", "sessionId": session_id, "vad": vad, "timestamp": now_iso()}
+
+
+def turn_silent(*, session_id: str, turn_id: str) -> TurnSilent:
+    """Build a ``turn_silent``: Gemini ended its turn with nothing (no audio, text or transcription)."""
+    return {"type": "turn_silent", "sessionId": session_id, "turnId": turn_id, "timestamp": now_iso()}
 
 
 def session_ended(*, session_id: str, reason: EndReason) -> SessionEnded:

@@ -99,6 +99,9 @@ class Replies:
             await asyncio.sleep(opts.latency / opts.realtime_factor)
         note = session.inputs.video_note()
         prompt_tokens = model.history_tokens(session.history) + model.estimate_tokens(cfg.system_instruction)
+        if session.sim.take_empty_turn():
+            await self._finish_empty(prompt_tokens)
+            return
         if not cfg.model.conversational:
             await self._finish(self._transcribe_or_translate(turn), prompt_tokens)
             return
@@ -136,6 +139,17 @@ class Replies:
         usage = self._usage(prompt_tokens, out_tokens, out_modality)
         session.send({"serverContent": self.turn_complete(), "usageMetadata": usage})
         if cfg.resumption:
+            session.resumption.issue_after_turn()
+
+    async def _finish_empty(self, prompt_tokens: int) -> None:
+        """A silent turn (``Options.empty_turns``): turnComplete with usage and nothing before it, as Gemini
+        sometimes ends a turn; nothing joins the history."""
+        session = self.session
+        out_modality = "AUDIO" if "AUDIO" in session.config.modalities else "TEXT"
+        session.send(
+            {"serverContent": self.turn_complete(), "usageMetadata": self._usage(prompt_tokens, 0, out_modality)}
+        )
+        if session.config.resumption:
             session.resumption.issue_after_turn()
 
     def _usage(self, prompt_tokens: int, out_tokens: int, out_modality: str) -> dict[str, Any]:

@@ -44,6 +44,8 @@ from live.session_plan import plan_session, vad_with_defaults, validate_model_na
 logger = logging.getLogger(__name__)
 
 CLAIM_POLL_SECONDS = 0.2  # how often a resume asks again while another process still holds the session
+# Sent for a silent turn whose words Gemini never transcribed: it still has the audio in its context.
+RETRY_WITHOUT_WORDS = "Please answer what I just said."
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -231,6 +233,8 @@ class LiveClient:
                 run.outbound.activity(start=True)
             elif kind == "activity_end":
                 run.outbound.activity(start=False)
+            elif kind == "retry_turn":
+                self._retry_turn(run, message["data"]["turnId"])  # type: ignore[typeddict-item]
             elif kind == "configure_vad":
                 run.configure_vad(vad_with_defaults(cast(VadConfig, message["data"])))  # type: ignore[typeddict-item]
 
@@ -373,6 +377,15 @@ class LiveClient:
             raise ProtocolError(
                 ErrorCode.INVALID_MESSAGE, "send_message needs text, audioChunk, screenData or videoFrame."
             )
+
+    def _retry_turn(self, run: LiveRun, turn_id: str) -> None:
+        """Ask Gemini again a turn it answered with nothing: its words go again as a text turn (a fixed request when
+        no words were heard), not recorded as a new user message (the turn is already stored)."""
+        silent = run.inbound.silent_turn(turn_id)
+        run.ledger.forget_unanswered()
+        run.outbound.enqueue(Item("text", silent.words or RETRY_WITHOUT_WORDS))
+        run.inbound.silent = None  # asked again: a second retry_turn for it is refused
+        metrics.silent_turn_retried()
 
     async def _audio_in(self, run: LiveRun, pcm: bytes) -> None:
         verdict = run.rate_guard.check(pcm_seconds(pcm), time.monotonic())

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.genai import types
 
 from gemini.wire import GeminiWire, ModelAudio
 from live import metrics
-from live.protocol import OUTPUT_SAMPLE_RATE
+from live.protocol import OUTPUT_SAMPLE_RATE, ErrorCode, ProtocolError
 from live.recorder import Recorder
-from live.server_messages import ServerMessage, session_message
+from live.server_messages import ServerMessage, session_message, turn_silent
 from live.session.ledger import Ledger
 from live.session.link import Link
 from live.session.media import pcm_seconds
@@ -26,6 +27,13 @@ _HANDLED_CONTENT_FIELDS = frozenset(
     {"model_turn", "input_transcription", "output_transcription", "interrupted", "generation_complete", "turn_complete"}
 )
 GO_AWAY_DEFAULT_SECONDS = 10.0
+
+
+class SilentTurn(NamedTuple):
+    """A model turn that ended with nothing (no audio, text, transcription or tool call), until it is retried."""
+
+    turn_id: str  # sent in turn_silent; retry_turn must name it
+    words: str  # what the user said or typed in the turn it did not answer ("" if no words were heard)
 
 
 def _seconds(duration: str | None, default: float) -> float:
@@ -67,6 +75,8 @@ class Inbound:
         self.send = send
         self.send_audio = send_audio
         self.model_busy = False  # the model is producing a reply
+        self._turn_output = False  # the model turn under way produced something (else its end is a silent turn)
+        self.silent: SilentTurn | None = None  # the latest silent turn, until retried or answered
 
     async def receive(self, wire: GeminiWire) -> None:
         """Relay until the connection fails (the session decides what then)."""
@@ -108,12 +118,20 @@ class Inbound:
             usage = _dump(msg.usage_metadata)
             self.recorder.usage(usage)
             data["usageMetadata"] = usage
+        silent: SilentTurn | None = None
         if content is not None and content.turn_complete:
+            if not self._turn_output and msg.tool_call is None:
+                # Gemini sometimes ends a turn with nothing at all (5-7 % of turns in production): the browser shows
+                # "No answer" and may ask again (retry_turn) with the words of the turn, which stays unanswered.
+                silent = self.silent = SilentTurn(f"turn_{secrets.token_hex(6)}", self.ledger.unanswered_words())
+                metrics.silent_turn()
+            self._turn_output = False
             await self.recorder.turn_complete()
             self.model_busy = False
             self.ledger.turn_answered()
             self.link.turn_complete()
         if msg.tool_call is not None:
+            self._turn_output = True
             for call in msg.tool_call.function_calls or []:
                 self.tool_calls.start(call)
             data["toolCall"] = _dump(msg.tool_call)
@@ -126,6 +144,18 @@ class Inbound:
             self.link.go_away(_seconds(msg.go_away.time_left, GO_AWAY_DEFAULT_SECONDS), model_busy=self.model_busy)
         if data:
             await self._send_data(data)
+        if silent is not None:
+            metrics.message("out", "turn_silent")
+            await self.send(turn_silent(session_id=self.public_id, turn_id=silent.turn_id))
+
+    def silent_turn(self, turn_id: str) -> SilentTurn:
+        """The silent turn ``turn_id`` names, if it is still the latest and unanswered; else INVALID_STATE."""
+        silent = self.silent
+        if silent is None or silent.turn_id != turn_id:
+            raise ProtocolError(
+                ErrorCode.INVALID_STATE, "That turn cannot be asked again: it was answered, retried or superseded."
+            )
+        return silent
 
     async def _on_server_content(self, content: types.LiveServerContent) -> dict[str, Any]:
         # Built by hand for the fields every audio chunk carries (a pydantic dump per chunk is most of the relay's
@@ -167,6 +197,7 @@ class Inbound:
         if content.output_transcription is not None:
             self._output_transcription(content.output_transcription.text or "", parts_out)
         if content.interrupted:
+            self._turn_output = True  # cut off by the user: not a silent turn
             self.recorder.interrupted()
             self.model_busy = False
         if parts_out:
@@ -200,6 +231,8 @@ class Inbound:
     def _replying(self, text: str = "") -> None:
         self.ledger.replying(text)
         self.model_busy = True
+        self._turn_output = True
+        self.silent = None  # answered after all (or a newer turn was): nothing left to retry
 
     def _on_resumption_update(self, update: types.LiveServerSessionResumptionUpdate) -> None:
         new_handle = update.new_handle if update.resumable and update.new_handle else None

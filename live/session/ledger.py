@@ -112,6 +112,15 @@ class Ledger:
         if text:
             self.exchange.model.append(text)
 
+    def unanswered_words(self) -> str:
+        """What the user said or typed in the turn under way (that Gemini has not answered)."""
+        return "".join(self.exchange.heard).strip()
+
+    def forget_unanswered(self) -> None:
+        """The turn under way is being asked again as text (``retry_turn``): its words are noted anew as they are
+        sent, so a restore after a reconnect does not hold them twice."""
+        self.exchange.heard.clear()
+
     def turn_answered(self) -> None:
         """A turn is complete: the input sent before its reply began is consumed and answered, so a reconnect before
         the next handle restores the exchange as history instead of replaying it."""

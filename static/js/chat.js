@@ -1,4 +1,5 @@
 // The chat view: send a prompt, stream the reply into the page, then show the server-rendered (sanitised) result.
+import { watchCodeBlocks } from "./code-copy.js";
 import { fetchRenderedMessages, followTitle, withId } from "./conversation-api.js";
 import { pendingMessage } from "./message-element.js";
 import { readEventStream } from "./sse.js";
@@ -8,12 +9,17 @@ const chat = document.getElementById("chat");
 const form = document.getElementById("composer");
 const prompt = document.getElementById("prompt");
 const sendButton = document.getElementById("send");
+const stopButton = document.getElementById("stop");
 const list = document.getElementById("messages");
-const errorBox = document.getElementById("chat-error");
 const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
 let conversationId = chat.dataset.conversationId || null; // null: the first prompt creates the conversation
 let busy = false;
+let stopReply = null; // while a reply streams: stops it (the Stop button, Escape)
+
+// How long to wait for the server to store a stopped reply before showing the page's own copy of it.
+const STOPPED_SAVE_POLLS = 10;
+const STOPPED_SAVE_POLL_MS = 300;
 
 class ChatError extends Error {
   constructor(message, code = "") {
@@ -30,11 +36,6 @@ function scrollToEnd() {
 function autosize() {
   prompt.style.height = "auto";
   prompt.style.height = `${prompt.scrollHeight}px`;
-}
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
 }
 
 /** Build a message element like the server's, with the text set as plain text (never parsed as HTML). */
@@ -114,6 +115,66 @@ function forgetConversation() {
   chat.querySelector(".chat-head details.menu").hidden = true;
 }
 
+/** A message id for a new prompt (`msg_` + 24 hex, as the server's): asking again with it never saves it twice. */
+function newMessageId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `msg_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** The "interrupted" badge the server's `_message.html` shows on a reply that was cut off. */
+function markInterrupted(reply) {
+  const badge = document.createElement("span");
+  badge.className = "badge badge-warn";
+  badge.title = "The reply was cut off";
+  badge.textContent = "interrupted";
+  reply.meta.append(badge);
+}
+
+/**
+ * Show why a reply did not come, once, where it would have been, with a Retry button that asks again (the prompt
+ * keeps its message id, so the server does not store it twice).
+ */
+function showFailure(reply, { message, noAnswer = false, retry }) {
+  reply.article.classList.add(noAnswer ? "no-reply" : "failed");
+  if (!reply.content.textContent) {
+    reply.content.textContent = noAnswer ? "No answer" : "";
+    reply.content.classList.toggle("no-answer", noAnswer);
+  }
+  const row = document.createElement("div");
+  row.className = "msg-error-row";
+  const note = document.createElement("div");
+  note.className = noAnswer ? "muted small" : "msg-error";
+  note.setAttribute("role", "alert");
+  note.textContent = message;
+  const again = document.createElement("button");
+  again.type = "button";
+  again.className = "btn msg-retry";
+  again.textContent = "Retry";
+  again.setAttribute("aria-label", "Retry: ask Gemini again");
+  again.addEventListener("click", () => {
+    if (busy) return;
+    reply.article.remove();
+    retry();
+  });
+  row.append(note, again);
+  reply.body.append(row);
+  return again;
+}
+
+/** After Stop: show the server's rendering once it has stored the partial reply (it notices the abort itself). */
+async function refreshUntilStored(messageId) {
+  for (let i = 0; i < STOPPED_SAVE_POLLS; i++) {
+    const fragment = await fetchRenderedMessages(withId(chat.dataset.messagesUrlTemplate, conversationId));
+    if (fragment?.getElementById?.(messageId) || fragment?.querySelector?.(`[data-message-id="${messageId}"]`)) {
+      list.replaceChildren(fragment);
+      scrollToEnd();
+      return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, STOPPED_SAVE_POLL_MS));
+  }
+  return false;
+}
+
 /**
  * Replace the message list with the server's rendering (Markdown sanitised server-side); false if it could not
  * be read, and the streamed text stays as it is.
@@ -128,28 +189,49 @@ async function refreshMessages() {
   return true;
 }
 
-async function send(text) {
-  busy = true;
-  sendButton.disabled = true;
+function setStreaming(streaming) {
+  busy = streaming;
+  sendButton.disabled = streaming;
+  sendButton.hidden = streaming;
+  stopButton.hidden = !streaming;
+  if (!streaming) stopReply = null;
+}
+
+/**
+ * Send a prompt and stream the reply. `messageId` is the prompt's idempotency key (new for a new prompt, the same
+ * for Retry); `userArticle` is the prompt already on the page when asking again.
+ */
+async function send(text, { messageId = newMessageId(), userArticle = null } = {}) {
+  setStreaming(true);
   chat.dataset.state = "streaming";
-  showError("");
   list.querySelector("[data-empty]")?.remove();
 
-  list.append(messageElement("user", text).article);
-  const reply = messageElement("model", "");
+  if (!userArticle) list.append(messageElement("user", text).article);
+  const promptArticle = userArticle ?? list.lastElementChild; // what Retry asks again under
+  const reply = pendingMessage("model");
   const dots = typingIndicator();
   reply.body.append(dots);
   list.append(reply.article);
   scrollToEnd();
 
+  const aborter = new AbortController();
+  let stopped = false;
+  stopReply = () => {
+    stopped = true;
+    aborter.abort();
+  };
   let received = "";
   let finished = false;
+  let modelMessageId = null;
+  const retry = () => send(text, { messageId, userArticle: promptArticle });
   try {
+    const body = { prompt: text, messageId, ...(conversationId ? { conversationId } : {}) };
     const response = await fetch(chat.dataset.generateUrl, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken },
-      body: JSON.stringify(conversationId ? { prompt: text, conversationId } : { prompt: text }),
+      body: JSON.stringify(body),
+      signal: aborter.signal,
     });
     if (!response.ok || !(response.headers.get("Content-Type") ?? "").includes("text/event-stream")) {
       throw await errorFromResponse(response);
@@ -158,6 +240,7 @@ async function send(text) {
       const payload = parseData(data);
       if (event === "meta") {
         adoptConversation(payload.conversationId, payload.conversation);
+        modelMessageId = payload.modelMessageId ?? null;
       } else if (event === "chunk" && typeof payload.text === "string") {
         received += payload.text;
         reply.content.textContent = received;
@@ -170,22 +253,45 @@ async function send(text) {
     if (!finished) throw new ChatError("The connection closed before the reply finished.");
     dots.remove();
     chat.dataset.state = "idle";
+    // The prompt is answered: a copy kept in the input after an earlier failure is done with.
+    if (prompt.value.trim() === text) {
+      prompt.value = "";
+      autosize();
+    }
+    setStreaming(false);
     if (!(await refreshMessages())) reply.article.classList.remove("pending");
     if (list.querySelectorAll(".msg-model").length === 1) followTitle(chat, conversationId); // named after the first reply
   } catch (error) {
     dots.remove();
-    reply.article.classList.add("failed");
-    if (!received) reply.content.textContent = "No reply.";
-    const note = document.createElement("div");
-    note.className = "msg-error";
-    note.textContent = error instanceof ChatError ? error.message : "Network error: the reply could not be received.";
-    reply.body.append(note);
-    showError(note.textContent);
-    chat.dataset.state = "error";
+    setStreaming(false);
+    if (stopped) {
+      // Stopped: what arrived stays, marked as the server stores it (interrupted); nothing is retried by itself.
+      chat.dataset.state = "idle";
+      reply.article.classList.remove("pending");
+      if (received) {
+        markInterrupted(reply);
+        if (modelMessageId) await refreshUntilStored(modelMessageId);
+      } else {
+        showFailure(reply, { message: "Stopped before Gemini answered.", noAnswer: true, retry });
+      }
+      return;
+    }
+    const noAnswer = error instanceof ChatError && error.code === "EMPTY_REPLY";
+    if (received) markInterrupted(reply);
+    showFailure(reply, {
+      message: error instanceof ChatError ? error.message : "Network error: the reply could not be received.",
+      noAnswer,
+      retry,
+    });
+    // Never lose what was typed: it goes back in the input unless the person has started typing something else.
+    if (!prompt.value.trim()) {
+      prompt.value = text;
+      autosize();
+    }
+    chat.dataset.state = noAnswer ? "no-answer" : "error";
+    scrollToEnd();
   } finally {
-    busy = false;
-    sendButton.disabled = false;
-    prompt.focus();
+    if (!busy) prompt.focus();
   }
 }
 
@@ -200,7 +306,13 @@ form.addEventListener("submit", (event) => {
   if (!routed) send(text);
 });
 
+stopButton.addEventListener("click", () => stopReply?.());
 prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && stopReply) {
+    event.preventDefault();
+    stopReply();
+    return;
+  }
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     form.requestSubmit();
@@ -215,6 +327,7 @@ document.addEventListener("apsara:refresh-messages", () => {
   if (conversationId && !busy) refreshMessages();
 });
 
+watchCodeBlocks(list);
 scrollToEnd();
 if (!list.querySelector(".msg")) prompt.focus();
 // Ready: the handlers above are in place, so sending can no longer fall back to a plain form submit.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from html.parser import HTMLParser
 
-from conversations.markdown import markdown_render
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conversations.markdown import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, PYGMENTS_CLASSES, markdown_render
 
 
 @pytest.mark.parametrize(
@@ -51,3 +55,68 @@ def test_markdown_render_links_are_safe_and_open_elsewhere() -> None:
 def test_markdown_render_empty() -> None:
     """Empty text renders to nothing."""
     assert markdown_render("") == ""
+
+
+# -- code blocks: highlighted by Pygments, and still only the allow-list ------------------------------------------
+
+
+def test_fenced_code_with_a_known_language_is_highlighted_with_pygments_classes() -> None:
+    html = markdown_render('```python\ndef f(x):\n    return "a<b"  # hi\n```')
+    assert html.startswith('<pre class="highlight" data-lang="python"><code>')
+    assert '<span class="k">def</span>' in html
+    assert '<span class="nf">f</span>' in html
+    assert "&lt;b" in html and "style=" not in html
+
+
+def test_an_unknown_language_or_hostile_info_string_is_plain_code() -> None:
+    assert markdown_render('```nosuchlang"><script>\nx\n```').strip() == "<pre><code>x\n</code></pre>"
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, attrs))
+
+
+_LANGS = st.sampled_from(["", "python", "js", "html", "bash", "sql", "nosuch", 'x" onclick="y', "<script>"])
+_PIECES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "<script>alert(1)</script>",
+            '<span class="k" style="color:red">x</span>',
+            "<pre class=x>",
+            "[a](javascript:x)",
+            "![i](http://e/x.png)",
+            '<a href="x" onclick="y">',
+            "`code`",
+            "**b**",
+            "| a |\n|:-|\n| b |",
+            "<img src=x onerror=y>",
+            '<div class="highlight">',
+        ]
+    ),
+    st.builds(lambda lang, code: f"```{lang}\n{code}\n```", _LANGS, st.text(max_size=60)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=6).map("\n\n".join))
+def test_arbitrary_markdown_never_yields_disallowed_tags_attributes_or_classes(source: str) -> None:
+    parser = _Collect()
+    parser.feed(markdown_render(source))
+    for tag, attrs in parser.found:
+        assert tag in ALLOWED_TAGS, tag
+        for name, value in attrs:
+            if name == "class":
+                allowed = PYGMENTS_CLASSES if tag == "span" else {"highlight"} if tag == "pre" else set()
+                assert set((value or "").split()) <= allowed, (tag, value)
+            elif tag == "a" and name in ("rel", "target"):
+                continue
+            else:
+                assert name in ALLOWED_ATTRIBUTES.get(tag, set()), (tag, name)
+                if name == "style":
+                    assert (value or "").replace(" ", "").startswith("text-align:"), value

@@ -323,6 +323,13 @@ def message_strategies(ids: Ids) -> st.SearchStrategy[dict[str, Any]]:
         typed("configure_vad", data=vad),
         resume,
         typed("end_session"),
+        typed(
+            "retry_turn",
+            data=member(
+                st.fixed_dictionaries({"turnId": text("turn_0123456789ab", "turn_000000000000", max_size=40)}),
+                wrong_types,
+            ),
+        ),
         st.just({"type": "ping"}),
         unknown,
     )

@@ -7,6 +7,7 @@ import { AudioEngine, FrameSource, MediaProblem } from "./media.js";
 import { SettingsSheet } from "./settings-sheet.js";
 import { TalkSettings } from "./settings.js";
 import { CLOSE, LiveSocket } from "./socket.js";
+import { SilentTurns } from "./silent-turns.js";
 import { Transcripts } from "./transcripts.js";
 import { TalkView } from "./view.js";
 
@@ -78,6 +79,7 @@ export class TalkController {
       reconnectWindowMs: reconnectWindowMs(slot),
     });
     this.transcripts = new Transcripts({ list, messagesUrlTemplate: chat.dataset.messagesUrlTemplate });
+    this.silentTurns = new SilentTurns({ list, retry: (turnId) => this.retryTurn(turnId) });
     this.view = new TalkView({
       slot,
       chat,
@@ -204,7 +206,15 @@ export class TalkController {
   }
 
   /** Tear everything down and show the final state. */
+  /** Ask again a turn Gemini answered with nothing; false when there is no open session to ask. */
+  retryTurn(turnId) {
+    if (!this.sessionId || !this.socket.open || !this.active) return false;
+    this.socket.send({ type: "retry_turn", sessionId: this.sessionId, data: { turnId } });
+    return true;
+  }
+
   finish(state, message) {
+    this.silentTurns.expire();
     clearTimeout(this.endTimer);
     this.endTimer = null;
     clearTimeout(this.tailTimer);
@@ -517,6 +527,7 @@ export class TalkController {
     this.engine.play(buffer);
     if (!this.modelTurn) {
       this.modelTurn = true;
+      this.silentTurns.expire(); // answered now: the server no longer retries an earlier silent turn
       this.transcripts.append("model", ""); // a bubble for the answer at once; its transcript fills it in
       this.refreshSpeaking();
     }
@@ -563,6 +574,9 @@ export class TalkController {
       case "vad_configured":
         this.onVadConfigured(message.vad);
         break;
+      case "turn_silent":
+        this.silentTurns.show(message.turnId);
+        break;
       case "context_loaded": {
         const count = message.messagesLoaded;
         this.view.showInfo(`Gemini has the last ${count} message${count === 1 ? "" : "s"} of this conversation.`);
@@ -601,6 +615,7 @@ export class TalkController {
     const said = content.outputTranscription?.text;
     if (said) {
       this.modelTurn = true;
+      this.silentTurns.expire();
       this.transcripts.append("model", said);
     }
     for (const part of content.modelTurn?.parts ?? []) {
