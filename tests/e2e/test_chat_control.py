@@ -51,6 +51,8 @@ def test_stop_keeps_the_partial_reply_marked_interrupted(page: Page, gemini_sim:
     model = page.locator("#messages .msg-model")
     expect(model.locator(".badge-warn")).to_have_text("interrupted")
     expect(page.locator("#chat")).to_have_attribute("data-state", "idle")
+    # The server stores the partial reply once it notices the abort; the page then shows its rendering.
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1)
 
     conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="stopper"))
     stored = while_server_writes(lambda: list(conversation.messages.order_by("created_at", "id")))
