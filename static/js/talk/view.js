@@ -130,7 +130,8 @@ export class TalkView {
     // Push-to-talk, for speakerphones whose echo makes Gemini interrupt itself.
     this.modeButton = control({
       id: "talk-mode",
-      label: "Hold to talk instead of automatic turns",
+      // The visible text ("Hold mode") starts the name, so speech control ("click Hold mode") finds it (WCAG 2.5.3).
+      label: "Hold mode: hold to talk instead of automatic turns",
       icon: "hand",
       text: "Hold mode",
     });
@@ -262,7 +263,7 @@ export class TalkView {
 
   setPushToTalk(on) {
     this.modeButton.setAttribute("aria-pressed", String(on));
-    setLabel(this.modeButton, on ? "Use automatic turns instead of holding to talk" : "Hold to talk instead of automatic turns");
+    setLabel(this.modeButton, on ? "Hold mode: use automatic turns instead of holding to talk" : "Hold mode: hold to talk instead of automatic turns");
   }
 
   /** The mode switch waits for the server (vad_configured): no second switch meanwhile. */
