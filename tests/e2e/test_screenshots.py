@@ -50,6 +50,14 @@ class HeldSockets:
 
         route.on_message(forward)
 
+    def wait_for(self, page: Page, n: int) -> None:
+        """Wait until the page has opened its n-th connection (Playwright's handler runs while the page waits)."""
+        for _ in range(300):
+            if len(self.routes) > n:
+                return
+            page.wait_for_timeout(100)
+        raise AssertionError(f"the page never opened /live connection {n}")
+
     def release(self, n: int) -> None:
         """Connect connection n to the server, with what the page has sent on it so far."""
         server = self.routes[n].connect_to_server()
@@ -94,6 +102,7 @@ def test_screenshots_of_the_main_states(talk_browser: Any, server_url: str, scre
     page.get_by_role("button", name="Talk with Gemini by voice").click()
     wait_state(page, "connecting")
     expect(page.locator("#talk-status")).not_to_be_empty()
+    sockets.wait_for(page, 0)  # "connecting" starts with the microphone, before the socket opens
     shot("talk-connecting")
     sockets.release(0)
     wait_state(page, "listening")
@@ -105,11 +114,8 @@ def test_screenshots_of_the_main_states(talk_browser: Any, server_url: str, scre
     wait_state(page, "reconnecting")
     expect(page.locator("#talk-status")).to_have_text("Reconnecting…")
     shot("talk-reconnecting")
-    for _ in range(200):  # the page's first attempt to resume, held until now
-        if len(sockets.routes) > 1:
-            break
-        page.wait_for_timeout(100)
-    sockets.release(len(sockets.routes) - 1)
+    sockets.wait_for(page, 1)  # the page's first attempt to resume, held until now
+    sockets.release(1)
     page.wait_for_function("() => ['listening', 'speaking'].includes(window.apsaraTalk.state)", timeout=30_000)
 
     page.get_by_role("button", name="End voice session").click()
