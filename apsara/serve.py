@@ -57,6 +57,7 @@ class DrainingServer(uvicorn.Server):
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     import django
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management.base import BaseCommand, SystemCheckError
 
     parser = argparse.ArgumentParser(description="Serve Apsara (HTTP and /live) with uvicorn.")
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apsara.settings.production")
+    try:
+        # Load the settings on their own first: a variable missing or malformed (django-environ raises
+        # ImproperlyConfigured, or ValueError for a value it cannot parse) is the operator's to fix, so it is one
+        # line saying what to set and exit code 2 (a usage error), not a traceback.
+        settings.INSTALLED_APPS  # noqa: B018  (the access imports the settings module)
+    except (ImproperlyConfigured, ValueError) as error:
+        parser.exit(2, f"apsara.serve: cannot start: {' '.join(str(error).split())}\n")
     django.setup()
     try:
         # The system checks runserver and manage.py run (e.g. a Live API version Gemini serves no Live on): refuse

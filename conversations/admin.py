@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from apsara.admin_display import EMPTY, audio_seconds, count, cut
+
 from . import services
 from .forms import AdminLoginForm
 from .models import Conversation, Message, User
@@ -25,6 +27,8 @@ PREVIEW_CHARS = 80
 # /admin/login/ throttled like the site's login page (django-axes; conversations/login_throttling.py). Staff unlock
 # in Axes → Access attempts (delete the rows), or with `manage.py axes_reset_username` / `axes_reset_ip`.
 admin.site.login_form = AdminLoginForm
+# No app list beside every page: on a 1280 px screen it takes the width the tables need (the index lists the apps).
+admin.site.enable_nav_sidebar = False
 
 
 def _preview(message: Message) -> str:
@@ -35,12 +39,15 @@ def _preview(message: Message) -> str:
 def _audio_player(message: Message) -> SafeString | str:
     """Render an HTML5 player and a download link for a message's recording (empty when it has none)."""
     if not message.audio or not message.public_id:
-        return "—"
+        return EMPTY
     url = reverse("api-file-download", kwargs={"file_id": message.public_id})
-    duration = f"{message.audio_duration:.1f} s" if message.audio_duration is not None else ""
+    duration = audio_seconds(message.audio_duration) if message.audio_duration is not None else ""
+    # The player is named for screen readers (an <audio> has no name of its own).
     return format_html(
-        '<audio controls preload="none" src="{}"></audio> <a href="{}?download=1">Download</a> {}',
+        '<audio controls preload="none" src="{}" aria-label="Recording of {}"></audio> '
+        '<a href="{}?download=1">Download</a> {}',
         url,
+        message.get_role_display().lower(),
         url,
         duration,
     )
@@ -48,14 +55,19 @@ def _audio_player(message: Message) -> SafeString | str:
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "is_staff", "is_active", "conversation_count", "date_joined", "last_login")
+    list_display = ("username", "email", "is_staff", "is_active", "conversation_count", "last_login")
+    # Plain multiple selects: Django's two-box widget leaves unlabelled controls (the accessibility audit's
+    # "aria-prohibited-attr"); and when someone joined or last logged in is a record, not a form field (its split
+    # date and time inputs have no labels either).
+    filter_horizontal = ()
+    readonly_fields = ("last_login", "date_joined")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).annotate(conversation_count=Count("conversations"))
 
     @admin.display(description="Conversations", ordering="conversation_count")
-    def conversation_count(self, user: User) -> int:
-        return user.conversation_count  # type: ignore[attr-defined]
+    def conversation_count(self, user: User) -> str:
+        return count(user.conversation_count)  # type: ignore[attr-defined]
 
 
 class MessageInline(admin.TabularInline):
@@ -83,7 +95,8 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "title", "owner", "kind", "message_count", "created_at", "updated_at")
+    # Fits a 1280 px screen: ids and titles cut short (whole in their title), creation dates in the filter.
+    list_display = ("short_id", "short_title", "owner", "kind", "message_count", "updated_at")
     list_filter = ("kind", ("owner", admin.RelatedOnlyFieldListFilter), "created_at")
     search_fields = (
         "title",
@@ -109,8 +122,16 @@ class ConversationAdmin(admin.ModelAdmin):
         return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
 
     @admin.display(description="Messages", ordering="message_count")
-    def message_count(self, conversation: Conversation) -> int:
-        return conversation.message_count  # type: ignore[attr-defined]
+    def message_count(self, conversation: Conversation) -> str:
+        return count(conversation.message_count)  # type: ignore[attr-defined]
+
+    @admin.display(description="Conversation", ordering="public_id")
+    def short_id(self, conversation: Conversation) -> SafeString | str:
+        return cut(conversation.public_id, 14)
+
+    @admin.display(description="Title", ordering="title")
+    def short_title(self, conversation: Conversation) -> SafeString | str:
+        return cut(conversation.title, 40)
 
     def save_model(self, request: HttpRequest, obj: Conversation, form: ModelForm, change: bool) -> None:
         # The form has validated the fields already; the services apply the rules about them.
@@ -136,7 +157,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "conversation", "role", "message_type", "preview", "duration", "created_at")
+    list_display = ("short_id", "conversation_display", "role", "message_type", "preview", "duration", "created_at")
     list_filter = ("message_type", "role", "interrupted", "created_at")
     search_fields = ("public_id", "text", "input_transcription", "output_transcription", "conversation__public_id")
     list_select_related = ("conversation",)
@@ -151,7 +172,7 @@ class MessageAdmin(admin.ModelAdmin):
         "input_transcription",
         "output_transcription",
         "player",
-        "audio_duration",
+        "audio_length",
         "audio_mime_type",
         "live_config",
         "tool_data",
@@ -167,12 +188,24 @@ class MessageAdmin(admin.ModelAdmin):
         return False  # messages come from chats and live sessions
 
     @admin.display(description="Words")
-    def preview(self, message: Message) -> str:
-        return _preview(message)
+    def preview(self, message: Message) -> SafeString | str:
+        return cut(message.text or message.input_transcription or message.output_transcription, 48)
 
-    @admin.display(description="Audio (s)", ordering="audio_duration")
+    @admin.display(description="Message", ordering="public_id")
+    def short_id(self, message: Message) -> SafeString | str:
+        return cut(message.public_id, 14)
+
+    @admin.display(description="Conversation", ordering="conversation__title")
+    def conversation_display(self, message: Message) -> SafeString | str:
+        return cut(str(message.conversation), 28)
+
+    @admin.display(description="Audio", ordering="audio_duration")
     def duration(self, message: Message) -> str:
-        return f"{message.audio_duration:.1f}" if message.audio_duration is not None else ""
+        return audio_seconds(message.audio_duration) if message.audio_duration is not None else ""
+
+    @admin.display(description="Audio length")
+    def audio_length(self, message: Message) -> str:
+        return audio_seconds(message.audio_duration)
 
     @admin.display(description="Audio")
     def player(self, message: Message) -> SafeString | str:

@@ -7,7 +7,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.safestring import SafeString
 
+from apsara.admin_display import EMPTY, audio_seconds, clock, count, cut
 from live.models import LiveSession
 from live.services import EndRequest, live_session_end_request
 
@@ -28,17 +30,17 @@ def end_live_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
 class LiveSessionAdmin(admin.ModelAdmin):
     """Live sessions as the bridge records them: read-only for staff, who may end them."""
 
+    # Fits a 1280 px screen: the model and the worker are in the filters and on the change page.
     list_display = (
-        "public_id",
+        "short_id",
         "user",
         "conversation_id_display",
-        "model",
         "status",
-        "worker",
         "started_at",
         "duration",
+        "audio_in",
         "reconnects",
-        "last_error_code",
+        "error",
     )
     list_filter = ("status", "model", "started_at")
     search_fields = (
@@ -51,12 +53,31 @@ class LiveSessionAdmin(admin.ModelAdmin):
     )
     list_select_related = ("user", "conversation")
     date_hierarchy = "started_at"
-    # The resumption handle lets anyone holding it resume the Gemini session: never shown.
-    exclude = ("resumption_handle",)
-    readonly_fields = [
-        *(f.name for f in LiveSession._meta.fields if f.name not in {"id", "resumption_handle"}),
+    # The resumption handle lets anyone holding it resume the Gemini session: never shown. Numbers are shown
+    # rounded (the display methods), not as the floats the bridge adds up.
+    fields = (
+        "public_id",
+        "user",
+        "conversation",
+        "model",
+        "status",
+        "worker",
+        "channel_name",
+        "started_at",
+        "ended_at",
+        "last_seen_at",
         "duration",
-    ]
+        "messages_in_display",
+        "messages_out_display",
+        "audio_in",
+        "audio_out",
+        "reconnects",
+        "last_error_code",
+        "last_error",
+        "config",
+        "resumption_handle_issued_at",
+    )
+    readonly_fields = fields
     actions = (end_live_sessions,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -67,14 +88,34 @@ class LiveSessionAdmin(admin.ModelAdmin):
         # bridge, is never edited by hand.
         return obj is None and super().has_change_permission(request)
 
+    @admin.display(description="Session", ordering="public_id")
+    def short_id(self, session: LiveSession) -> SafeString | str:
+        return cut(session.public_id, 14)
+
     @admin.display(description="Conversation", ordering="conversation__public_id")
-    def conversation_id_display(self, session: LiveSession) -> str:
-        return session.conversation.public_id if session.conversation else "—"
+    def conversation_id_display(self, session: LiveSession) -> SafeString | str:
+        return cut(session.conversation.public_id, 14) if session.conversation else EMPTY
 
     @admin.display(description="Duration")
     def duration(self, session: LiveSession) -> str:
-        seconds = session.duration_seconds
-        if seconds is None:
-            return ""
-        minutes, secs = divmod(int(seconds), 60)
-        return f"{minutes}:{secs:02d}" + ("" if session.ended_at else " (running)")
+        return clock(session.duration_seconds) + ("" if session.ended_at else " (running)")
+
+    @admin.display(description="Error", ordering="last_error_code")
+    def error(self, session: LiveSession) -> SafeString | str:
+        return cut(session.last_error_code, 16)
+
+    @admin.display(description="Audio in", ordering="audio_seconds_in")
+    def audio_in(self, session: LiveSession) -> str:
+        return audio_seconds(session.audio_seconds_in)
+
+    @admin.display(description="Audio out", ordering="audio_seconds_out")
+    def audio_out(self, session: LiveSession) -> str:
+        return audio_seconds(session.audio_seconds_out)
+
+    @admin.display(description="Messages in", ordering="messages_in")
+    def messages_in_display(self, session: LiveSession) -> str:
+        return count(session.messages_in)
+
+    @admin.display(description="Messages out", ordering="messages_out")
+    def messages_out_display(self, session: LiveSession) -> str:
+        return count(session.messages_out)

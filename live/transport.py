@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -23,6 +24,11 @@ from channels.layers import get_channel_layer
 from live import layer_internals
 
 logger = logging.getLogger(__name__)
+
+# What the servers raise for a send on a socket that is closed or closing, i.e. "nobody is listening any more":
+# uvicorn's ClientDisconnected (an OSError), and daphne's autobahn ``Disconnected`` (a RuntimeError: "Attempt to send
+# on a closed protocol") when the browser's close frame has arrived but the connection is not yet gone.
+CLOSED_SOCKET_ERRORS: tuple[type[BaseException], ...] = (OSError, Disconnected)
 
 # A consumer whose control loop is the one reading Redis for the whole process sends this to its own channel to end
 # the loop: it returns from a receive that completed, not cancelled in mid-read (see LiveConsumer._stop_control).
@@ -219,16 +225,18 @@ class ChannelsSocket(AsyncWebsocketConsumer):
 
     async def _send_while_open(self, message: dict[str, Any]) -> None:
         # A browser that has gone is not an error here: what the client was saying (the end of a session, a last
-        # chunk) has no one to reach, and the disconnect that follows stops the session. uvicorn raises
-        # ClientDisconnected (an OSError) for a send after the socket closed, and RuntimeError for one after this
-        # side sent a close (a message_saved relayed after a 4408, say); daphne drops both silently.
+        # chunk) has no one to reach, and the disconnect that follows stops the session. So a send to a closed or
+        # closing socket (CLOSED_SOCKET_ERRORS) is a debug line, and the sends after it are not even tried; were it
+        # raised, the session would end as "crashed" with an ERROR traceback. uvicorn raises RuntimeError for a send
+        # after this side sent a close: `_closed` is set then, so one that still gets through is a bug and raises.
         if self._closed:
             logger.debug("live: send after close dropped (%s)", message["type"])
             return
         try:
             await self.base_send(message)
-        except OSError:
-            logger.debug("live: send to a closed socket dropped (%s)", message["type"])
+        except CLOSED_SOCKET_ERRORS as exc:
+            self._closed = True
+            logger.debug("live: send to a closed socket dropped (%s: %s)", message["type"], type(exc).__name__)
 
     async def group_add(self, group: str) -> None:
         """Join a channel-layer group (joined again if the layer loses it, see ``_control_loop``)."""

@@ -104,7 +104,7 @@ def test_conversation_page_shows_messages_in_order_with_a_player(staff_client, t
     assert positions == sorted(positions)
     recorded = talk.messages.exclude(audio="").get()
     url = f"/api/files/{recorded.public_id}/download"
-    assert f'<audio controls preload="none" src="{url}"></audio>' in page
+    assert f'<audio controls preload="none" src="{url}" aria-label="Recording of user"></audio>' in page
     assert f'href="{url}?download=1"' in page
 
 
@@ -208,3 +208,38 @@ def test_admin_corrects_a_transcription(staff_client, talk) -> None:
 def test_messages_cannot_be_added_by_hand(staff_client) -> None:
     """Messages come from chats and live sessions only."""
     assert staff_client.get(reverse("admin:conversations_message_add")).status_code == 403
+
+
+def test_numbers_and_durations_read_as_people_say_them(staff_client, talk, user) -> None:
+    """Seconds rounded with their unit, durations as m:ss, counts with separators, long ids cut (whole in a title)."""
+    started = timezone.now() - dt.timedelta(minutes=3, seconds=7)
+    session = LiveSessionFactory.create(
+        user=user,
+        conversation=talk,
+        started_at=started,
+        ended_at=started + dt.timedelta(minutes=2, seconds=5.4),
+        audio_seconds_in=2.4000000000000012,
+        audio_seconds_out=75.25,
+        messages_in=12345,
+        messages_out=7,
+        status=LiveSession.Status.ENDED,
+    )
+    listing = staff_client.get(reverse("admin:live_livesession_changelist")).content.decode()
+    assert "2.4 s" in listing and "2:05" in listing
+    assert "2.4000000000000012" not in listing
+    assert f'title="{session.public_id}"' in listing  # cut short in the cell, whole on hover
+    page = staff_client.get(reverse("admin:live_livesession_change", args=[session.pk])).content.decode()
+    assert "2.4 s" in page and "1:15" in page and "12,345" in page and "2:05" in page
+    assert "2.4000000000000012" not in page and "75.25" not in page
+
+    recorded = talk.messages.exclude(audio="").get()
+    messages = staff_client.get(reverse("admin:conversations_message_changelist")).content.decode()
+    assert "1.0 s" in messages  # the one-second recording
+    assert (
+        staff_client.get(reverse("admin:conversations_message_change", args=[recorded.pk]))
+        .content.decode()
+        .count("1.0 s")
+    )
+    services.message_create(conversation=talk, role="user", text="x" * 300)
+    conversations = staff_client.get(reverse("admin:conversations_conversation_changelist")).content.decode()
+    assert f'title="{talk.public_id}"' in conversations

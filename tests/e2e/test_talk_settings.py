@@ -123,6 +123,9 @@ def test_settings_chosen_in_the_panel_reach_gemini_and_follow_the_person(
     assert "in:context_loaded" not in types and "in:context_load_skipped" not in types  # history off
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
+    # Nothing was said, so the call leaves no conversation: the page becomes a new one (reloading the old address
+    # before that would meet the 404 of a conversation that is gone).
+    expect(page).to_have_url(re.compile(r"/c/new/$"))
 
     # Nothing was said: the call left no conversation and the page is a new one again; a reload shows the same.
     page.wait_for_url("**/c/new/**")

@@ -171,6 +171,8 @@ export class TalkController {
     this.view.setPushToTalk(this.pushToTalk);
     this.restartedStarts = 0;
     this.setState("connecting");
+    // Talk is hidden now: focus goes to End at once, never to <body> while the microphone and session start.
+    this.view.focusEnd();
     const engine = new AudioEngine({
       deviceId: this.settings?.microphone ?? "",
       onFrame: (pcm) => this.onMicFrame(pcm),
@@ -192,7 +194,7 @@ export class TalkController {
   }
 
   end() {
-    if (!this.active) return;
+    if (!this.active || this.state === "ending") return; // End stays focusable (and pressable) while ending
     this.endRequested = true;
     this.engine?.flush();
     this.stopFrames();

@@ -130,11 +130,14 @@ export class TalkView {
     // Push-to-talk, for speakerphones whose echo makes Gemini interrupt itself.
     this.modeButton = control({
       id: "talk-mode",
-      label: "Hold to talk instead of automatic turns",
+      // The visible text ("Hold mode") starts the name, so speech control ("click Hold mode") finds it (WCAG 2.5.3).
+      label: "Hold mode: hold to talk instead of automatic turns",
       icon: "hand",
       text: "Hold mode",
     });
-    this.modeButton.addEventListener("click", () => actions.togglePushToTalk());
+    this.modeButton.addEventListener("click", () => {
+      if (this.modeButton.getAttribute("aria-disabled") !== "true") actions.togglePushToTalk();
+    });
     this.holdButton = this.buildHoldButton(actions);
     this.panelSettingsButton = control({ id: "talk-panel-settings", label: "Talk settings", icon: "gear", text: "Settings" });
     this.panelSettingsButton.removeAttribute("aria-pressed"); // it opens a dialog, it is not a toggle
@@ -222,9 +225,13 @@ export class TalkView {
     // The panel's Settings button takes over during a call.
     this.settingsButton.hidden = live || !this.settingsAvailable;
     this.panelSettingsButton.hidden = !this.settingsAvailable;
-    for (const el of [this.muteButton, this.modeButton, this.cameraButton, this.screenButton, this.endButton]) {
+    for (const el of [this.muteButton, this.modeButton, this.cameraButton, this.screenButton]) {
       el.disabled = !live || state === "ending";
     }
+    // End stays focusable while the call ends (aria-disabled): disabling it would drop the focus the person's key
+    // press put there to <body>; once ended, focus goes back to Talk (returnFocus).
+    this.endButton.disabled = !live;
+    this.endButton.setAttribute("aria-disabled", String(state === "ending"));
     this.controls.hidden = !live;
     this.dismissButton.hidden = live;
     this.meter.hidden = !live;
@@ -262,12 +269,15 @@ export class TalkView {
 
   setPushToTalk(on) {
     this.modeButton.setAttribute("aria-pressed", String(on));
-    setLabel(this.modeButton, on ? "Use automatic turns instead of holding to talk" : "Hold to talk instead of automatic turns");
+    setLabel(this.modeButton, on ? "Hold mode: use automatic turns instead of holding to talk" : "Hold mode: hold to talk instead of automatic turns");
   }
 
-  /** The mode switch waits for the server (vad_configured): no second switch meanwhile. */
+  /**
+   * The mode switch waits for the server (vad_configured): no second switch meanwhile. aria-disabled, not
+   * `disabled`: a disabled button drops the keyboard focus it holds (to <body>), and the person pressed it.
+   */
   setModeBusy(busy) {
-    this.modeButton.disabled = busy;
+    this.modeButton.setAttribute("aria-disabled", String(busy));
   }
 
   setHolding(holding) {
