@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="benchmarks: answer each input audio chunk at once with the same bytes as model audio (no VAD, no turns)",
     )
+    p.add_argument(
+        "--empty-turns",
+        type=int,
+        default=d.empty_turns,
+        metavar="N",
+        help="the next N replies (Live turns, REST answers) come back empty, as some do (default %(default)s)",
+    )
     p.add_argument("--fault", action="append", type=parse_fault, default=[], metavar="SPEC",
                    help="inject a fault (repeatable; see below)")  # fmt: skip
     return p
@@ -178,6 +185,7 @@ async def serve(args: argparse.Namespace) -> None:
         vad_threshold=args.vad_threshold,
         silence_ms=args.silence_ms,
         echo=args.echo,
+        empty_turns=args.empty_turns,
         record=args.keep_records > 0,
         record_limit=max(1, args.keep_records),
         record_path=args.record,

@@ -26,7 +26,7 @@ def test_help_documents_every_option():
     ).stdout
     for flag in ("--host", "--port", "--state-dir", "--api-key", "--record", "--lifetime", "--go-away-before",
                  "--realtime-factor", "--audio-chunk-ms", "--latency", "--stream-delay", "--resumption-ttl",
-                 "--vad-threshold", "--silence-ms", "--fault", "--keep-records"):  # fmt: skip
+                 "--vad-threshold", "--silence-ms", "--empty-turns", "--fault", "--keep-records"):  # fmt: skip
         assert flag in out
     for action in build_parser()._actions:
         assert action.help, action.dest

@@ -209,9 +209,12 @@ async def test_gemini_refusing_the_setup_keeps_a_conversation_that_was_chosen(ge
     assert (await session_row(error["sessionId"])).conversation_id == mine.pk
 
 
-async def test_a_session_that_opened_keeps_its_conversation(gemini_sim, connect):
+async def test_a_session_in_which_something_was_said_keeps_its_conversation(gemini_sim, connect):
+    # (One in which nothing was said leaves none: tests/live/test_services.py.)
     ws = await connect()
     created = await ws.create(model=MODEL)
+    await ws.send({"type": "send_message", "data": {"text": "Hello"}})
+    await ws.until_turn_complete()
     await ws.send({"type": "end_session"})
     await ws.expect("session_ended", reason="client")
     assert await database_sync_to_async(Conversation.objects.filter(public_id=created["conversationId"]).exists)()
