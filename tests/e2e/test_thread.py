@@ -9,6 +9,7 @@ Chromium's fake microphone speaks (espeak-ng) against daphne, the live bridge an
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,25 @@ def newest_in_view(page: Page) -> dict[str, Any]:
     )
 
 
-def assert_newest_visible(page: Page) -> None:
-    where = newest_in_view(page)
+def _newest_shown(where: dict[str, Any]) -> bool:
     last, lst, panel = where["last"], where["list"], where["panel"]
-    assert last["bottom"] <= lst["bottom"] + 1, where  # in the list's viewport (its end shown) …
-    assert last["top"] < lst["bottom"] and last["bottom"] > lst["top"], where
-    if panel:
-        assert last["bottom"] <= panel["top"] + 1, where  # … and not under the Talk panel
+    return bool(
+        last["bottom"] <= lst["bottom"] + 1  # in the list's viewport (its end shown) …
+        and last["top"] < lst["bottom"]
+        and last["bottom"] > lst["top"]
+        and (not panel or last["bottom"] <= panel["top"] + 1)  # … and not under the Talk panel
+    )
+
+
+def assert_newest_visible(page: Page, *, within: float = 1.0) -> None:
+    """The newest message is in view, once the layout has settled: the list follows a change of its size (the Talk
+    panel opening, say) on the next animation frames, so a check made in the same instant can see the old scroll."""
+    deadline = time.monotonic() + within
+    where = newest_in_view(page)
+    while not _newest_shown(where) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        where = newest_in_view(page)
+    assert _newest_shown(where), where
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
