@@ -1,7 +1,7 @@
 // The chat view: send a prompt, stream the reply into the page, then show the server-rendered (sanitised) result.
 import { watchCodeBlocks } from "./code-copy.js";
 import { fetchRenderedMessages, followTitle, withId } from "./conversation-api.js";
-import { pendingMessage } from "./message-element.js";
+import { pendingMessage, retryRow } from "./message-element.js";
 import { readEventStream } from "./sse.js";
 import { threadScroll } from "./thread-scroll.js";
 
@@ -140,25 +140,18 @@ function showFailure(reply, { message, noAnswer = false, retry }) {
     reply.content.textContent = noAnswer ? "No answer" : "";
     reply.content.classList.toggle("no-answer", noAnswer);
   }
-  const row = document.createElement("div");
-  row.className = "msg-error-row";
-  const note = document.createElement("div");
-  note.className = noAnswer ? "muted small" : "msg-error";
-  note.setAttribute("role", "alert");
-  note.textContent = message;
-  const again = document.createElement("button");
-  again.type = "button";
-  again.className = "btn msg-retry";
-  again.textContent = "Retry";
-  again.setAttribute("aria-label", "Retry: ask Gemini again");
-  again.addEventListener("click", () => {
-    if (busy) return;
-    reply.article.remove();
-    retry();
+  const row = retryRow({
+    message,
+    noteClass: noAnswer ? "muted small" : "msg-error",
+    role: "alert",
+    onRetry: () => {
+      if (busy) return;
+      reply.article.remove();
+      retry();
+    },
   });
-  row.append(note, again);
   reply.body.append(row);
-  return again;
+  return row.querySelector(".msg-retry");
 }
 
 /** After Stop: show the server's rendering once it has stored the partial reply (it notices the abort itself). */

@@ -22,3 +22,25 @@ export function pendingMessage(role, { extraClasses = "", contentClasses = "" } 
   article.append(meta, body);
   return { article, meta, body, content };
 }
+
+/**
+ * The row under a reply that did not come (a failure, or "No answer"): a note and a Retry button. Chat and Talk
+ * both use it, so the two look and read the same.
+ * @param {{message: string, noteClass: string, role: string, onRetry: () => void}} options
+ */
+export function retryRow({ message, noteClass, role, onRetry }) {
+  const row = document.createElement("div");
+  row.className = "msg-error-row";
+  const note = document.createElement("div");
+  note.className = noteClass;
+  note.setAttribute("role", role);
+  note.textContent = message;
+  const again = document.createElement("button");
+  again.type = "button";
+  again.className = "btn msg-retry";
+  again.textContent = "Retry";
+  again.setAttribute("aria-label", "Retry: ask Gemini again");
+  again.addEventListener("click", onRetry);
+  row.append(note, again);
+  return row;
+}

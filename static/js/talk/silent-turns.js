@@ -1,7 +1,7 @@
 // Turns Gemini ended with nothing (`turn_silent`: no audio, no text): "No answer" in the thread, with a Retry that
 // asks the server to send the turn again (`retry_turn`, docs/live-protocol.md). Kept apart from transcripts.js:
 // these bubbles are never saved messages, so the transcript bookkeeping never has to know about them.
-import { pendingMessage } from "../message-element.js";
+import { pendingMessage, retryRow } from "../message-element.js";
 
 export class SilentTurns {
   /**
@@ -20,27 +20,19 @@ export class SilentTurns {
     article.dataset.silentTurn = turnId;
     content.textContent = "No answer";
     content.classList.add("no-answer");
-    const row = document.createElement("div");
-    row.className = "msg-error-row";
-    const note = document.createElement("div");
-    note.className = "muted small";
-    note.setAttribute("role", "status");
-    note.textContent = "Gemini ended its turn without saying anything.";
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "btn msg-retry";
-    button.textContent = "Retry";
-    button.setAttribute("aria-label", "Retry: ask Gemini again");
-    button.addEventListener("click", () => {
-      // The answer arrives as any other turn does; this bubble has nothing more to say.
-      if (this.retry(turnId)) article.remove();
-    });
-    row.append(note, button);
-    body.append(row);
+    body.append(
+      retryRow({
+        message: "Gemini ended its turn without saying anything.",
+        noteClass: "muted small",
+        role: "status",
+        // The answer arrives as any other turn does; this bubble has nothing more to say.
+        onRetry: () => {
+          if (this.retry(turnId)) article.remove();
+        },
+      }),
+    );
     this.list.querySelector("[data-empty]")?.remove();
-    this.list.append(article);
-    const list = this.list;
-    if (list.scrollHeight - list.scrollTop - list.clientHeight < 240) list.scrollTop = list.scrollHeight;
+    this.list.append(article); // followed (or announced) by thread-scroll.js, as every new turn is
   }
 
   /** Gemini answered after all (a newer turn), or the session ended: the server would refuse a retry now. */
