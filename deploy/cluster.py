@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from deploy.seaweed import SeaweedS3, free_port
+from deploy.seaweed import SeaweedS3, free_port, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(__file__).with_name("nginx.conf")
@@ -147,7 +147,7 @@ class Cluster:
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         if self.port == 0:
             self.port = free_port()
-        ports = self.worker_ports or [free_port() for _ in range(self.count)]
+        ports = self.worker_ports or free_ports(self.count)
         self.workers = [Worker(i, port, self.logs / f"worker-{i}.log") for i, port in enumerate(ports)]
         try:
             if self.seaweedfs is not None:  # it takes seconds to be ready: meanwhile, migrate and start workers

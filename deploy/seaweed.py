@@ -8,6 +8,7 @@ throwaway key: a stand-in for a real S3 service on one machine, not a store to e
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import signal
 import socket
@@ -24,11 +25,45 @@ S3_ACCESS_KEY = "apsara-test"
 S3_SECRET_KEY = "apsara-test-secret"  # a throwaway key: the server listens on loopback only
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct TCP ports that are free on the loopback interface right now.
+
+    They come from below the kernel's ephemeral range: a port bound with port 0 and released is also what the next
+    outgoing connection may take, so a server started on it a moment later can fail with "address already in use"
+    (SeaweedFS's gRPC port did, once, in CI). All are held while choosing, so none is handed out twice.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 16384), low))
+    random.shuffle(candidates)
+    held: list[socket.socket] = []
+    try:
+        for port in candidates:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+            if len(held) == count:
+                return [int(s.getsockname()[1]) for s in held]
+        raise RuntimeError(f"no {count} free loopback ports below {low}")
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port() -> int:
-    """Return a TCP port that is free on the loopback interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return one TCP port that is free on the loopback interface right now (see ``free_ports``)."""
+    return free_ports(1)[0]
 
 
 def weed_executable() -> str | None:
@@ -82,10 +117,20 @@ class SeaweedS3:
             "default_acl": None,
         }
 
-    def start(self, timeout: float = 60) -> None:
-        """Start ``weed server`` and wait until its S3 gateway accepts a bucket; raise RuntimeError if not."""
-        self.launch()
-        self.wait_ready(timeout)
+    def start(self, timeout: float = 60, attempts: int = 3) -> None:
+        """Start ``weed server`` and wait until its S3 gateway accepts a bucket; raise RuntimeError if not.
+
+        A port taken between choosing it and SeaweedFS binding it makes ``weed`` exit: it is started again on new
+        ports (``launch()`` + ``wait_ready()`` callers that already handed out the endpoint cannot do this).
+        """
+        for attempt in range(1, attempts + 1):
+            self.launch()
+            try:
+                self.wait_ready(timeout)
+                return
+            except RuntimeError:
+                if attempt == attempts or not self._lost_a_port():
+                    raise
 
     def launch(self) -> None:
         """Start ``weed server`` without waiting (its ports, and so ``django_env()``, are known from here on)."""
@@ -102,7 +147,7 @@ class SeaweedS3:
         }
         config.write_text(json.dumps({"identities": [identity]}))
         names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
-        self.ports = {name: free_port() for name in names}
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         p = self.ports
         command = [
             weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
@@ -167,6 +212,12 @@ class SeaweedS3:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+    def _lost_a_port(self) -> bool:
+        try:
+            return "address already in use" in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def _log_tail(self, lines: int = 30) -> str:
         try:
