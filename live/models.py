@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -51,12 +52,21 @@ class LiveSessionQuerySet(models.QuerySet["LiveSession"]):
         return self.filter(status__in=LiveSession.ACTIVE_STATUSES)
 
     def held(self) -> LiveSessionQuerySet:
-        """Open sessions whose holding process is alive (its lease runs)."""
-        return self.active().filter(worker__in=LiveWorker.objects.alive().values("name"))
+        """Open sessions in use: bridged by a live process (its lease runs), or direct with a token still valid."""
+        alive = LiveWorker.objects.alive().values("name")
+        return self.active().filter(
+            Q(transport=LiveSession.Transport.PROXIED, worker__in=alive)
+            | Q(transport=LiveSession.Transport.DIRECT, token_expires_at__gt=Now())
+        )
 
     def orphaned(self) -> LiveSessionQuerySet:
-        """Open sessions whose holding process is gone (its lease ran out): any process may take them over."""
-        return self.active().exclude(worker__in=LiveWorker.objects.alive().values("name"))
+        """Open sessions nobody can be using: their process is gone (its lease ran out: any process may take them
+        over), or, direct, their token has expired."""
+        alive = LiveWorker.objects.alive().values("name")
+        return self.active().filter(
+            Q(transport=LiveSession.Transport.PROXIED) & ~Q(worker__in=alive)
+            | Q(transport=LiveSession.Transport.DIRECT, token_expires_at__lte=Now())
+        )
 
 
 class LiveSession(models.Model):
@@ -69,6 +79,10 @@ class LiveSession(models.Model):
         DETACHED = "detached", "Detached (browser gone, resumable)"
         ENDED = "ended", "Ended"
         FAILED = "failed", "Failed"
+
+    class Transport(models.TextChoices):
+        PROXIED = "proxied", "Proxied (through the server's bridge)"
+        DIRECT = "direct", "Direct (the browser with an ephemeral token)"
 
     ACTIVE_STATUSES = (Status.CONNECTING, Status.ACTIVE, Status.RECONNECTING)
     # How a session can end: from these it is never active again (DETACHED: until resume_session claims it).
@@ -85,6 +99,10 @@ class LiveSession(models.Model):
     channel_name = models.CharField(max_length=200, blank=True, help_text="consumer currently holding it")
     worker = models.CharField(
         max_length=100, blank=True, db_index=True, help_text="the server process holding it (a LiveWorker's name)"
+    )
+    transport = models.CharField(max_length=10, choices=Transport.choices, default=Transport.PROXIED)
+    token_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="direct: when the browser's ephemeral token expires (a new one extends it)"
     )
     resumption_handle = models.TextField(blank=True)
     resumption_handle_issued_at = models.DateTimeField(null=True, blank=True)

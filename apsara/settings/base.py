@@ -164,6 +164,14 @@ def _channel_layers(redis_url: str) -> dict:
 
 
 CHANNEL_LAYERS = _channel_layers(REDIS_URL)
+# The cache holds request counters (the API's per-user rate limits): in Redis they are shared by every worker.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "apsara"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # STORAGE: audio on local disk or S3 (django-storages); see conversations.models.audio_storage
 # ------------------------------------------------------------------------------
@@ -259,6 +267,13 @@ LIVE_DRAIN_SECONDS = env.float("LIVE_DRAIN_SECONDS", default=10.0)
 # worker whose lease must run out, a network cut), counted from the drop; then it gives the call up. Rendered into
 # the Talk slot (data-reconnect-window-seconds); docs/live-protocol.md, "Reconnecting".
 LIVE_RECONNECT_WINDOW_SECONDS = env.int("LIVE_RECONNECT_WINDOW_SECONDS", default=90)
+# DIRECT MODE (docs/live-direct.md): the browser talks to Gemini itself with an ephemeral token. "off" or "allowed"
+# (then each person chooses in Talk settings); never on Vertex AI, which has no ephemeral tokens.
+LIVE_DIRECT_MODE = env.str("LIVE_DIRECT_MODE", default="off")
+LIVE_DIRECT_TOKEN_SECONDS = env.int("LIVE_DIRECT_TOKEN_SECONDS", default=30 * 60)  # the token's expireTime
+LIVE_DIRECT_NEW_SESSION_SECONDS = env.int("LIVE_DIRECT_NEW_SESSION_SECONDS", default=60)  # its newSessionExpireTime
+LIVE_DIRECT_TOKEN_RATE = env.str("LIVE_DIRECT_TOKEN_RATE", default="20/hour")  # tokens per person (DRF throttle)
+LIVE_DIRECT_TURN_MAX_SECONDS = env.int("LIVE_DIRECT_TURN_MAX_SECONDS", default=600)  # one posted turn's audio
 LIVE_TOOL_TIMEOUT_SECONDS = env.float("LIVE_TOOL_TIMEOUT_SECONDS", default=10.0)
 LIVE_RECORD_PAD_MS = env.int("LIVE_RECORD_PAD_MS", default=300)  # audio kept around speech in stored user turns
 LIVE_SILENCE_RMS = env.float("LIVE_SILENCE_RMS", default=200.0)  # PCM16 RMS below which a frame is silence
