@@ -81,7 +81,7 @@ def test_a_token_opens_the_constrained_endpoint_on_v1alpha_with_the_conversation
         user,
         conversation,
     )
-    assert session.token_expires_at > timezone.now()
+    assert session.token_expires_at is not None and session.token_expires_at > timezone.now()
     received = asyncio.run(open_direct(grant, gemini_sim))
     assert "setupComplete" in received[0]
     said = "".join(
