@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.utils import timezone
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from conversations import events, services
@@ -26,7 +26,6 @@ from conversations.audio import wav_pcm16
 from conversations.models import Conversation, Message, User
 from live.models import LiveSession
 from live.turns import TurnRecord, save_turn
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -602,51 +601,45 @@ USAGE = st.one_of(
 )
 
 
-@given(
-    turn_id=st.one_of(st.just(TURN_ID), st.just("msg_" + "d4" * 12), HOSTILE_TEXT),
-    session_ref=st.sampled_from(["mine", "mine", "theirs", "proxied", "unknown", "hostile"]),
-    role=st.one_of(st.sampled_from(["user", "model"]), HOSTILE_TEXT),
-    transcript=st.one_of(st.none(), HOSTILE_TEXT, st.integers(0, 30_000).map(lambda n: "w" * n)),
-    started_at=st.one_of(
+# Each field a hostile value, a few at a time, the rest valid: so that accepted turns, replays and conflicts are
+# reached as well as refusals. None drops the field.
+HOSTILE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "id": st.one_of(st.sampled_from(["REPLAY", "THEIRS"]), HOSTILE_TEXT),
+    "sessionId": st.one_of(st.sampled_from(["theirs", "proxied", "other_conversation", "unknown"]), HOSTILE_TEXT),
+    "role": st.one_of(st.none(), HOSTILE_TEXT),
+    "transcript": st.one_of(st.none(), HOSTILE_TEXT, st.integers(19_990, 20_010).map(lambda n: "w" * n)),
+    "startedAt": st.one_of(
         st.integers(-200, 200).map(_now_plus),
         st.sampled_from(["2026-01-01T10:00:00", "1e9", "", "0000-00-00T00:00:00Z", "9999-12-31T23:59:59-14:00"]),
         HOSTILE_TEXT,
     ),
-    interrupted=st.one_of(st.none(), st.sampled_from(["true", "false"]), HOSTILE_TEXT),
-    usage=USAGE,
-    audio=AUDIO,
+    "interrupted": st.one_of(st.none(), st.sampled_from(["true", "false", "1", "True"]), HOSTILE_TEXT),
+    "usage": USAGE,
+    "audio": AUDIO,
+}
+
+
+@given(
+    role=st.sampled_from(["user", "model"]),
+    with_audio=st.booleans(),
+    hostile=st.dictionaries(st.sampled_from(list(HOSTILE_FIELDS)), st.none(), max_size=3).flatmap(
+        lambda names: st.fixed_dictionaries({name: HOSTILE_FIELDS[name] for name in names})
+    ),
 )
 def test_hostile_forms_never_fail_the_server(
     client: Client,
     user: User,
+    other_user: User,
     conversation: Conversation,
     session: LiveSession,
     caplog: pytest.LogCaptureFixture,
-    turn_id: str,
-    session_ref: str,
     role: str,
-    transcript: str | None,
-    started_at: str,
-    interrupted: str | None,
-    usage: str | None,
-    audio: bytes | None,
+    with_audio: bool,
+    hostile: dict[str, Any],
 ) -> None:
     caplog.clear()
     with caplog.at_level(logging.WARNING), transaction.atomic():
-        answer = _post_hostile(
-            client,
-            user,
-            conversation,
-            session,
-            turn_id,
-            session_ref,
-            role,
-            transcript,
-            started_at,
-            interrupted,
-            usage,
-            audio,
-        )
+        answer = _post_hostile(client, user, other_user, conversation, session, role, with_audio, hostile)
         transaction.set_rollback(True)
     assert answer in {200, 201, 400, 404, 409, 413}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
@@ -655,52 +648,58 @@ def test_hostile_forms_never_fail_the_server(
 def _post_hostile(
     client: Client,
     user: User,
+    other_user: User,
     conversation: Conversation,
     session: LiveSession,
-    turn_id: str,
-    session_ref: str,
     role: str,
-    transcript: str | None,
-    started_at: str,
-    interrupted: str | None,
-    usage: str | None,
-    audio: bytes | None,
+    with_audio: bool,
+    hostile: dict[str, Any],
 ) -> int:
-    """Post one hostile form; check the answer's shape and that a refusal stored nothing. Return the status."""
-    other = UserFactory.create(username="hostile-other")
+    """Post one form; check the answer's shape, that a refusal stored nothing, an acceptance what was sent."""
+    theirs = services.conversation_create(owner=other_user, title="T")
     sessions = {
-        "mine": session.public_id,
-        "theirs": direct_session(other, services.conversation_create(owner=other, title="T")).public_id,
+        "theirs": direct_session(other_user, theirs).public_id,
         "proxied": direct_session(user, conversation, transport=LiveSession.Transport.PROXIED).public_id,
+        "other_conversation": direct_session(user, services.conversation_create(owner=user, title="O")).public_id,
         "unknown": "live_" + "0" * 24,
-        "hostile": "\x00\ud800" if turn_id == TURN_ID else turn_id,
     }
-    fields = {
-        "id": turn_id,
-        "sessionId": sessions[session_ref],
-        "role": role,
-        "transcript": transcript,
-        "startedAt": started_at,
-        "interrupted": interrupted,
-        "usage": usage,
-        "audio": audio,
-    }
+    replay_id, their_id = "msg_" + "e5" * 12, "msg_" + "f6" * 12
+    services.message_create(conversation=theirs, role="user", text="theirs", public_id=their_id)
+    replayed = client.post(url(conversation), form(session, id=replay_id, audio=None))
+    assert replayed.status_code == 201, replayed.content
+    ids = {"REPLAY": replay_id, "THEIRS": their_id}
+
+    fields = form(
+        session,
+        role=role,
+        audio=wav(0.2, rate=16_000 if role == "user" else 24_000) if with_audio else None,
+        usage='{"totalTokenCount": 3}' if role == "model" else None,
+    )
+    for name, value in hostile.items():
+        if name == "id" and value in ids:
+            value = ids[value]
+        elif name == "sessionId" and value in sessions:
+            value = sessions[value]
+        if value is None:
+            fields.pop(name, None)
+        elif isinstance(value, bytes):
+            fields[name] = SimpleUploadedFile("a.wav", value)
+        else:
+            # Text a form cannot carry (lone surrogates) goes as a browser would send it: replaced.
+            fields[name] = str(value).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     before = Message.objects.count()
-    data = {
-        name: SimpleUploadedFile("a.wav", value) if isinstance(value, bytes) else value
-        for name, value in fields.items()
-        if value is not None
-    }
-    # Text the form encoder cannot write (lone surrogates) goes as the replacement character, as a browser sends it.
-    data = {
-        k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(v, str) else v
-        for k, v in data.items()
-    }
-    response = client.post(url(conversation), data)
+
+    response = client.post(url(conversation), fields)
+
+    event(f"answered {response.status_code}")  # --hypothesis-show-statistics: what the examples reached
     assert response.status_code in {200, 201, 400, 404, 409, 413}, response.content[:500]
     if response.status_code >= 400:
-        assert set(response.json()) == {"error"}
+        assert set(response.json()) == {"error"}, response.content[:500]
         assert Message.objects.count() == before
     else:
-        assert response.json()["id"] == turn_id
+        assert response.json()["id"] == fields["id"]
+        assert Message.objects.count() == before + (response.status_code == 201)
+        if response.status_code == 201 and fields.get("transcript", "").strip():
+            stored = Message.objects.get(public_id=fields["id"])
+            assert fields["transcript"].strip() in (stored.input_transcription, stored.text)
     return int(response.status_code)
