@@ -703,3 +703,37 @@ def _post_hostile(
             stored = Message.objects.get(public_id=fields["id"])
             assert fields["transcript"].strip() in (stored.input_transcription, stored.text)
     return int(response.status_code)
+
+
+@pytest.mark.parametrize("stored_in", ["this_session", "elsewhere"])
+def test_id_stored_between_the_check_and_the_save(
+    client: Client,
+    user: User,
+    conversation: Conversation,
+    session: LiveSession,
+    monkeypatch: pytest.MonkeyPatch,
+    stored_in: str,
+) -> None:
+    """The race two retries run: the first check finds nothing, then the save meets the stored id."""
+    first = client.post(url(conversation), form(session))
+    assert first.status_code == 201
+    if stored_in == "elsewhere":
+        Message.objects.filter(public_id=TURN_ID).update(live_config={"sessionId": "live_other"})
+    real_filter = Message.objects.filter
+    misses = iter([True])
+
+    def filter_missing_once(*args: Any, **kwargs: Any) -> Any:
+        found = real_filter(*args, **kwargs)
+        return found.none() if kwargs.get("public_id") == TURN_ID and next(misses, False) else found
+
+    monkeypatch.setattr(Message.objects, "filter", filter_missing_once)
+
+    again = client.post(url(conversation), form(session))
+
+    assert next(misses, None) is None  # the first check did miss: the save met the stored id
+    if stored_in == "this_session":
+        assert again.status_code == 200, again.content
+        assert again.json()["id"] == TURN_ID
+    else:
+        assert_error(again, 409, "id", "message_id_taken")
+    assert real_filter(public_id=TURN_ID).count() == 1
