@@ -226,11 +226,13 @@ def session_tool_names(session: LiveSession) -> list[str]:
 
 def live_config(session: LiveSession) -> dict[str, Any]:
     """What a direct session's stored messages say of it: the same keys as a proxied session's (parts.assemble)."""
-    request = (session.config or {}).get("request") or {}
+    request = session.config.get("request") if isinstance(session.config, dict) else None
+    wanted = request.get("responseModalities") if isinstance(request, dict) else None
+    valid = isinstance(wanted, list) and wanted and all(isinstance(m, str) for m in wanted)
     return {
         "model": session.model,
         "sessionId": session.public_id,
-        "responseModalities": list(request.get("responseModalities") or ["AUDIO"]),
+        "responseModalities": list(dict.fromkeys(wanted)) if valid else ["AUDIO"],  # type: ignore[arg-type]
     }
 
 

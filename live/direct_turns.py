@@ -32,6 +32,7 @@ from google.genai import types
 from apsara import validation
 from conversations.audio import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, SAMPLE_WIDTH, pcm16_duration
 from conversations.models import Conversation, Message, User
+from live import direct
 from live.models import LiveSession
 from live.turns import TurnRecord, turn_message_create
 
@@ -236,15 +237,6 @@ def _replay(*, message: Message, conversation: Conversation, session: LiveSessio
     return message
 
 
-def _response_modalities(session: LiveSession) -> list[str]:
-    """Return the modalities the session asked for (as its token endpoint stored them), as a proxied turn records."""
-    request = session.config.get("request") if isinstance(session.config, dict) else None
-    wanted = request.get("responseModalities") if isinstance(request, dict) else None
-    if isinstance(wanted, list) and wanted and all(isinstance(m, str) for m in wanted):
-        return list(dict.fromkeys(wanted))
-    return ["AUDIO"]
-
-
 def _check_times(*, turn: DirectTurn, session: LiveSession, seconds: float, now: datetime) -> None:
     if turn.started_at > now + CLOCK_SKEW:
         raise _invalid("startedAt", "This time is in the future: check the device's clock.", "future")
@@ -276,8 +268,8 @@ def direct_turn_save(*, user: User, conversation: Conversation, turn: DirectTurn
         raise _invalid("transcript", "A turn needs a transcript, its audio, or both.", "required")
     rate = SAMPLE_RATES[turn.role]
     _check_times(turn=turn, session=session, seconds=pcm16_duration(len(pcm), sample_rate=rate), now=timezone.now())
-    modalities = _response_modalities(session)
-    spoken = turn.transcript if "AUDIO" in modalities else ""
+    live_config = direct.live_config(session)
+    spoken = turn.transcript if "AUDIO" in live_config["responseModalities"] else ""
     record = TurnRecord(
         public_id=turn.public_id,
         role=turn.role,
@@ -292,7 +284,6 @@ def direct_turn_save(*, user: User, conversation: Conversation, turn: DirectTurn
         usage=turn.usage,
         interrupted=turn.interrupted,
     )
-    live_config = {"model": session.model, "sessionId": session.public_id, "responseModalities": modalities}
     try:
         with transaction.atomic():
             return turn_message_create(conversation=conversation, live_config=live_config, turn=record), True
