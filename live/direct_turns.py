@@ -24,6 +24,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -284,9 +285,17 @@ def direct_turn_save(*, user: User, conversation: Conversation, turn: DirectTurn
         usage=turn.usage,
         interrupted=turn.interrupted,
     )
+    seconds = round(pcm16_duration(len(pcm), sample_rate=rate), 3) if pcm else 0.0
     try:
         with transaction.atomic():
-            return turn_message_create(conversation=conversation, live_config=live_config, turn=record), True
+            message = turn_message_create(conversation=conversation, live_config=live_config, turn=record)
+            # The session's counters, as the bridge keeps them for a proxied call (the admin, live_sessions).
+            counted = "audio_seconds_in" if turn.role == Message.Role.USER else "audio_seconds_out"
+            messages = "messages_in" if turn.role == Message.Role.USER else "messages_out"
+            LiveSession.objects.filter(pk=session.pk).update(
+                **{counted: F(counted) + seconds, messages: F(messages) + 1}
+            )
+            return message, True
     except (IntegrityError, ValidationError) as exc:
         # The same id stored meanwhile (a retry racing the first post): the database's unique index decided, or
         # the model's uniqueness check saw it first. Anything else is not ours to explain.

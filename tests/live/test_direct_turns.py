@@ -266,6 +266,13 @@ def test_same_stored_shape_as_a_proxied_turn(
         assert a.read() == b.read()  # the same WAV, byte for byte: packed by the same code
     name = posted.audio.name or ""
     assert name.endswith(f"_{TURN_ID}.wav") and f"/{conversation.public_id}/" in name
+    session.refresh_from_db()  # the session counts the turn, as the bridge counts a proxied one
+    counted = (
+        (session.audio_seconds_in, session.messages_in)
+        if role == "user"
+        else (session.audio_seconds_out, session.messages_out)
+    )
+    assert counted == (0.75, 1)
 
 
 def test_stored_turn_is_announced_like_every_message(
