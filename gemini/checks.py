@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from gemini.catalogue import live_model, not_conversational
-from gemini.client import live_api_version_problem
+from gemini.client import Mode, current_mode, live_api_version_problem
+
+DIRECT_MODES = ("off", "allowed")  # LIVE_DIRECT_MODE (live.direct)
 
 
 @register()
@@ -32,3 +34,27 @@ def gemini_live_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             )
         )
     return errors
+
+
+@register()
+def direct_mode_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Refuse a ``LIVE_DIRECT_MODE`` that means nothing; warn when it is allowed where it cannot work (Vertex AI)."""
+    mode = settings.LIVE_DIRECT_MODE
+    if mode not in DIRECT_MODES:
+        return [
+            Error(
+                f"LIVE_DIRECT_MODE is {mode!r}; it is 'off' or 'allowed'.",
+                hint="Set LIVE_DIRECT_MODE=allowed to let people choose direct mode, or unset it (off).",
+                id="live.E003",
+            )
+        ]
+    if mode == "allowed" and current_mode() is Mode.VERTEX:
+        return [
+            Warning(
+                "LIVE_DIRECT_MODE is 'allowed', but Vertex AI has no ephemeral tokens: every token request will be "
+                "refused and Talk stays proxied.",
+                hint="Unset LIVE_DIRECT_MODE, or use the Gemini Developer API (GEMINI_API_KEY).",
+                id="live.W001",
+            )
+        ]
+    return []

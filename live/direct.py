@@ -37,7 +37,6 @@ from live.session_plan import SessionConfig, SessionPlan, plan_session, validate
 from live.turns import TurnRecord, save_turn
 
 ALLOWED = "allowed"
-MODES = ("off", ALLOWED)
 CONSTRAINED_METHOD = "BidiGenerateContentConstrained"
 
 

@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from gemini import checks
 from gemini.checks import gemini_live_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +81,20 @@ def test_every_entry_point_refuses_to_start_with_live_on_v1(entry, tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "SystemCheckError" in done.stderr and "(live.E001)" in done.stderr
     assert f"GEMINI_LIVE_API_VERSION is 'v1', {WHY}" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["on", "ALLOWED", "", "yes"])
+def test_a_direct_mode_that_means_nothing_is_refused(settings, value):
+    settings.LIVE_DIRECT_MODE = value
+    [error] = checks.direct_mode_settings()
+    assert error.id == "live.E003" and repr(value) in error.msg
+
+
+def test_direct_mode_allowed_on_vertex_is_a_warning(settings):
+    settings.LIVE_DIRECT_MODE = "allowed"
+    settings.GEMINI_API_KEY = ""
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    [warning] = checks.direct_mode_settings()
+    assert warning.id == "live.W001" and "Vertex AI" in warning.msg
+    settings.GOOGLE_GENAI_USE_VERTEXAI = False
+    assert checks.direct_mode_settings() == []
