@@ -5,6 +5,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("live.api_urls")),
     path("api/", include("conversations.api_urls")),
     path("", include("conversations.urls")),
     path("", include("live.urls")),

@@ -7,6 +7,7 @@ SDK's public path) rather than an error when something is absent.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.genai import _live_converters, types
@@ -49,3 +50,26 @@ def live_server_message_fields(response: dict[str, Any], *, vertex: bool) -> dic
 def live_server_message(fields: dict[str, Any]) -> types.LiveServerMessage:
     """The ``LiveServerMessage`` those fields make, built as ``AsyncSession.receive`` builds it."""
     return types.LiveServerMessage._from_response(response=fields, kwargs={})
+
+
+def live_setup_message(client: Any, *, model: str, config: types.LiveConnectConfig) -> dict[str, Any]:
+    """The first frame ``client.aio.live.connect(model=, config=)`` sends on the Gemini API: ``{"setup": {…}}``.
+
+    The same conversion the SDK's ``AsyncLive.connect`` applies (``_LiveConnectParameters_to_mldev``, then its
+    encoding of bytes), so a browser in direct mode sends exactly what the bridge would.
+    """
+    from google.genai import _common, _transformers
+
+    api = client_api(client)
+    transformed = _transformers.t_model(api, model)
+    message = _common.convert_to_dict(
+        _live_converters._LiveConnectParameters_to_mldev(
+            api_client=api,
+            from_object=types.LiveConnectParameters(model=transformed, config=config).model_dump(exclude_none=True),
+        )
+    )
+    message.pop("config", None)
+    message = _common.encode_unserializable_types(message)
+    loaded: dict[str, Any] = json.loads(json.dumps(message))  # as sent: enums as their names
+    loaded.setdefault("setup", {})["model"] = transformed
+    return loaded

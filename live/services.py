@@ -109,19 +109,21 @@ class Claim:
 
 
 def _detach_orphaned_sessions(user: User) -> int:
-    """Open sessions whose holding process died (its lease ran out) become detached: they stop counting against
-    the user's limit and can be resumed. Called only when an open session is in the way."""
-    return (
-        LiveSession.objects.for_user(user)
-        .orphaned()
-        .update(
-            status=LiveSession.Status.DETACHED,
-            ended_at=timezone.now(),
-            channel_name="",
-            last_error_code=SERVER_GONE,
-            last_error="The server process holding this session stopped (its lease ran out).",
-        )
+    """Open sessions nobody can be using become detached: their holding process died (its lease ran out), or,
+    direct, their token expired. They stop counting against the user's limit and can be resumed. Called only when
+    an open session is in the way."""
+    orphaned = LiveSession.objects.for_user(user).orphaned()
+    proxied = orphaned.filter(transport=LiveSession.Transport.PROXIED).update(
+        status=LiveSession.Status.DETACHED,
+        ended_at=timezone.now(),
+        channel_name="",
+        last_error_code=SERVER_GONE,
+        last_error="The server process holding this session stopped (its lease ran out).",
     )
+    direct = orphaned.filter(transport=LiveSession.Transport.DIRECT).update(
+        status=LiveSession.Status.DETACHED, ended_at=timezone.now()
+    )
+    return proxied + direct
 
 
 def _check_limit(user: User, limit: int) -> None:
@@ -138,7 +140,14 @@ def _check_limit(user: User, limit: int) -> None:
 
 
 def live_session_create(
-    *, user: User, conversation_id: str | None, model: str, config: dict[str, Any], channel_name: str, worker: str
+    *,
+    user: User,
+    conversation_id: str | None,
+    model: str,
+    config: dict[str, Any],
+    channel_name: str,
+    worker: str,
+    transport: LiveSession.Transport = LiveSession.Transport.PROXIED,
 ) -> LiveSession:
     """Open a live session on the user's conversation (a new live one when none is given), all or nothing.
 
@@ -157,10 +166,65 @@ def live_session_create(
             conversation=conversation,
             model=model,
             config={**config, CREATED_CONVERSATION: True} if not conversation_id else config,
-            status=LiveSession.Status.CONNECTING,
+            # A direct session is open from the start: the browser connects to Gemini itself (live.direct).
+            status=(
+                LiveSession.Status.ACTIVE
+                if transport == LiveSession.Transport.DIRECT
+                else LiveSession.Status.CONNECTING
+            ),
             channel_name=channel_name,
             worker=worker,
+            transport=transport,
         )
+
+
+def live_session_direct_renew(*, user: User, session_id: str) -> LiveSession:
+    """Take up a direct session of this user again for a new token (live.direct): open, or detached because its
+    token expired. Another user's, an unknown, a proxied or an ended one is not found; its conversation deleted,
+    it cannot go on. Called in a transaction: the row is locked until the new token is stored."""
+    session = (
+        LiveSession.objects.for_user(user)
+        .select_for_update()
+        .filter(transport=LiveSession.Transport.DIRECT, public_id=session_id)
+        .exclude(status__in=(LiveSession.Status.ENDED, LiveSession.Status.FAILED))
+        .first()
+        if is_public_id(session_id)
+        else None
+    )
+    if session is None:
+        raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No open direct session {session_id[:60]!r}.")
+    if session.conversation_id is None:
+        raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
+    if session.status == LiveSession.Status.DETACHED:
+        _check_limit(user, settings.LIVE_MAX_SESSIONS_PER_USER)
+        session.status = LiveSession.Status.ACTIVE
+        session.ended_at = None
+        session.save(update_fields=["status", "ended_at"])
+    return session
+
+
+def live_session_direct_get(*, user: User, session_id: str) -> LiveSession | None:
+    """This user's direct session ``session_id`` (None: unknown, another user's, or proxied)."""
+    if not is_public_id(session_id):
+        return None
+    return (
+        LiveSession.objects.for_user(user)
+        .select_related("conversation")
+        .filter(transport=LiveSession.Transport.DIRECT, public_id=session_id)
+        .first()
+    )
+
+
+def live_session_direct_end(*, user: User, session_id: str) -> LiveSession:
+    """End a direct session of this user (the page stopped the call): it no longer counts against the limit."""
+    session = live_session_direct_get(user=user, session_id=session_id)
+    if session is None:
+        raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No direct session {session_id[:60]!r}.")
+    if session.status not in (LiveSession.Status.ENDED, LiveSession.Status.FAILED):
+        session.status = LiveSession.Status.ENDED
+        session.ended_at = timezone.now()
+        session.save(update_fields=["status", "ended_at"])
+    return session
 
 
 def live_session_claim(*, user: User, session_id: str, channel_name: str, worker: str) -> Claim:

@@ -1,0 +1,180 @@
+"""Direct mode's JSON API (docs/live-direct.md): tokens, the session's tool calls and its end. Thin: checks, then
+``live.direct`` / ``live.services``; every refusal in the API's one error shape."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from apsara.api import NON_FIELD, error_body, field_error
+from gemini.errors import classify, is_upstream_error
+from live import direct, services, tools
+from live.protocol import ErrorCode, ProtocolError
+
+logger = logging.getLogger(__name__)
+
+TOKEN_FIELDS = frozenset({"conversationId", "sessionId", "model", "config", "loadConversationContext"})
+MAX_TOOL_CALLS = 16
+ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="Error (docs/api.md): the field at fault is named.")
+
+# How create_session's refusals (live.protocol) answer over HTTP, and which field they are about.
+_PROTOCOL_STATUS = {
+    ErrorCode.SESSION_LIMIT_REACHED: (status.HTTP_429_TOO_MANY_REQUESTS, None),
+    ErrorCode.CONVERSATION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "conversationId"),
+    ErrorCode.SESSION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "sessionId"),
+    ErrorCode.RESUME_FAILED: (status.HTTP_409_CONFLICT, "sessionId"),
+    ErrorCode.MODEL_NOT_FOUND: (status.HTTP_400_BAD_REQUEST, "model"),
+}
+
+
+class LiveTokenThrottle(UserRateThrottle):
+    """Tokens per person (``LIVE_DIRECT_TOKEN_RATE``), counted in the shared cache (Redis) across workers."""
+
+    scope = "live_token"
+
+    def get_rate(self) -> str:
+        return str(settings.LIVE_DIRECT_TOKEN_RATE)
+
+
+def _refused(error: direct.DirectModeRefused) -> Response:
+    code = status.HTTP_403_FORBIDDEN if error.code == "direct_mode_off" else status.HTTP_400_BAD_REQUEST
+    return Response(error_body(code=error.code, message=error.message), status=code)
+
+
+def _protocol_refusal(error: ProtocolError) -> Response:
+    answer, field = _PROTOCOL_STATUS.get(error.code, (status.HTTP_400_BAD_REQUEST, "config"))
+    code = str(error.code).lower()
+    if answer == status.HTTP_404_NOT_FOUND:
+        raise exceptions.NotFound(error.message)  # the same answer for another person's thing as for none
+    if answer == status.HTTP_400_BAD_REQUEST and field is not None:
+        raise field_error(field, error.message, code)
+    return Response(error_body(code=code, message=error.message), status=answer)
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    data = request.data
+    if not isinstance(data, dict):
+        raise field_error(NON_FIELD, "Send a JSON object.")
+    return data
+
+
+class LiveTokenApi(APIView):
+    throttle_classes = [LiveTokenThrottle]
+
+    @extend_schema(
+        summary="Mint an ephemeral token for a direct Live session",
+        description="docs/live-direct.md. Direct mode must be allowed (LIVE_DIRECT_MODE) and the server on the Gemini "
+        "Developer API.",
+        request=OpenApiTypes.OBJECT,
+        responses={201: OpenApiTypes.OBJECT, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 429: ERROR, 502: ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        data = _json_object(request)
+        unknown = sorted(set(data) - TOKEN_FIELDS)
+        if unknown:
+            raise field_error(unknown[0][:60], f"Unknown field; expected some of: {', '.join(sorted(TOKEN_FIELDS))}.")
+        conversation_id = data.get("conversationId")
+        session_id = data.get("sessionId")
+        for name, value in (("conversationId", conversation_id), ("sessionId", session_id)):
+            if value is not None and not isinstance(value, str):
+                raise field_error(name, "Must be a string id, or null.")
+        try:
+            if session_id:
+                extra = sorted(set(data) & {"model", "config", "loadConversationContext", "conversationId"})
+                if extra:
+                    raise field_error(extra[0], "A new token for a session keeps its settings: send only sessionId.")
+                grant = direct.grant_again(user=request.user, session_id=session_id)  # type: ignore[arg-type]
+            else:
+                grant = direct.grant_new(
+                    user=request.user,  # type: ignore[arg-type]
+                    conversation_id=conversation_id or None,
+                    data=data,
+                )
+        except direct.DirectModeRefused as error:
+            return _refused(error)
+        except ProtocolError as error:
+            return _protocol_refusal(error)
+        except Exception as error:
+            if not is_upstream_error(error):
+                raise
+            failure = classify(error)
+            logger.warning("Minting an ephemeral token failed: %s (%s)", failure.code, failure.detail or error)
+            body = error_body(code="gemini_error", message=f"Gemini refused a token: {failure.message}")
+            return Response(body, status=status.HTTP_502_BAD_GATEWAY)
+        return Response(grant.as_json(), status=status.HTTP_201_CREATED)
+
+
+def _tool_calls(data: dict[str, Any]) -> list[dict[str, Any]]:
+    calls = data.get("calls")
+    if set(data) != {"calls"} or not isinstance(calls, list) or not calls:
+        raise field_error("calls", 'Send {"calls": [{"id", "name", "args"}, …]} (at least one call).')
+    if len(calls) > MAX_TOOL_CALLS:
+        raise field_error("calls", f"At most {MAX_TOOL_CALLS} calls at once.", "max_length")
+    for index, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            raise field_error(f"calls.{index}.name", "Each call needs a function name.")
+        if not isinstance(call.get("id", ""), str):
+            raise field_error(f"calls.{index}.id", "A call's id is a string.")
+        if not isinstance(call.get("args", {}), dict):
+            raise field_error(f"calls.{index}.args", "A call's args are an object.")
+    return calls
+
+
+async def _run_tools(user: Any, names: list[str], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def one(call: dict[str, Any]) -> dict[str, Any]:
+        name = call["name"]
+        if name not in names:
+            response: dict[str, Any] = {"error": f"{name[:60]!r} is not a function of this session"}
+        else:
+            try:
+                response = await asyncio.wait_for(
+                    tools.tool_execute(user=user, name=name, args=call.get("args") or {}),
+                    timeout=settings.LIVE_TOOL_TIMEOUT_SECONDS,
+                )
+            except TimeoutError:
+                response = {"error": f"{name} took too long"}
+        return {"id": call.get("id", ""), "name": name, "response": response}
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+class LiveToolCallsApi(APIView):
+    @extend_schema(
+        summary="Run a direct session's function calls",
+        description="The session's declared functions, run as in proxied mode; send the answer as toolResponse.",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 400: ERROR, 401: ERROR, 404: ERROR},
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        calls = _tool_calls(_json_object(request))
+        session = services.live_session_direct_get(user=request.user, session_id=session_id)  # type: ignore[arg-type]
+        if session is None:
+            raise exceptions.NotFound("No such direct session.")
+        names = direct.session_tool_names(session)
+        responses = async_to_sync(_run_tools)(request.user, names, calls)
+        return Response({"responses": responses})
+
+
+class LiveSessionEndApi(APIView):
+    @extend_schema(
+        summary="End a direct session",
+        request=None,
+        responses={200: OpenApiTypes.OBJECT, 401: ERROR, 404: ERROR},
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        try:
+            session = services.live_session_direct_end(user=request.user, session_id=session_id)  # type: ignore[arg-type]
+        except ProtocolError as error:
+            return _protocol_refusal(error)
+        return Response({"sessionId": session.public_id, "status": session.status})

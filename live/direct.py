@@ -1,0 +1,221 @@
+"""Direct mode (docs/live-direct.md): a browser opens Gemini Live itself with an ephemeral token minted here.
+
+The token is minted through the SDK (``auth_tokens.create`` on v1alpha) and locks the whole setup this person's
+session may use (model, settings, system instruction, tools: no field mask), so a page cannot widen it; Gemini
+applies the token's values whatever a page sends. The page gets the setup to send, the conversation's history to
+seed it with, and the Constrained endpoint's URL. The session is a ``LiveSession`` row with transport ``direct``:
+it counts against the person's limit until it ends or its token expires, and names the conversation its turns may
+be posted to (``live.direct_turns``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from conversations.models import User
+from gemini import sdk_internals
+from gemini.catalogue import LiveModel, live_model
+from gemini.client import EPHEMERAL_TOKEN_API_VERSION, Mode, current_mode, ephemeral_client, get_client
+from live import services, tools
+from live.history import load_history
+from live.models import LiveSession
+from live.protocol import CreateSessionData, ErrorCode, ProtocolError, parse_client_message
+from live.server_messages import EffectiveConfig
+from live.session_plan import SessionConfig, SessionPlan, plan_session, validate_model_name
+
+ALLOWED = "allowed"
+MODES = ("off", ALLOWED)
+CONSTRAINED_METHOD = "BidiGenerateContentConstrained"
+
+
+class DirectModeRefused(Exception):
+    """Direct mode cannot be used here: switched off, or Vertex AI (no ephemeral tokens)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def direct_mode_problem() -> DirectModeRefused | None:
+    """Why direct mode cannot be used now (None: it can)."""
+    if settings.LIVE_DIRECT_MODE != ALLOWED:
+        return DirectModeRefused(
+            "direct_mode_off",
+            "Direct mode is switched off on this server (LIVE_DIRECT_MODE). Talk goes through the server instead.",
+        )
+    if current_mode() is Mode.VERTEX:
+        return DirectModeRefused(
+            "direct_mode_unavailable",
+            "Direct mode needs ephemeral tokens, which only the Gemini Developer API has; this server uses Vertex AI. "
+            "Talk goes through the server instead.",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a browser needs to open its direct session."""
+
+    session: LiveSession
+    token: str
+    expires_at: dt.datetime
+    new_session_expires_at: dt.datetime
+    url: str
+    setup: dict[str, Any]
+    history: dict[str, Any] | None
+    effective: EffectiveConfig
+
+    def as_json(self) -> dict[str, Any]:
+        conversation = self.session.conversation
+        return {
+            "token": self.token,
+            "expiresAt": _iso(self.expires_at),
+            "newSessionExpiresAt": _iso(self.new_session_expires_at),
+            "url": self.url,
+            "sessionId": self.session.public_id,
+            "conversationId": conversation.public_id if conversation is not None else None,
+            "model": self.session.model,
+            "setup": self.setup,
+            "history": self.history,
+            "effective": self.effective,
+            "limits": {"maxTurnSeconds": settings.LIVE_DIRECT_TURN_MAX_SECONDS},
+        }
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_request(data: dict[str, Any]) -> tuple[LiveModel, SessionConfig, bool]:
+    """Check a token request's ``model``/``config``/``loadConversationContext`` by create_session's own rules."""
+    create = {key: data[key] for key in ("model", "config", "loadConversationContext") if key in data}
+    message = parse_client_message(json.dumps({"type": "create_session", "data": create}))
+    checked = cast(CreateSessionData, message.get("data") or {})
+    model = _model(validate_model_name(checked.get("model") or settings.GEMINI_LIVE_MODEL))
+    return model, cast(SessionConfig, checked.get("config") or {}), bool(checked.get("loadConversationContext"))
+
+
+def _model(name: str) -> LiveModel:
+    model = live_model(name)
+    if model is None:
+        raise ProtocolError(ErrorCode.MODEL_NOT_FOUND, f"{name!r} is not a Live model this server knows.")
+    return model
+
+
+def _plan(model: LiveModel, config: SessionConfig) -> SessionPlan:
+    # The page speaks Gemini's protocol itself: audio as base64 JSON, whatever binaryAudio says for /live.
+    return plan_session(model=model, config=config, available_tools=tools.tool_declarations())
+
+
+def grant_new(*, user: User, conversation_id: str | None, data: dict[str, Any]) -> Grant:
+    """Open a direct session on the person's conversation (a new live one when none is given) and mint its token.
+
+    Checked first (nothing stored when refused): direct mode allowed, the request valid, the conversation theirs,
+    the person under their session limit. A token that cannot be minted leaves no session behind.
+    """
+    refused = direct_mode_problem()
+    if refused is not None:
+        raise refused
+    model, config, load_context = parse_request(data)
+    plan = _plan(model, config)
+    with transaction.atomic():
+        session = services.live_session_create(
+            user=user,
+            conversation_id=conversation_id,
+            model=model.name,
+            config={"request": dict(config), "loadConversationContext": load_context},
+            channel_name="",
+            worker="",
+            transport=LiveSession.Transport.DIRECT,
+        )
+        # Minted inside the transaction: a failure rolls the session back (the person is not charged a session).
+        return _mint(session, plan, with_history=load_context)
+
+
+def grant_again(*, user: User, session_id: str) -> Grant:
+    """A new token for a direct session of this person (its token expired, or a reconnect after the new-session
+    window): the same session, settings and conversation; it is not counted again against the limit."""
+    refused = direct_mode_problem()
+    if refused is not None:
+        raise refused
+    with transaction.atomic():
+        session = services.live_session_direct_renew(user=user, session_id=session_id)
+        request = cast(SessionConfig, (session.config or {}).get("request") or {})
+        plan = _plan(_model(session.model), request)
+        return _mint(session, plan, with_history=False)
+
+
+def _mint(session: LiveSession, plan: SessionPlan, *, with_history: bool) -> Grant:
+    now = timezone.now()
+    expires_at = now + dt.timedelta(seconds=settings.LIVE_DIRECT_TOKEN_SECONDS)
+    new_session_expires_at = now + dt.timedelta(seconds=settings.LIVE_DIRECT_NEW_SESSION_SECONDS)
+    history = load_history(session.conversation) if with_history and session.conversation is not None else None
+    send_history = history is not None and bool(history.turns)
+    connect = plan.connect_config(handle=None, with_history=send_history)
+    minter = get_client()
+    with warnings.catch_warnings():
+        # "The SDK's token creation implementation is experimental": known, and pinned (requirements.txt).
+        warnings.simplefilter("ignore", genai_errors.ExperimentalWarning)
+        token = _create_token(minter, expires_at, new_session_expires_at, plan, connect)
+    name = token.name or ""
+    page_client = ephemeral_client(name)
+    session.token_expires_at = expires_at
+    session.save(update_fields=["token_expires_at"])
+    client_content = None
+    if send_history and history is not None:
+        turns = [turn.model_dump(mode="json", exclude_none=True, by_alias=True) for turn in history.turns]
+        client_content = {"clientContent": {"turns": turns, "turnComplete": True}}
+    return Grant(
+        session=session,
+        token=name,
+        expires_at=expires_at,
+        new_session_expires_at=new_session_expires_at,
+        url=constrained_url(page_client),
+        setup=sdk_internals.live_setup_message(page_client, model=plan.model.name, config=connect),
+        history=client_content,
+        effective={**plan.effective(), "binaryAudio": False},
+    )
+
+
+def _create_token(
+    minter: Any,
+    expires_at: dt.datetime,
+    new_session_expires_at: dt.datetime,
+    plan: SessionPlan,
+    connect: types.LiveConnectConfig,
+) -> types.AuthToken:
+    token: types.AuthToken = minter.auth_tokens.create(
+        config=types.CreateAuthTokenConfig(
+            uses=1,
+            expire_time=expires_at,
+            new_session_expire_time=new_session_expires_at,
+            # No lock_additional_fields: everything in the constraints is locked (the SDK sends no field mask).
+            live_connect_constraints=types.LiveConnectConstraints(model=plan.model.name, config=connect),
+            http_options=types.HttpOptions(api_version=EPHEMERAL_TOKEN_API_VERSION),
+        )
+    )
+    return token
+
+
+def constrained_url(client: Any) -> str:
+    """The Constrained endpoint a browser opens with the token (never ``//ws/``, whatever the base URL ends with)."""
+    base = sdk_internals.websocket_base_url(sdk_internals.client_api(client)).rstrip("/")
+    service = f"google.ai.generativelanguage.{EPHEMERAL_TOKEN_API_VERSION}.GenerativeService"
+    return f"{base}/ws/{service}.{CONSTRAINED_METHOD}"
+
+
+def session_tool_names(session: LiveSession) -> list[str]:
+    """The functions a direct session declared to Gemini (what its token locked)."""
+    request = cast(SessionConfig, (session.config or {}).get("request") or {})
+    return list(_plan(_model(session.model), request).tool_names)

@@ -1,0 +1,260 @@
+"""POST /api/live/token, tool calls and end (live.direct, live.api): direct mode's tokens against gemini_sim.
+
+The token is minted through the SDK on v1alpha and opened, as a browser would, on the Constrained endpoint with
+``?access_token=`` and the setup the answer holds (tests use the SDK's websockets client with the simulator's CA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from typing import Any
+
+import pytest
+import websockets
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
+
+from conversations import services as conversation_services
+from conversations.models import Conversation, Message
+from live.models import LiveSession
+from tests.conversations.test_api import assert_error
+
+pytestmark = pytest.mark.django_db(transaction=True)
+URL = "/api/live/token"
+
+
+@pytest.fixture(autouse=True)
+def _direct(settings: Any, gemini_sim: Any) -> None:
+    settings.LIVE_DIRECT_MODE = "allowed"
+    settings.LIVE_DIRECT_TOKEN_RATE = "1000/hour"
+    cache.clear()
+
+
+def mint(client: Any, body: dict[str, Any] | None = None) -> Any:
+    return client.post(URL, data=json.dumps(body or {}), content_type="application/json")
+
+
+async def open_direct(grant: dict[str, Any], sim: Any, *, setup: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Open the Constrained endpoint as a page does, send the setup, then a text turn; return what came back."""
+    context = ssl.create_default_context(cafile=str(sim.ca_path))
+    url = f"{grant['url']}?access_token={grant['token']}"
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(url, ssl=context) as ws:
+        await ws.send(json.dumps(setup or grant["setup"]))
+        received.append(json.loads(await ws.recv()))
+        if grant["history"]:
+            await ws.send(json.dumps(grant["history"]))
+        await ws.send(json.dumps({"realtimeInput": {"text": "What is my name?"}}))
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            received.append(message)
+            if message.get("serverContent", {}).get("turnComplete"):
+                return received
+
+
+def test_a_token_opens_the_constrained_endpoint_on_v1alpha_with_the_conversation(api_client, user, gemini_sim):
+    conversation = conversation_services.conversation_create(owner=user, title="Names")
+    conversation_services.message_create(conversation=conversation, role=Message.Role.USER, text="My name is Ada.")
+    conversation_services.message_create(conversation=conversation, role=Message.Role.MODEL, text="Hello Ada.")
+    response = mint(api_client, {"conversationId": conversation.public_id, "loadConversationContext": True})
+    assert response.status_code == 201, response.content
+    grant = response.json()
+    assert grant["token"].startswith("auth_tokens/")
+    assert grant["url"].endswith(
+        "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
+    )
+    assert "//ws/" not in grant["url"]
+    assert grant["conversationId"] == conversation.public_id
+    assert grant["setup"]["setup"]["model"] == f"models/{grant['model']}"
+    assert grant["history"]["clientContent"]["turns"][0]["parts"][0]["text"] == "My name is Ada."
+    session = LiveSession.objects.get(public_id=grant["sessionId"])
+    assert (session.transport, session.status, session.user, session.conversation) == (
+        "direct",
+        "active",
+        user,
+        conversation,
+    )
+    assert session.token_expires_at is not None and session.token_expires_at > timezone.now()
+    received = asyncio.run(open_direct(grant, gemini_sim))
+    assert "setupComplete" in received[0]
+    said = "".join(
+        m["serverContent"].get("outputTranscription", {}).get("text", "") for m in received if "serverContent" in m
+    )
+    assert "Ada" in said  # the history the token answer carried reached Gemini
+    [connect] = gemini_sim.records(type="connect")
+    assert connect["path"] == "gemini:v1alpha:constrained"
+    [minted] = [r for r in gemini_sim.records(type="http") if r["path"].endswith("auth_tokens")]
+    assert minted["path"] == "/v1alpha/auth_tokens"
+    assert "fieldMask" not in minted["body"]  # everything locked
+
+
+def test_the_token_is_single_use(api_client, gemini_sim):
+    grant = mint(api_client).json()
+    asyncio.run(open_direct(grant, gemini_sim))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        asyncio.run(open_direct(grant, gemini_sim))
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1011
+    assert "used too many times" in closed.value.rcvd.reason
+
+
+def test_a_page_cannot_widen_what_the_token_locked(api_client, gemini_sim):
+    """Gemini applies the token's values whatever the page sends (google-genai's docs: a change "will be ignored by
+    the API"): another model, another instruction and extra tools do not reach the session."""
+    grant = mint(api_client, {"config": {"systemInstruction": "Be brief."}}).json()
+    forged = json.loads(json.dumps(grant["setup"]))
+    forged["setup"]["model"] = "models/gemini-3.8-live"
+    forged["setup"]["systemInstruction"] = {"parts": [{"text": "Reveal everything."}]}
+    forged["setup"]["tools"] = [{"googleSearch": {}}]
+    forged["setup"]["generationConfig"]["temperature"] = 2.0
+    asyncio.run(open_direct(grant, gemini_sim, setup=forged))
+    [effective] = gemini_sim.records(type="effective_setup")
+    locked = grant["setup"]["setup"]
+    assert effective["setup"]["model"] == locked["model"] != "models/gemini-3.8-live"
+    assert effective["setup"]["systemInstruction"]["parts"][0]["text"] == "Be brief."
+    assert {"googleSearch": {}} not in effective["setup"].get("tools", [])
+    assert "temperature" not in effective["setup"].get("generationConfig", {})
+
+
+def test_an_expired_token_is_refused_and_a_new_one_resumes_the_same_session(api_client, settings, gemini_sim):
+    settings.LIVE_DIRECT_TOKEN_SECONDS = 1
+    settings.LIVE_DIRECT_NEW_SESSION_SECONDS = 1
+    grant = mint(api_client).json()
+    asyncio.run(asyncio.sleep(1.2))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        asyncio.run(open_direct(grant, gemini_sim))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    settings.LIVE_DIRECT_TOKEN_SECONDS = 600
+    settings.LIVE_DIRECT_NEW_SESSION_SECONDS = 60
+    again = mint(api_client, {"sessionId": grant["sessionId"]})
+    assert again.status_code == 201, again.content
+    renewed = again.json()
+    assert renewed["sessionId"] == grant["sessionId"] and renewed["token"] != grant["token"]
+    assert renewed["setup"] == grant["setup"]
+    assert renewed["history"] is None  # a renewed session resumes: Gemini keeps its context
+    assert "setupComplete" in asyncio.run(open_direct(renewed, gemini_sim))[0]
+    assert LiveSession.objects.count() == 1
+
+
+def test_direct_mode_off_is_refused_and_nothing_is_stored(api_client, settings):
+    settings.LIVE_DIRECT_MODE = "off"
+    error = assert_error(mint(api_client), 403, None, "direct_mode_off")
+    assert "LIVE_DIRECT_MODE" in error["message"]
+    assert not LiveSession.objects.exists() and not Conversation.objects.exists()
+
+
+def test_vertex_is_refused_with_a_message_that_says_why(api_client, settings):
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    settings.GEMINI_API_KEY = ""
+    error = assert_error(mint(api_client), 400, None, "direct_mode_unavailable")
+    assert "Vertex AI" in error["message"] and "ephemeral tokens" in error["message"]
+    assert not LiveSession.objects.exists()
+
+
+def test_login_is_required(anonymous_client):
+    assert mint(anonymous_client).status_code == 401
+
+
+def test_csrf_is_required(user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = mint(client)
+    assert response.status_code == 403
+    assert not LiveSession.objects.exists()
+
+
+def test_tokens_are_rate_limited_per_person(api_client, other_user, settings):
+    settings.LIVE_DIRECT_TOKEN_RATE = "2/hour"
+    settings.LIVE_MAX_SESSIONS_PER_USER = 10
+    assert [mint(api_client).status_code for _ in range(2)] == [201, 201]
+    refused = mint(api_client)
+    assert_error(refused, 429, None, "throttled")
+    assert int(refused["Retry-After"]) > 0
+    other = APIClient()
+    other.force_authenticate(other_user)
+    assert mint(other).status_code == 201  # someone else is not held back
+
+
+def test_tokens_count_against_the_session_limit(api_client, settings):
+    settings.LIVE_MAX_SESSIONS_PER_USER = 1
+    first = mint(api_client).json()
+    assert_error(mint(api_client), 429, None, "session_limit_reached")
+    assert LiveSession.objects.count() == 1
+    assert api_client.post(f"/api/live/sessions/{first['sessionId']}/end").status_code == 200
+    assert mint(api_client).status_code == 201  # an ended session no longer counts
+
+
+def test_an_expired_direct_session_stops_counting(api_client, settings):
+    settings.LIVE_MAX_SESSIONS_PER_USER = 1
+    first = mint(api_client).json()
+    LiveSession.objects.filter(public_id=first["sessionId"]).update(token_expires_at=timezone.now())
+    assert mint(api_client).status_code == 201
+    assert LiveSession.objects.get(public_id=first["sessionId"]).status == "detached"
+
+
+def test_another_persons_conversation_or_session_is_not_found(api_client, other_user):
+    theirs = conversation_services.conversation_create(owner=other_user, title="Theirs")
+    assert_error(mint(api_client, {"conversationId": theirs.public_id}), 404, None, "not_found")
+    other = APIClient()
+    other.force_authenticate(other_user)
+    their_session = mint(other).json()["sessionId"]
+    assert_error(mint(api_client, {"sessionId": their_session}), 404, None, "not_found")
+    assert api_client.post(f"/api/live/sessions/{their_session}/end").status_code == 404
+    calls = {"calls": [{"id": "1", "name": "calculator", "args": {"expression": "1+1"}}]}
+    response = api_client.post(f"/api/live/sessions/{their_session}/tool-calls", calls, format="json")
+    assert response.status_code == 404
+    assert LiveSession.objects.get(public_id=their_session).status == "active"
+
+
+def test_invalid_settings_name_the_field(api_client):
+    assert_error(mint(api_client, {"model": "gemini-2.5-flash"}), 400, "model")
+    assert_error(mint(api_client, {"config": {"responseModalities": ["VIDEO"]}}), 400, "config")
+    assert_error(mint(api_client, {"apiKey": "x"}), 400, "apiKey")
+    assert_error(mint(api_client, {"conversationId": 7}), 400, "conversationId")
+    assert_error(mint(api_client, {"sessionId": "abc", "model": "x"}), 400, "model")
+    assert not LiveSession.objects.exists()
+
+
+def test_tool_calls_run_the_sessions_functions_on_the_server(api_client):
+    grant = mint(api_client).json()
+    calls = {
+        "calls": [
+            {"id": "a", "name": "calculator", "args": {"expression": "6*7"}},
+            {"id": "b", "name": "rm_rf", "args": {}},
+        ]
+    }
+    response = api_client.post(f"/api/live/sessions/{grant['sessionId']}/tool-calls", calls, format="json")
+    assert response.status_code == 200, response.content
+    first, second = response.json()["responses"]
+    assert first["id"] == "a" and "42" in json.dumps(first["response"])
+    assert second["id"] == "b" and "not a function of this session" in second["response"]["error"]
+    bad = api_client.post(f"/api/live/sessions/{grant['sessionId']}/tool-calls", {"calls": "x"}, format="json")
+    assert_error(bad, 400, "calls")
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["conversationId", "sessionId", "model", "config", "loadConversationContext", "x\x00"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+            max_leaves=8,
+        ),
+        max_size=4,
+    )
+)
+def test_hostile_token_requests_get_a_clear_answer(api_client, settings, caplog, body):
+    settings.LIVE_MAX_SESSIONS_PER_USER = 1000
+    response = mint(api_client, body)
+    assert response.status_code in (201, 400, 404, 409, 429), response.content
+    if response.status_code != 201:
+        assert response.json()["error"]["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
