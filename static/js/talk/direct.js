@@ -152,7 +152,7 @@ export class DirectSession {
           if (problem.retryAfter) this.emitError(problem.code, problem.message, { retryAfter: problem.retryAfter });
           else this.dropped({ code: ABNORMAL, reason: problem.message }, false);
         } else {
-          const code = problem.code === "NOT_FOUND" ? "SESSION_NOT_FOUND" : "RESUME_FAILED";
+          const code = problem.status === 404 ? "SESSION_NOT_FOUND" : "RESUME_FAILED";
           this.emitError(code, problem.message);
         }
         return;
@@ -500,9 +500,11 @@ export class DirectSession {
 
   async requestToken({ conversationId, sessionId = null }) {
     const { model, config, loadConversationContext } = this.create;
-    const body = { conversationId: conversationId || null, config: config ?? {}, loadConversationContext };
-    if (model) body.model = model;
-    if (sessionId) body.sessionId = sessionId;
+    // A new token for a session keeps its settings: then only its id is sent.
+    const body = sessionId
+      ? { sessionId }
+      : { conversationId: conversationId || null, config: config ?? {}, loadConversationContext };
+    if (model && !sessionId) body.model = model;
     try {
       return await this.post(TOKEN_URL, body);
     } catch (error) {
@@ -527,7 +529,7 @@ export class DirectSession {
     if (response.ok && answer) return answer;
     const problem = answer?.error ?? {};
     throw new TokenProblem(problem.message || `The server answered HTTP ${response.status}.`, {
-      code: problem.code ?? (response.status === 401 ? "UNAUTHENTICATED" : "GEMINI_ERROR"),
+      code: String(problem.code ?? (response.status === 401 ? "UNAUTHENTICATED" : "GEMINI_ERROR")).toUpperCase(),
       status: response.status,
       retryAfter: Number(response.headers.get("Retry-After")) || 0,
     });
