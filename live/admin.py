@@ -42,7 +42,7 @@ class LiveSessionAdmin(admin.ModelAdmin):
         "reconnects",
         "error",
     )
-    list_filter = ("status", "model", "started_at")
+    list_filter = ("status", "transport", "model", "started_at")
     search_fields = (
         "public_id",
         "user__username",
@@ -61,6 +61,8 @@ class LiveSessionAdmin(admin.ModelAdmin):
         "conversation",
         "model",
         "status",
+        "transport",
+        "token_expires_at",
         "worker",
         "channel_name",
         "started_at",

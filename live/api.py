@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,7 +17,7 @@ from rest_framework.views import APIView
 
 from apsara.api import NON_FIELD, error_body, field_error
 from gemini.errors import classify, is_upstream_error
-from live import direct, services, tools
+from live import direct, services
 from live.protocol import ErrorCode, ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -131,24 +129,6 @@ def _tool_calls(data: dict[str, Any]) -> list[dict[str, Any]]:
     return calls
 
 
-async def _run_tools(user: Any, names: list[str], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    async def one(call: dict[str, Any]) -> dict[str, Any]:
-        name = call["name"]
-        if name not in names:
-            response: dict[str, Any] = {"error": f"{name[:60]!r} is not a function of this session"}
-        else:
-            try:
-                response = await asyncio.wait_for(
-                    tools.tool_execute(user=user, name=name, args=call.get("args") or {}),
-                    timeout=settings.LIVE_TOOL_TIMEOUT_SECONDS,
-                )
-            except TimeoutError:
-                response = {"error": f"{name} took too long"}
-        return {"id": call.get("id", ""), "name": name, "response": response}
-
-    return list(await asyncio.gather(*(one(call) for call in calls)))
-
-
 class LiveToolCallsApi(APIView):
     @extend_schema(
         summary="Run a direct session's function calls",
@@ -161,8 +141,7 @@ class LiveToolCallsApi(APIView):
         session = services.live_session_direct_get(user=request.user, session_id=session_id)  # type: ignore[arg-type]
         if session is None:
             raise exceptions.NotFound("No such direct session.")
-        names = direct.session_tool_names(session)
-        responses = async_to_sync(_run_tools)(request.user, names, calls)
+        responses = direct.run_tool_calls(session=session, user=request.user, calls=calls)  # type: ignore[arg-type]
         return Response({"responses": responses})
 
 

@@ -10,19 +10,21 @@ be posted to (``live.direct_turns``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import warnings
 from dataclasses import dataclass
 from typing import Any, cast
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from conversations.models import User
+from conversations.models import Message, User, new_message_id
 from gemini import sdk_internals
 from gemini.catalogue import LiveModel, live_model
 from gemini.client import EPHEMERAL_TOKEN_API_VERSION, Mode, current_mode, ephemeral_client, get_client
@@ -32,6 +34,7 @@ from live.models import LiveSession
 from live.protocol import CreateSessionData, ErrorCode, ProtocolError, parse_client_message
 from live.server_messages import EffectiveConfig
 from live.session_plan import SessionConfig, SessionPlan, plan_session, validate_model_name
+from live.turns import TurnRecord, save_turn
 
 ALLOWED = "allowed"
 MODES = ("off", ALLOWED)
@@ -219,3 +222,66 @@ def session_tool_names(session: LiveSession) -> list[str]:
     """The functions a direct session declared to Gemini (what its token locked)."""
     request = cast(SessionConfig, (session.config or {}).get("request") or {})
     return list(_plan(_model(session.model), request).tool_names)
+
+
+def live_config(session: LiveSession) -> dict[str, Any]:
+    """What a direct session's stored messages say of it: the same keys as a proxied session's (parts.assemble)."""
+    request = (session.config or {}).get("request") or {}
+    return {
+        "model": session.model,
+        "sessionId": session.public_id,
+        "responseModalities": list(request.get("responseModalities") or ["AUDIO"]),
+    }
+
+
+def run_tool_calls(*, session: LiveSession, user: User, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run a direct session's function calls for its page, as the bridge runs them (the session's functions only,
+    the same time limit), and store each with its result in the thread, as the bridge's recorder does; a call the
+    page sends again (same id) is answered again but stored once."""
+    names = session_tool_names(session)
+    called_at = timezone.now()
+    responses = async_to_sync(_execute)(user, names, calls)
+    answers = []
+    for call, response in zip(calls, responses, strict=True):
+        call_id, name = call.get("id") or "", call["name"]
+        record = TurnRecord(
+            public_id=new_message_id(),
+            role=Message.Role.TOOL,
+            created_at=called_at,
+            tool_data={"id": call_id, "name": name, "args": call.get("args") or {}, "response": response,
+                       "cancelled": False},
+        )  # fmt: skip
+        _store_tool_call(session, record)
+        answers.append({"id": call_id, "name": name, "response": response})
+    return answers
+
+
+async def _execute(user: User, names: list[str], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def one(call: dict[str, Any]) -> dict[str, Any]:
+        name = call["name"]
+        if name not in names:
+            return {"error": f"{name[:60]!r} is not a function of this session"}
+        try:
+            return await asyncio.wait_for(
+                tools.tool_execute(user=user, name=name, args=call.get("args") or {}),
+                timeout=settings.LIVE_TOOL_TIMEOUT_SECONDS,
+            )
+        except TimeoutError:
+            return {"error": f"{name} took too long"}
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+def _store_tool_call(session: LiveSession, record: TurnRecord) -> None:
+    conversation = session.conversation
+    if conversation is None:
+        return
+    already = Message.objects.filter(
+        conversation=conversation,
+        role=Message.Role.TOOL,
+        live_config__sessionId=session.public_id,
+        tool_data__id=record.tool_data["id"],
+    )
+    if record.tool_data["id"] and already.exists():
+        return
+    save_turn(conversation=conversation, live_config=live_config(session), turn=record)

@@ -221,6 +221,10 @@ def live_session_direct_end(*, user: User, session_id: str) -> LiveSession:
     if session is None:
         raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No direct session {session_id[:60]!r}.")
     if session.status not in (LiveSession.Status.ENDED, LiveSession.Status.FAILED):
+        # Before it is marked ended: a call that stored nothing gives back the conversation it created, as a
+        # proxied one does (the page posts its turns before it ends the session).
+        _discard_unused_conversation(session.pk, LiveSession.Status.ENDED)
+        session.refresh_from_db()
         session.status = LiveSession.Status.ENDED
         session.ended_at = timezone.now()
         session.save(update_fields=["status", "ended_at"])

@@ -235,6 +235,16 @@ def test_tool_calls_run_the_sessions_functions_on_the_server(api_client):
     first, second = response.json()["responses"]
     assert first["id"] == "a" and "42" in json.dumps(first["response"])
     assert second["id"] == "b" and "not a function of this session" in second["response"]["error"]
+    again = api_client.post(f"/api/live/sessions/{grant['sessionId']}/tool-calls", calls, format="json")
+    assert again.json() == response.json()
+    stored = Message.objects.filter(role=Message.Role.TOOL).order_by("tool_data__id")
+    assert [(m.tool_data["id"], m.tool_data["name"]) for m in stored] == [("a", "calculator"), ("b", "rm_rf")]
+    assert stored[0].conversation.public_id == grant["conversationId"]
+    assert stored[0].live_config == {
+        "model": grant["model"],
+        "sessionId": grant["sessionId"],
+        "responseModalities": ["AUDIO"],
+    }
     bad = api_client.post(f"/api/live/sessions/{grant['sessionId']}/tool-calls", {"calls": "x"}, format="json")
     assert_error(bad, 400, "calls")
 
@@ -258,3 +268,16 @@ def test_hostile_token_requests_get_a_clear_answer(api_client, settings, caplog,
     if response.status_code != 201:
         assert response.json()["error"]["message"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_ending_a_call_that_stored_nothing_gives_back_its_new_conversation(api_client, user):
+    kept = mint(api_client).json()
+    services_end = api_client.post(f"/api/live/sessions/{kept['sessionId']}/end")
+    assert services_end.json() == {"sessionId": kept["sessionId"], "status": "ended"}
+    assert not Conversation.objects.filter(public_id=kept["conversationId"]).exists()
+    used = mint(api_client).json()
+    conversation = Conversation.objects.get(public_id=used["conversationId"])
+    conversation_services.message_create(conversation=conversation, role=Message.Role.USER, text="hi")
+    assert api_client.post(f"/api/live/sessions/{used['sessionId']}/end").status_code == 200
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    assert api_client.post(f"/api/live/sessions/{used['sessionId']}/end").status_code == 200  # again: no change
