@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from conversations.models import Conversation, Message
+from conversations import services
+from conversations.models import Conversation, Message, User
 from live.metrics import REGISTRY
 from live.models import LiveSession
 from tests.e2e.conftest import launch_chromium, send_prompt, while_server_writes
@@ -28,24 +30,42 @@ pytestmark = pytest.mark.e2e
 DIRECT_LABEL = re.compile("^Direct")
 
 
+Launch = Callable[[list[str | float]], tuple[Any, float]]
+
+
 @pytest.fixture
-def direct_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[tuple[Any, float]]:
-    """Chromium whose fake microphone says SPEECH once, trusting the simulator's certificate (this browser only)."""
-    wav = tmp_path / "mic.wav"
-    spoken = speech_wav(wav, [1.0, SPEECH, 4.0])
-    chromium = launch_chromium(
-        playwright_driver,
-        [
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}%noloop",
-            "--autoplay-policy=no-user-gesture-required",
-            # The page opens gemini_sim's wss:// itself; its CA is the simulator's own.
-            "--ignore-certificate-errors",
-        ],
-    )
-    yield chromium, spoken
-    chromium.close()
+def direct_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Launch]:
+    """Chromium whose fake microphone plays spoken `segments` once, trusting the simulator's certificate (only this
+    browser: the page opens gemini_sim's wss:// itself); returns (browser, seconds of speech)."""
+    launched: list[Any] = []
+
+    def launch(segments: list[str | float]) -> tuple[Any, float]:
+        wav = tmp_path / f"mic-{len(launched)}.wav"
+        spoken = speech_wav(wav, segments)
+        chromium = launch_chromium(
+            playwright_driver,
+            [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+                "--autoplay-policy=no-user-gesture-required",
+                "--ignore-certificate-errors",
+            ],
+        )
+        launched.append(chromium)
+        return chromium, spoken
+
+    yield launch
+    for chromium in launched:
+        chromium.close()
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until `check()` holds (the server answers the page's requests on its own thread)."""
+    deadline = time.monotonic() + seconds
+    while not while_server_writes(check):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def bridge_audio_seconds() -> float:
@@ -70,10 +90,10 @@ def choose_direct(page: Page, screenshot_dir: Path) -> None:
 
 
 def test_talk_direct_reply_plays_and_turns_are_stored_in_order(
-    direct_browser: tuple[Any, float], server_url: str, gemini_sim: Any, settings: Any, screenshot_dir: Path
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any, screenshot_dir: Path
 ) -> None:
     settings.LIVE_DIRECT_MODE = "allowed"
-    chromium, spoken = direct_browser
+    chromium, spoken = direct_browser([1.0, SPEECH, 4.0])
     page = open_page(chromium, server_url)
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
@@ -117,7 +137,7 @@ def test_talk_direct_reply_plays_and_turns_are_stored_in_order(
     sessions = LiveSession.objects.filter(conversation=conversation)
     assert [s.transport for s in sessions] == [LiveSession.Transport.DIRECT]
     assert bridge_audio_seconds() == audio_before
-    while_server_writes(lambda: LiveSession.objects.get(pk=sessions[0].pk, ended_at__isnull=False))
+    eventually(lambda: LiveSession.objects.get(pk=sessions[0].pk).ended_at is not None)  # POST …/end
 
     # Stored as a proxied call's turns would be: live messages with 16 kHz / 24 kHz recordings.
     rows = list(Message.objects.filter(conversation=conversation).order_by("created_at", "pk"))
@@ -144,3 +164,42 @@ def test_talk_direct_reply_plays_and_turns_are_stored_in_order(
     assert [rate for rate, _ in rates] == [16000, 24000]
     assert spoken - 0.6 < rates[0][1] < spoken + 1.5, (rates, spoken)
     assert rates[1][1] == pytest.approx(stats["samplesReceived"] / 24000, abs=0.01)
+
+
+def test_talk_direct_moves_on_at_go_away_and_resumes_after_a_drop(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """goAway: the page moves to a new connection with the newest handle; a dropped connection is resumed the same
+    way (ReconnectPolicy); one direct session throughout, never a second token's new session."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="mover")
+    services.talk_settings_save(user=User.objects.get(username="mover"), data={"transport": "direct"})
+    page.get_by_test_id("new-conversation").click()
+    gemini_sim.set_options(connection_lifetime=4.0, go_away_before=3.0)  # goAway a second after each connect
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    page.wait_for_function("() => window.apsaraTalk.stats.events.includes('reconnecting')")
+    gemini_sim.set_options(connection_lifetime=600.0, go_away_before=60.0)
+    wait_state(page, "listening")
+    connects = len(gemini_sim.records(type="connect"))
+    assert connects >= 2
+
+    gemini_sim.inject_fault("drop", when="now")
+    page.wait_for_function("(n) => window.apsaraTalk.stats.reconnects >= n", arg=connects)
+    wait_state(page, "listening")
+
+    records = gemini_sim.records(type="connect")
+    assert {c["path"] for c in records} == {"gemini:v1alpha:constrained"}
+    setups = [m["setup"] for m in gemini_sim.client_messages() if "setup" in m]
+    assert len(setups) == len(records) > connects
+    assert "handle" not in (setups[0].get("sessionResumption") or {})
+    assert all(s["sessionResumption"]["handle"] for s in setups[1:]), setups
+    [session] = LiveSession.objects.filter(user__username="mover")
+    assert session.transport == LiveSession.Transport.DIRECT
+
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    # Ended (POST …/end); a call in which nothing was stored also gives back the conversation it created.
+    eventually(lambda: not LiveSession.objects.filter(pk=session.pk, ended_at__isnull=True).exists())
