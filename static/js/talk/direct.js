@@ -85,6 +85,8 @@ export class DirectSession {
     this.conversationId = null;
     this.handle = null; // the newest resumption handle
     this.switchPending = false; // goAway: move to a new connection after the model's turn
+    this.renewToken = false; // Gemini refused the last resume: ask for a new token before the next
+    this.renewedForHandle = false; // the token in use was asked for to resume with the current handle
     this.ended = true;
     this.recorder = null;
     this.backlog = []; // control messages for Gemini waiting for setupComplete (tool responses, typed text)
@@ -113,6 +115,7 @@ export class DirectSession {
     this.sessionId = null;
     this.conversationId = conversationId;
     this.handle = null;
+    this.renewToken = this.renewedForHandle = false;
     this.ended = false;
     this.backlog = [];
     this.recorder = new TurnRecorder({ onTurn: (turn) => this.turnFinished(turn) });
@@ -140,7 +143,9 @@ export class DirectSession {
       }, ATTEMPT_TIMEOUT_MS);
     }
     const expiresAt = Date.parse(this.grant?.expiresAt ?? "") || 0;
-    if (!this.handle || expiresAt - TOKEN_MARGIN_MS < Date.now()) {
+    if (!this.handle || this.renewToken || expiresAt - TOKEN_MARGIN_MS < Date.now()) {
+      this.renewToken = false;
+      this.renewedForHandle = Boolean(this.handle);
       // Without a handle the session starts afresh on Gemini, which takes a new token (each is single use).
       let grant;
       try {
@@ -200,7 +205,12 @@ export class DirectSession {
         this.emitError("GEMINI_ERROR", `Gemini refused the voice session (${event.code}${reason}).`);
         return;
       }
-      if (!wasReady && handle) this.handle = null; // refused: the next attempt starts afresh with a new token
+      if (!wasReady && handle) {
+        // Refused: the next attempt takes a new token for the same handle; refused with a new one too, the handle is
+        // what Gemini will not take, and the session starts afresh.
+        if (this.renewedForHandle) this.handle = null;
+        else this.renewToken = true;
+      }
       this.recorder?.connectionLost();
       this.dropped({ code: event.code, reason: event.reason }, true);
     };
@@ -237,6 +247,7 @@ export class DirectSession {
 
   setupComplete({ fresh, handle }) {
     this.ready = true;
+    this.renewedForHandle = false;
     clearTimeout(this.attemptTimer);
     const base = { sessionId: this.sessionId, conversationId: this.conversationId, timestamp: now() };
     const model = this.grant.setup?.setup?.model?.replace(/^models\//, "") ?? this.create.model ?? "";
