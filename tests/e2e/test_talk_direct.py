@@ -203,3 +203,33 @@ def test_talk_direct_moves_on_at_go_away_and_resumes_after_a_drop(
     wait_state(page, "ended")
     # Ended (POST …/end); a call in which nothing was stored also gives back the conversation it created.
     eventually(lambda: not LiveSession.objects.filter(pk=session.pk, ended_at__isnull=True).exists())
+
+
+def test_talk_direct_typed_text_and_a_tool_call(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """Text typed into a direct call goes to Gemini as the bridge sends it; Gemini's function call is run by the server
+    (POST …/tool-calls) and answered with a toolResponse, after which the model replies."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="calculating")
+    services.talk_settings_save(user=User.objects.get(username="calculating"), data={"transport": "direct"})
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    with page.expect_response(re.compile(r"/tool-calls$")) as answer:
+        send_prompt(page, "Use the calculator: what is 12 * 7?")
+    assert answer.value.status == 200
+    responses = answer.value.json()["responses"]
+    assert responses[0]["name"] == "calculator"
+    # The reply after the tool's answer plays.
+    page.wait_for_function("() => window.apsaraTalk.stats.samplesReceived > 0", timeout=30_000)
+    sent = gemini_sim.client_messages()
+    texts = [m for m in sent if "realtimeInput" in m and "text" in m["realtimeInput"]]
+    typed = [m for m in sent if "clientContent" in m and "turns" in m["clientContent"]]
+    assert texts or typed
+    [tool_response] = [m["toolResponse"] for m in sent if "toolResponse" in m]
+    assert tool_response["functionResponses"] == responses
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
