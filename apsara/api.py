@@ -44,7 +44,7 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
-def _declared_length(parser_context: Mapping[str, Any]) -> int:
+def declared_length(parser_context: Mapping[str, Any]) -> int:
     request = parser_context.get("request")
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
@@ -75,7 +75,7 @@ class JSONParser(parsers.BaseParser):
         context = parser_context or {}
         limit = settings.API_MAX_BODY_BYTES
         too_large = f"The request body is larger than {limit} bytes."
-        if _declared_length(context) > limit:
+        if declared_length(context) > limit:
             raise RequestTooLarge(too_large)
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.storage import Storage
@@ -13,13 +14,21 @@ from django.utils.http import content_disposition_header
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import parsers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apsara.api import MessagePagination, StrictLimitOffsetPagination, field_error
+from apsara.api import (
+    MessagePagination,
+    RequestTooLarge,
+    StrictLimitOffsetPagination,
+    declared_length,
+    error_body,
+    field_error,
+)
+from live import direct_turns
 
 from . import generation, selectors, services
 from .serializers import (
@@ -28,6 +37,7 @@ from .serializers import (
     ConversationSerializer,
     ErrorSerializer,
     GenerateRequestSerializer,
+    LiveTurnSerializer,
     MessageSerializer,
     TalkSettingsSerializer,
 )
@@ -118,6 +128,80 @@ class MessageListApi(APIView):
         messages = selectors.message_list(conversation=conversation, after=after).select_related("conversation")
         page = paginator.paginate_queryset(messages, request, self)
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
+
+
+class LiveTurnParser(parsers.MultiPartParser):
+    """A multipart form no larger than the longest turn's audio and its fields, judged before reading any of it.
+
+    Django's own limits still apply as it parses: DATA_UPLOAD_MAX_MEMORY_SIZE for the fields (413),
+    DATA_UPLOAD_MAX_NUMBER_FIELDS/FILES (400); an upload past FILE_UPLOAD_MAX_MEMORY_SIZE waits in a temporary file.
+    """
+
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        limit = direct_turns.max_request_bytes()
+        if declared_length(parser_context or {}) > limit:
+            raise RequestTooLarge(
+                f"The request body is larger than {limit} bytes "
+                f"(a turn's audio is at most {settings.LIVE_DIRECT_TURN_MAX_SECONDS} s)."
+            )
+        return super().parse(stream, media_type, parser_context)
+
+
+class LiveTurnApi(APIView):
+    """A direct session's turn, posted by the page (docs/live-direct.md); stored by ``live.direct_turns`` as a
+    proxied turn is. Here rather than in ``live``: what it answers is a conversation's message, as ``…/messages``
+    shows it."""
+
+    parser_classes = [LiveTurnParser]  # this view only: every other endpoint takes apsara.api.JSONParser's JSON
+
+    @extend_schema(
+        summary="Store a turn of a direct live session (idempotent by its id)",
+        description="One finished turn of a direct session (the page talked to Gemini with an ephemeral token), "
+        "stored like a turn of a proxied session. 201 with the new message; 200 with the message already stored "
+        "when the same id is posted again; 409 when the id is another message's. See docs/live-direct.md.",
+        request={"multipart/form-data": LiveTurnSerializer},
+        responses={
+            201: MessageSerializer,
+            200: MessageSerializer,
+            400: ERROR_RESPONSE,
+            401: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+        },
+    )
+    def post(self, request: Request, conv_id: str) -> Response:
+        conversation = selectors.conversation_get_for_user(user=request.user, public_id=conv_id)
+        serializer = LiveTurnSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        turn = direct_turns.DirectTurn(
+            public_id=data["id"],
+            session_id=data["sessionId"],
+            role=data["role"],
+            transcript=data["transcript"],
+            started_at=data["startedAt"],
+            interrupted=data["interrupted"],
+            usage=data.get("usage") or {},
+            audio=data.get("audio"),
+        )
+        try:
+            message, created = direct_turns.direct_turn_save(user=request.user, conversation=conversation, turn=turn)
+        except direct_turns.TurnIdTaken:
+            return Response(
+                error_body(
+                    code="message_id_taken",
+                    message="id: this id belongs to another message; give the turn a new id.",
+                    field="id",
+                ),
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(
+            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class TalkSettingsApi(APIView):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -10,12 +11,16 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apsara.validation import check_storable_text, is_public_id
+from live.direct_turns import TRANSCRIPT_MAX_CHARS, USAGE_MAX_CHARS, started_at_parse, usage_parse
+
 from .models import Conversation, Message
 from .services import TITLE_MAX_CHARS
 
 SYSTEM_INSTRUCTION_MAX_CHARS = 8000
 MODEL_NAME_PATTERN = r"^(models/)?[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 MESSAGE_ID_PATTERN = r"^msg_[0-9a-f]{24}$"
+LIVE_TURN_ID_PATTERN = r"^[A-Za-z0-9_-]{20,40}$"  # docs/live-direct.md: the page chooses it (msg_… or its own)
 
 
 # OUTPUT
@@ -260,3 +265,64 @@ class GenerateRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError({"prompt": ["This field is required."]}, code="required")
         attrs["prompt"] = prompt
         return attrs
+
+
+class LiveTurnSerializer(serializers.Serializer):
+    """``POST /api/conversations/<id>/live-turns`` (multipart/form-data): one finished turn of a direct session.
+
+    The form's fields as types; ``live.direct_turns`` checks them against the session, and the audio.
+    """
+
+    id = StrictCharField(
+        max_length=40,
+        validators=[RegexValidator(LIVE_TURN_ID_PATTERN, message="Not a message id (20-40 of A-Z a-z 0-9 _ -).")],
+        help_text="The message id the page chose when the turn ended: the idempotency key.",
+    )
+    sessionId = StrictCharField(max_length=40, help_text="A direct session of yours, in this conversation.")
+    role = serializers.ChoiceField(["user", "model"])
+    transcript = StrictCharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=TRANSCRIPT_MAX_CHARS,
+        help_text="What was said: the input transcription (user), the output transcription or text (model).",
+    )
+    startedAt = StrictCharField(max_length=64, help_text="ISO 8601 with a time zone: when the turn began.")
+    interrupted = serializers.ChoiceField(
+        ["true", "false"], required=False, default="false", help_text="A model turn cut by a barge-in."
+    )
+    usage = StrictCharField(
+        required=False, max_length=USAGE_MAX_CHARS, help_text="Gemini's usageMetadata, as a JSON object."
+    )
+    audio = serializers.FileField(
+        required=False,
+        allow_empty_file=True,  # refused by live.direct_turns, with the other audio checks
+        use_url=False,
+        help_text="WAV, PCM16 mono: 16 kHz for a user turn, 24 kHz for a model turn.",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        getlist = getattr(data, "getlist", None)
+        if getlist is not None:  # a form may repeat a field; which copy counts would be a guess
+            for name in self.fields:
+                if len(getlist(name)) > 1:
+                    raise serializers.ValidationError({name: ["Send this field once."]}, code="repeated")
+        return super().to_internal_value(data)
+
+    def validate_sessionId(self, value: str) -> str:
+        if not is_public_id(value):
+            raise serializers.ValidationError("Not a live session id.")
+        return value
+
+    def validate_transcript(self, value: str) -> str:
+        check_storable_text(value)  # DRF's CharField refuses the same; said here so that it never depends on it
+        return value
+
+    def validate_startedAt(self, value: str) -> datetime:
+        return started_at_parse(value)
+
+    def validate_interrupted(self, value: str) -> bool:
+        return value == "true"
+
+    def validate_usage(self, value: str) -> dict[str, Any]:
+        return usage_parse(value)

@@ -98,6 +98,12 @@ def save_turn(*, conversation: Conversation, live_config: dict[str, Any], turn: 
     saved = Message.objects.filter(public_id=turn.public_id).first()
     if saved is not None:
         return saved
+    return turn_message_create(conversation=conversation, live_config=live_config, turn=turn)
+
+
+def turn_message_create(*, conversation: Conversation, live_config: dict[str, Any], turn: TurnRecord) -> Message:
+    """Store one turn as a new live message, its audio packed as WAV: the one way a live turn becomes a row, whether
+    the server's recorder heard it (proxied) or the page posted it (direct, ``live.direct_turns``)."""
     return message_create(
         conversation=conversation,
         role=turn.role,
