@@ -172,6 +172,9 @@ class TalkSettingsSerializer(serializers.Serializer):
     vad = TalkVadSerializer(required=False)
     loadConversationContext = serializers.BooleanField(required=False)
     contextCompression = serializers.BooleanField(required=False)
+    transport = serializers.ChoiceField(
+        ["proxied", "direct"], required=False, help_text='"direct" only where LIVE_DIRECT_MODE is "allowed".'
+    )
 
 
 # INPUT

@@ -77,6 +77,8 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "prompt_max_chars": settings.GENERATE_MAX_PROMPT_CHARS,
         # How long the Talk page tries to resume a dropped call (static/js/talk/reconnect.js).
         "live_reconnect_window_seconds": settings.LIVE_RECONNECT_WINDOW_SECONDS,
+        # Whether a call may go straight from the page to Gemini (static/js/talk/direct.js, docs/live-direct.md).
+        "live_direct_mode": "allowed" if talk_settings.direct_allowed() else "off",
         # Rendered into the page (json_script) so a call started at once already uses them (talk/settings.js).
         "talk_settings": {
             "settings": selectors.talk_settings_for_user(user=request.user),  # type: ignore[arg-type]

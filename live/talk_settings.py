@@ -27,6 +27,8 @@ from live.protocol import (
 from live.session_plan import canonical_voice, plan_session
 
 Modality = Literal["TEXT", "AUDIO"]
+# Through the server's /live socket, or from the page straight to Gemini (docs/live-direct.md).
+Transport = Literal["proxied", "direct"]
 
 
 @pydantic.with_config(pydantic.ConfigDict(strict=True, extra="forbid"))
@@ -39,6 +41,7 @@ class TalkSettings(TypedDict):
     vad: NotRequired[VadConfig]  # as create_session's config.vad; enabled False is Hold to talk
     loadConversationContext: NotRequired[bool]
     contextCompression: NotRequired[bool]
+    transport: NotRequired[Transport]  # "direct" only where LIVE_DIRECT_MODE is "allowed"
 
 
 _ADAPTER: pydantic.TypeAdapter[TalkSettings] = pydantic.TypeAdapter(TalkSettings)
@@ -61,7 +64,13 @@ def defaults() -> TalkSettings:
         "vad": {"enabled": True},
         "loadConversationContext": True,
         "contextCompression": False,
+        "transport": "proxied",
     }
+
+
+def direct_allowed() -> bool:
+    """Whether people may choose the direct transport (``LIVE_DIRECT_MODE``; docs/live-direct.md)."""
+    return bool(django_settings.LIVE_DIRECT_MODE == "allowed")
 
 
 def _error(field: str, message: str, code: str = "invalid") -> ValidationError:
@@ -123,6 +132,12 @@ def validate(raw: object) -> TalkSettings:
             "invalid_choice",
         )
     chosen["responseModalities"] = cast(list[Modality], modalities)
+    if chosen["transport"] == "direct" and not direct_allowed():
+        raise _error(
+            "transport",
+            "Direct mode is not allowed on this server (LIVE_DIRECT_MODE is off): calls go through the server.",
+            "invalid_choice",
+        )
     # The whole create_session these settings make, through the very checks a call goes through.
     data = create_session_data(chosen)
     try:
@@ -136,7 +151,12 @@ def validate(raw: object) -> TalkSettings:
 
 def stored(value: object) -> TalkSettings:
     """Settings as saved earlier, checked again (the catalogue may have changed since): else the defaults."""
-    for candidate in (value, {**value, "model": defaults()["model"]} if isinstance(value, dict) else None):
+    candidates: list[object] = [value]
+    if isinstance(value, dict):
+        # Direct mode may have been switched off since, or the model taken out: keep the rest of what was chosen.
+        proxied = {**value, "transport": "proxied"}
+        candidates += [proxied, {**proxied, "model": defaults()["model"]}]
+    for candidate in candidates:
         try:
             return validate(candidate)
         except ValidationError:
@@ -145,7 +165,7 @@ def stored(value: object) -> TalkSettings:
 
 
 def choices() -> dict[str, Any]:
-    """What a settings sheet offers: the models (with what each allows), the voices, the ranges."""
+    """What a settings sheet offers: the models (with what each allows), the voices, the ranges, the transports."""
     return {
         "models": [
             {
@@ -154,6 +174,7 @@ def choices() -> dict[str, Any]:
                 "description": m.description,
                 "responseModalities": m.response_modality_choices,
                 "textViaTranscription": m.audio_only,
+                "textViaRealtimeInput": m.text_via_realtime_input,  # how a direct call sends typed text
             }
             for m in talk_models()
         ],
@@ -161,4 +182,5 @@ def choices() -> dict[str, Any]:
         "defaultVoice": "Puck",
         "silenceThreshold": {"min": 0, "max": 10_000},
         "maxContextTokens": MAX_CONTEXT_TOKENS,
+        "transports": ["proxied", "direct"] if direct_allowed() else ["proxied"],
     }

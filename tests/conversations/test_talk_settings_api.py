@@ -32,6 +32,7 @@ CHOSEN = {
     "vad": {"enabled": True, "sensitivity": 0.2, "silenceThreshold": 700},
     "loadConversationContext": False,
     "contextCompression": True,
+    "transport": "proxied",
 }
 
 
@@ -50,6 +51,7 @@ def test_defaults_are_todays_call(api_client: APIClient, settings: Any) -> None:
         "vad": {"enabled": True},
         "loadConversationContext": True,
         "contextCompression": False,
+        "transport": "proxied",
     }
     assert not TalkPreferences.objects.exists()
 
@@ -140,6 +142,36 @@ def test_choices_offer_what_validate_accepts() -> None:
         talk_settings.validate({"voiceName": ""})
 
 
+def test_direct_transport_is_refused_unless_the_server_allows_it(api_client: APIClient, settings: Any) -> None:
+    """LIVE_DIRECT_MODE "off" (the default): "direct" is a 400 naming `transport`, and the sheet does not offer it."""
+    settings.LIVE_DIRECT_MODE = "off"
+    response = put(api_client, {**CHOSEN, "transport": "direct"})
+    error = assert_error(response, 400, "transport")
+    assert error["code"] == "invalid_choice"
+    assert "LIVE_DIRECT_MODE" in error["message"]
+    assert api_client.get(URL).json()["transport"] == "proxied"
+    assert talk_settings.choices()["transports"] == ["proxied"]
+
+
+def test_direct_transport_is_stored_where_allowed(api_client: APIClient, settings: Any) -> None:
+    settings.LIVE_DIRECT_MODE = "allowed"
+    assert talk_settings.choices()["transports"] == ["proxied", "direct"]
+    response = put(api_client, {**CHOSEN, "transport": "direct"})
+    assert response.status_code == 200, response.content
+    assert response.json() == {**CHOSEN, "transport": "direct"}
+    assert api_client.get(URL).json()["transport"] == "direct"
+    assert_error(put(api_client, {"transport": "websocket"}), 400, "transport")
+
+
+def test_direct_chosen_before_direct_mode_was_switched_off_reads_as_proxied(user: Any, settings: Any) -> None:
+    """The rest of what was chosen is kept; only the transport falls back."""
+    TalkPreferences.objects.create(user=user, settings={**CHOSEN, "transport": "direct"})
+    settings.LIVE_DIRECT_MODE = "allowed"
+    assert selectors.talk_settings_for_user(user=user) == {**CHOSEN, "transport": "direct"}
+    settings.LIVE_DIRECT_MODE = "off"
+    assert selectors.talk_settings_for_user(user=user) == CHOSEN
+
+
 @contextmanager
 def rolled_back() -> Iterator[None]:
     """One Hypothesis example: its writes are undone before the next."""
@@ -166,6 +198,7 @@ BODIES = st.one_of(
             "vad": VAD,
             "loadConversationContext": st.one_of(st.booleans(), st.integers(0, 1)),
             "contextCompression": st.one_of(st.booleans(), st.none()),
+            "transport": st.sampled_from(["proxied", "direct", "websocket"]),
             "extra": st.integers(),
         },
     ),

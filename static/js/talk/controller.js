@@ -7,6 +7,8 @@ import { AudioEngine, FrameSource, MediaProblem } from "./media.js";
 import { SettingsSheet } from "./settings-sheet.js";
 import { TalkSettings } from "./settings.js";
 import { CLOSE, LiveSocket } from "./socket.js";
+import { DirectSession } from "./direct.js";
+import { TurnOutbox } from "./outbox.js";
 import { SilentTurns } from "./silent-turns.js";
 import { Transcripts } from "./transcripts.js";
 import { TalkView } from "./view.js";
@@ -72,12 +74,15 @@ export class TalkController {
       reconnectDelays: [], // the waits chosen before them, milliseconds, the latest MAX_RECORDED_DELAYS
       events: [],
     };
-    this.socket = new LiveSocket({
-      onMessage: (message) => this.onMessage(message),
-      onAudio: (buffer) => this.onAudio(buffer),
-      onClose: (event, opened) => this.onClose(event, opened),
-      reconnectWindowMs: reconnectWindowMs(slot),
-    });
+    this.csrfToken = chat.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
+    // Direct mode (docs/live-direct.md), when the server allows it: turns a direct call (this page's or an earlier
+    // one's) could not post yet are sent again now.
+    this.outbox =
+      slot.dataset.directMode === "allowed"
+        ? new TurnOutbox({ csrfToken: this.csrfToken, onSaved: (entry, message) => this.onTurnStored(entry, message) })
+        : null;
+    this.outbox?.resend();
+    this.socket = this.makeSocket(false);
     this.transcripts = new Transcripts({ list, messagesUrlTemplate: chat.dataset.messagesUrlTemplate });
     this.silentTurns = new SilentTurns({ list, retry: (turnId) => this.retryTurn(turnId) });
     this.view = new TalkView({
@@ -97,8 +102,7 @@ export class TalkController {
       },
     });
     this.createData = undefined; // the create_session data of the call being started (from the settings)
-    const csrf = chat.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
-    this.settings = TalkSettings.fromPage(csrf);
+    this.settings = TalkSettings.fromPage(this.csrfToken);
     this.sheet = this.settings
       ? new SettingsSheet({
           choices: this.settings.choices,
@@ -124,6 +128,48 @@ export class TalkController {
     });
     window.addEventListener("pagehide", () => {
       if (this.sessionId) this.socket.send({ type: "end_session", sessionId: this.sessionId });
+    });
+  }
+
+  /**
+   * The transport of a call: Gemini through the server's /live socket (socket.js), or straight from the page with a
+   * token the server mints (direct.js). Both speak /live's messages to this controller.
+   */
+  makeSocket(direct) {
+    const options = {
+      onMessage: (message) => this.onMessage(message),
+      onAudio: (buffer) => this.onAudio(buffer),
+      onClose: (event, opened) => this.onClose(event, opened),
+      reconnectWindowMs: reconnectWindowMs(this.slot),
+    };
+    if (!direct) return new LiveSocket(options);
+    return new DirectSession({
+      ...options,
+      csrfToken: this.csrfToken,
+      outbox: this.outbox,
+      textViaRealtimeInput: (model) => this.settings?.model(model)?.textViaRealtimeInput ?? true,
+    });
+  }
+
+  /** A direct call's turn was stored (outbox.js): the thread shows it as it shows a proxied call's message_saved. */
+  onTurnStored(entry, message) {
+    const fields = entry.fields;
+    this.onMessage({
+      type: "message_saved",
+      sessionId: fields.sessionId,
+      conversationId: entry.conversationId,
+      message: {
+        id: message?.id ?? entry.id,
+        role: message?.role ?? fields.role,
+        messageType: "live",
+        text: fields.transcript,
+        interrupted: fields.interrupted === "true",
+        audioDuration: message?.liveContent?.audioData?.duration ?? null,
+        hasAudio: Boolean(entry.audio),
+        toolData: null,
+        createdAt: message?.createdAt ?? fields.startedAt,
+      },
+      timestamp: new Date().toISOString(),
     });
   }
 
@@ -166,6 +212,8 @@ export class TalkController {
     this.view.setMuted(false);
     // Hold to talk from the settings: known now, so no audio is queued that nobody held the button for.
     this.createData = this.settings?.createSession();
+    const direct = Boolean(this.outbox) && this.settings?.current.transport === "direct";
+    if (direct !== this.socket instanceof DirectSession) this.socket = this.makeSocket(direct);
     this.pushToTalk = this.createData?.config.vad?.enabled === false;
     this.setHolding(false);
     this.view.setPushToTalk(this.pushToTalk);

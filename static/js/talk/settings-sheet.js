@@ -151,6 +151,21 @@ export class SettingsSheet {
     );
     this.compression = compression.input;
 
+    // Shown only where the server allows direct mode (docs/live-direct.md).
+    const transport = radios("talk-set-transport", "Connection to Gemini", [
+      { value: "proxied", label: "Through Apsara's server" },
+      { value: "direct", label: "Direct — this browser talks to Gemini with a short-lived key" },
+    ]);
+    this.transport = transport.inputs;
+    transport.fieldset.hidden = !(choices.transports ?? []).includes("direct");
+    transport.fieldset.append(
+      el("p", {
+        class: "hint",
+        id: "talk-set-transport-hint",
+        text: "Direct can answer sooner. Either way your conversation is saved here; changes apply from your next call.",
+      }),
+    );
+
     this.microphone = el("select", { id: "talk-set-microphone" });
     const micField = field("Microphone", this.microphone, "Remembered on this device only.");
 
@@ -168,6 +183,7 @@ export class SettingsSheet {
       turns.fieldset,
       history.node,
       compression.node,
+      transport.fieldset,
       micField,
     );
     const head = el("div", { class: "talk-set-head" }, title, close);
@@ -178,7 +194,8 @@ export class SettingsSheet {
     for (const control of [this.model, this.voice, this.sensitivity, this.silence, this.history, this.compression]) {
       control.addEventListener("change", () => this.changed());
     }
-    for (const { input } of [...Object.values(this.modality), ...Object.values(this.turns)]) {
+    const radioInputs = [...Object.values(this.modality), ...Object.values(this.turns), ...Object.values(this.transport)];
+    for (const { input } of radioInputs) {
       input.addEventListener("change", () => this.changed());
     }
     this.microphone.addEventListener("change", () => {
@@ -248,6 +265,8 @@ export class SettingsSheet {
     this.silence.value = settings.vad.silenceThreshold ?? "";
     this.history.checked = settings.loadConversationContext;
     this.compression.checked = settings.contextCompression;
+    const transport = settings.transport ?? "proxied";
+    for (const [value, { input }] of Object.entries(this.transport)) input.checked = value === transport;
   }
 
   /** What the controls say now, as the whole next settings. */
@@ -275,6 +294,7 @@ export class SettingsSheet {
       vad,
       loadConversationContext: this.history.checked,
       contextCompression: this.compression.checked,
+      transport: Object.entries(this.transport).find(([, { input }]) => input.checked)?.[0] ?? "proxied",
     };
   }
 
@@ -302,6 +322,7 @@ export class SettingsSheet {
       "vad.silenceThreshold": "Silence that ends your turn",
       loadConversationContext: "Load earlier messages",
       contextCompression: "Compress long calls",
+      transport: "Connection to Gemini",
     };
     const name = names[field] ?? names[field?.split(".").slice(0, 1)[0]];
     this.status.textContent = "";

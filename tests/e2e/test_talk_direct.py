@@ -1,0 +1,235 @@
+"""Talk in direct mode (docs/live-direct.md) in a real Chromium: the page asks the server for an ephemeral token, opens
+the Gemini simulator's Constrained endpoint itself (the server's bridge carries no audio), hears the reply, and posts
+each finished turn back; after a reload the thread holds the spoken turns, with their recordings, in order with a
+typed one.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conversations import services
+from conversations.models import Conversation, Message, User
+from live.metrics import REGISTRY
+from live.models import LiveSession
+from tests.e2e.conftest import launch_chromium, send_prompt, while_server_writes
+from tests.e2e.test_pages import sign_up
+from tests.e2e.test_talk import SPEECH, open_page, speech_wav, wait_played_out, wait_state
+from tests.e2e.test_talk_settings import expect_saved, open_settings
+
+pytestmark = pytest.mark.e2e
+DIRECT_LABEL = re.compile("^Direct")
+
+
+Launch = Callable[[list[str | float]], tuple[Any, float]]
+
+
+@pytest.fixture
+def direct_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Launch]:
+    """Chromium whose fake microphone plays spoken `segments` once, trusting the simulator's certificate (only this
+    browser: the page opens gemini_sim's wss:// itself); returns (browser, seconds of speech)."""
+    launched: list[Any] = []
+
+    def launch(segments: list[str | float]) -> tuple[Any, float]:
+        wav = tmp_path / f"mic-{len(launched)}.wav"
+        spoken = speech_wav(wav, segments)
+        chromium = launch_chromium(
+            playwright_driver,
+            [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+                "--autoplay-policy=no-user-gesture-required",
+                "--ignore-certificate-errors",
+            ],
+        )
+        launched.append(chromium)
+        return chromium, spoken
+
+    yield launch
+    for chromium in launched:
+        chromium.close()
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until `check()` holds (the server answers the page's requests on its own thread)."""
+    deadline = time.monotonic() + seconds
+    while not while_server_writes(check):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def bridge_audio_seconds() -> float:
+    """Seconds of user speech the server's /live bridge has carried in this process."""
+    return REGISTRY.get_sample_value("apsara_live_audio_seconds_total", {"direction": "in"}) or 0.0
+
+
+def wav_rate(body: bytes) -> tuple[int, float]:
+    with wave.open(io.BytesIO(body)) as reader:
+        return reader.getframerate(), reader.getnframes() / reader.getframerate()
+
+
+def choose_direct(page: Page, screenshot_dir: Path) -> None:
+    dialog = open_settings(page)
+    choice = dialog.get_by_label(DIRECT_LABEL)
+    expect(choice).to_be_visible()
+    choice.check()
+    expect_saved(dialog)
+    dialog.screenshot(path=screenshot_dir / "talk-settings-direct.png")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+
+def test_talk_direct_reply_plays_and_turns_are_stored_in_order(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any, screenshot_dir: Path
+) -> None:
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, spoken = direct_browser([1.0, SPEECH, 4.0])
+    page = open_page(chromium, server_url)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    sign_up(page, username="direct")
+    page.get_by_test_id("new-conversation").click()
+    expect(page.locator("#talk-slot")).to_have_attribute("data-direct-mode", "allowed")
+    choose_direct(page, screenshot_dir)
+
+    # A typed exchange first (the REST path), then the call in the same conversation.
+    send_prompt(page, "Hello there, a typed hello first.")
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="direct"))
+    audio_before = bridge_audio_seconds()
+
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    page.wait_for_function(
+        """() => window.apsaraTalk.state === "speaking" &&
+                 (document.querySelector(".talk-pending.msg-model .talk-transcript")?.textContent ?? "").length > 5""",
+        timeout=30_000,
+    )
+    stats = wait_played_out(page)
+    assert stats["playback"]["played"] == stats["samplesReceived"] > 24000 // 2, stats
+    assert stats["framesSent"] > 0
+
+    # Both spoken turns are posted back and join the thread in place of the transcript bubbles.
+    user_msgs = page.locator("#messages .msg-user[data-message-id]")
+    model_msgs = page.locator("#messages .msg-model[data-message-id]")
+    expect(user_msgs).to_have_count(2, timeout=30_000)
+    expect(model_msgs).to_have_count(2, timeout=30_000)
+    expect(page.locator("#messages .talk-pending")).to_have_count(0)
+    page.screenshot(path=screenshot_dir / "talk-direct-saved.png")
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+
+    # The page talked to the simulator's Constrained endpoint (v1alpha) with the token; /live was never opened.
+    assert not [url for url in sockets if re.search(r"/live/?$", url)], sockets
+    assert any("BidiGenerateContentConstrained?access_token=auth_tokens" in url for url in sockets), sockets
+    connects = gemini_sim.records(type="connect")
+    assert [c["path"] for c in connects] == ["gemini:v1alpha:constrained"], connects
+    sessions = LiveSession.objects.filter(conversation=conversation)
+    assert [s.transport for s in sessions] == [LiveSession.Transport.DIRECT]
+    assert bridge_audio_seconds() == audio_before
+    eventually(lambda: LiveSession.objects.get(pk=sessions[0].pk).ended_at is not None)  # POST …/end
+
+    # Stored as a proxied call's turns would be: live messages with 16 kHz / 24 kHz recordings.
+    rows = list(Message.objects.filter(conversation=conversation).order_by("created_at", "pk"))
+    assert [(m.role, m.message_type) for m in rows] == [
+        ("user", "rest"),
+        ("model", "rest"),
+        ("user", "live"),
+        ("model", "live"),
+    ]
+    assert rows[2].input_transcription and "speech" in rows[2].input_transcription
+
+    # After a reload the thread holds them in order, and every recording plays (a WAV at the turn's rate).
+    page.reload()
+    articles = page.locator("#messages article[data-message-id]")
+    expect(articles).to_have_count(4)
+    assert [a.get_attribute("data-message-id") for a in articles.all()] == [m.public_id for m in rows]
+    rates = []
+    for article in articles.all()[2:]:
+        src = article.locator("audio").get_attribute("src")
+        assert src
+        response = page.request.get(src)
+        assert response.ok and response.headers["content-type"].startswith("audio/")
+        rates.append(wav_rate(response.body()))
+    assert [rate for rate, _ in rates] == [16000, 24000]
+    assert spoken - 0.6 < rates[0][1] < spoken + 1.5, (rates, spoken)
+    assert rates[1][1] == pytest.approx(stats["samplesReceived"] / 24000, abs=0.01)
+
+
+def test_talk_direct_moves_on_at_go_away_and_resumes_after_a_drop(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """goAway: the page moves to a new connection with the newest handle; a dropped connection is resumed the same
+    way (ReconnectPolicy); one direct session throughout, never a second token's new session."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="mover")
+    services.talk_settings_save(user=User.objects.get(username="mover"), data={"transport": "direct"})
+    page.get_by_test_id("new-conversation").click()
+    gemini_sim.set_options(connection_lifetime=4.0, go_away_before=3.0)  # goAway a second after each connect
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    page.wait_for_function("() => window.apsaraTalk.stats.events.includes('reconnecting')")
+    gemini_sim.set_options(connection_lifetime=600.0, go_away_before=60.0)
+    wait_state(page, "listening")
+    connects = len(gemini_sim.records(type="connect"))
+    assert connects >= 2
+
+    gemini_sim.inject_fault("drop", when="now")
+    page.wait_for_function("(n) => window.apsaraTalk.stats.reconnects >= n", arg=connects)
+    wait_state(page, "listening")
+
+    records = gemini_sim.records(type="connect")
+    assert {c["path"] for c in records} == {"gemini:v1alpha:constrained"}
+    setups = [m["setup"] for m in gemini_sim.client_messages() if "setup" in m]
+    assert len(setups) == len(records) > connects
+    assert "handle" not in (setups[0].get("sessionResumption") or {})
+    assert all(s["sessionResumption"]["handle"] for s in setups[1:]), setups
+    [session] = LiveSession.objects.filter(user__username="mover")
+    assert session.transport == LiveSession.Transport.DIRECT
+
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    # Ended (POST …/end); a call in which nothing was stored also gives back the conversation it created.
+    eventually(lambda: not LiveSession.objects.filter(pk=session.pk, ended_at__isnull=True).exists())
+
+
+def test_talk_direct_typed_text_and_a_tool_call(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """Text typed into a direct call goes to Gemini as the bridge sends it; Gemini's function call is run by the server
+    (POST …/tool-calls) and answered with a toolResponse, after which the model replies."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([1.0])
+    page = open_page(chromium, server_url)
+    sign_up(page, username="calculating")
+    services.talk_settings_save(user=User.objects.get(username="calculating"), data={"transport": "direct"})
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    with page.expect_response(re.compile(r"/tool-calls$")) as answer:
+        send_prompt(page, "Use the calculator: what is 12 * 7?")
+    assert answer.value.status == 200
+    responses = answer.value.json()["responses"]
+    assert responses[0]["name"] == "calculator"
+    # The reply after the tool's answer plays.
+    page.wait_for_function("() => window.apsaraTalk.stats.samplesReceived > 0", timeout=30_000)
+    sent = gemini_sim.client_messages()
+    texts = [m for m in sent if "realtimeInput" in m and "text" in m["realtimeInput"]]
+    typed = [m for m in sent if "clientContent" in m and "turns" in m["clientContent"]]
+    assert texts or typed
+    [tool_response] = [m["toolResponse"] for m in sent if "toolResponse" in m]
+    assert tool_response["functionResponses"] == responses
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
