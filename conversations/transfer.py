@@ -195,11 +195,13 @@ def _timestamp(value: Any, path: str) -> dt.datetime:
     text = _string(value, path, max_length=40)
     try:
         parsed = parse_datetime(text)
-    except ValueError:
-        parsed = None
-    if parsed is None or timezone.is_naive(parsed):
+        # A time the database cannot store in UTC (year 1 east of Greenwich, say) is as unusable as a malformed one.
+        utc = parsed.astimezone(dt.UTC) if parsed is not None and not timezone.is_naive(parsed) else None
+    except (ValueError, OverflowError):
+        utc = None
+    if utc is None:
         raise _fail(path, f"{text!r} is not an ISO 8601 date and time with a time zone")
-    return parsed
+    return utc
 
 
 def _nullable(value: Any, path: str, read: Callable[[Any, str], Any]) -> Any:

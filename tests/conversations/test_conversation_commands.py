@@ -443,6 +443,10 @@ def _hostile_cases(directory: Path) -> dict[str, tuple[Any, str]]:
             manifest_change(lambda m: _set(m, ["messages", 2, "createdAt"], "2026-01-01T10:00:00")),
             "with a time zone",
         ),
+        "time out of range": (
+            manifest_change(lambda m: _set(m, ["messages", 1, "createdAt"], "0001-01-01T00:00:00+05:00")),
+            "messages.1.createdAt",
+        ),
         "last message broken": (manifest_change(last_message_broken), "messages.5.createdAt"),
         "duplicate ids": (manifest_change(duplicate), "appears twice"),
         "wrong count": (
@@ -522,6 +526,7 @@ def test_a_corrupted_manifest_is_a_command_error_or_valid_never_a_crash(
     other = UserFactory.create()
     storage = audio_storage()
     before = (Conversation.objects.count(), Message.objects.count(), stored_files(storage))
+    outcomes: list[str] = []
 
     @given(path=st.sampled_from(paths), value=JSON_VALUES, delete=st.booleans())
     def corrupt(path: tuple[Any, ...], value: Any, delete: bool) -> None:
@@ -540,7 +545,9 @@ def test_a_corrupted_manifest_is_a_command_error_or_valid_never_a_crash(
         except CommandError as error:
             assert str(error).startswith("Not imported: ") and len(str(error)) > 20
             assert (Conversation.objects.count(), Message.objects.count(), stored_files(storage)) == before
+            outcomes.append("refused")
             return
+        outcomes.append("accepted")
         # Accepted: only a value as valid as the one it replaced (same JSON type, or a null where one may be).
         if delete:  # only a member of a list that may be shorter
             assert "responseModalities" in path
@@ -550,3 +557,4 @@ def test_a_corrupted_manifest_is_a_command_error_or_valid_never_a_crash(
             conversation_delete(conversation=conversation)
 
     corrupt()
+    assert outcomes.count("refused") > len(outcomes) // 2, outcomes  # the corruption mostly breaks the export
