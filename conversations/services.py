@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -18,6 +20,9 @@ from live import talk_settings
 from . import events, titles
 from .audio import WavAudio
 from .models import Conversation, Message, TalkPreferences, User
+
+if TYPE_CHECKING:
+    from .transfer import ConversationExport
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +52,22 @@ def user_create(*, username: str, password: str, email: str = "") -> User:
 
 @transaction.atomic
 def conversation_create(
-    *, owner: User, title: str = "", kind: Conversation.Kind | str = Conversation.Kind.REST
+    *,
+    owner: User,
+    title: str = "",
+    kind: Conversation.Kind | str = Conversation.Kind.REST,
+    public_id: str | None = None,
+    created_at: dt.datetime | None = None,
 ) -> Conversation:
-    """Create an empty conversation; `kind` is where it started (a live session creates a `live` one)."""
+    """Create an empty conversation; `kind` is where it started (a live session creates a `live` one).
+
+    `public_id` and `created_at` are for an imported conversation (``conversation_import``), which keeps its own.
+    """
     conversation = Conversation(owner=owner, title=title.strip(), kind=kind)
+    if public_id:
+        conversation.public_id = public_id
+    if created_at is not None:
+        conversation.created_at = conversation.updated_at = created_at
     conversation.full_clean()
     conversation.save()
     return conversation
@@ -252,6 +269,108 @@ def message_audio_purge(
         purged += len(batch)
         seconds += sum(duration or 0.0 for _, _, duration in batch)
     return AudioPurge(purged, round(seconds, 3), cutoff)
+
+
+class ImportConflictError(Exception):
+    """An export whose ids belong to other people here, under both its own ids and the ones an import derives."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``conversation_import`` did."""
+
+    conversation: Conversation
+    created: bool  # the conversation is new (else the export was imported into it before)
+    messages_created: int
+    messages_kept: int  # already there from an earlier import: left as they are
+    ids_derived: bool  # the export's ids belong to someone else here: the copy has ids of its own
+
+
+def import_id(public_id: str, owner: User) -> str:
+    """The id an imported conversation or message takes when its own belongs to someone else here.
+
+    Derived from the original id and the importing user, so importing the same export again finds the same copy.
+    """
+    prefix = public_id.split("_", 1)[0]
+    return f"{prefix}_{hashlib.sha256(f'apsara-import:{owner.pk}:{public_id}'.encode()).hexdigest()[:24]}"
+
+
+def conversation_import(*, owner: User, export: ConversationExport) -> ImportResult:
+    """Store a checked export (``conversations.transfer.export_read``) as `owner`'s conversation, idempotently.
+
+    Ids decide what is already there: the export's own ids, or, where those belong to someone else (the original
+    still on this instance, another person's import), ids derived from them and the owner (``import_id``). Nothing
+    of anyone else's is touched. Messages already stored are kept as they are; missing ones are created through
+    ``message_create`` (audio to the audio storage, local or S3). All or nothing: on any failure the rows roll back
+    and the audio files written so far are deleted.
+    """
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            return _conversation_import(owner=owner, export=export, stored=stored)
+    except BaseException:
+        storage = Message._meta.get_field("audio").storage  # type: ignore[attr-defined]
+        for name in stored:
+            with contextlib.suppress(Exception):
+                storage.delete(name)
+        raise
+
+
+def _conversation_import(*, owner: User, export: ConversationExport, stored: list[str]) -> ImportResult:
+    # One import per person at a time: two runs of the same export would otherwise both find nothing and both write.
+    User.objects.select_for_update().filter(pk=owner.pk).first()
+    candidates = [export.public_id, import_id(export.public_id, owner)]
+    found = {c.public_id: c for c in Conversation.objects.filter(public_id__in=candidates)}
+    conversation = next((found[i] for i in candidates if i in found and found[i].owner_id == owner.pk), None)
+    created = conversation is None
+    if conversation is None:
+        free = next((i for i in candidates if i not in found), None)
+        if free is None:
+            raise ImportConflictError(
+                f"Conversation {export.public_id} and the id derived for this user both belong to other users."
+            )
+        conversation = conversation_create(
+            owner=owner, title=export.title, kind=export.kind, public_id=free, created_at=export.created_at
+        )
+    ids = {m.public_id: [m.public_id, import_id(m.public_id, owner)] for m in export.messages}
+    existing = dict(
+        Message.objects.filter(public_id__in=[i for pair in ids.values() for i in pair]).values_list(
+            "public_id", "conversation_id"
+        )
+    )
+    made = kept = 0
+    derived = conversation.public_id != export.public_id
+    for item in export.messages:
+        if any(existing.get(i) == conversation.pk for i in ids[item.public_id]):
+            kept += 1
+            continue
+        free = next((i for i in ids[item.public_id] if i not in existing), None)
+        if free is None:
+            raise ImportConflictError(
+                f"Message {item.public_id} and the id derived for this user both belong to other conversations."
+            )
+        derived = derived or free != item.public_id
+        message = message_create(
+            conversation=conversation,
+            role=item.role,
+            message_type=item.message_type,
+            text=item.text,
+            audio=item.audio,
+            input_transcription=item.input_transcription,
+            output_transcription=item.output_transcription,
+            live_config=item.live_config,
+            tool_data=item.tool_data,
+            usage=item.usage,
+            interrupted=item.interrupted,
+            created_at=item.created_at,
+            public_id=free,
+        )
+        if message.audio and message.audio.name:
+            stored.append(message.audio.name)
+        made += 1
+    if created:
+        conversation_refresh(conversation=conversation, touch=export.updated_at)
+    return ImportResult(conversation, created, made, kept, derived)
 
 
 def talk_settings_save(*, user: User, data: object) -> talk_settings.TalkSettings:
