@@ -22,13 +22,13 @@ def bar_chart(*, title: str, bars: Sequence[tuple[str, float, str]], colour: str
     width = max(step - GAP, 1.0)
     rects = format_html_join(
         "",
-        '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"><title>{}: {}</title></rect>',
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {}</title></rect>',
         (
             (
-                index * step,
-                HEIGHT - (value / peak) * HEIGHT,
-                width,
-                (value / peak) * HEIGHT,
+                f"{index * step:.1f}",
+                f"{HEIGHT - (value / peak) * HEIGHT:.1f}",
+                f"{width:.1f}",
+                f"{(value / peak) * HEIGHT:.1f}",
                 colour,
                 label,
                 shown,
