@@ -29,6 +29,8 @@ from apsara.api import (
     field_error,
 )
 from live import direct_turns
+from usage.api import quota_refusal
+from usage.quotas import QuotaExceeded
 
 from . import generation, selectors, services
 from .serializers import (
@@ -254,9 +256,10 @@ class GenerateApi(APIView):
             400: ERROR_RESPONSE,
             401: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
+            429: ERROR_RESPONSE,
         },
     )
-    def post(self, request: Request) -> StreamingHttpResponse:
+    def post(self, request: Request) -> StreamingHttpResponse | Response:
         serializer = GenerateRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -275,6 +278,8 @@ class GenerateApi(APIView):
             )
         except generation.PromptIdTaken as exc:
             raise field_error("messageId", str(exc)) from None
+        except QuotaExceeded as exceeded:
+            return quota_refusal(exceeded)
         response = StreamingHttpResponse(generation.generation_stream(prepared), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # reverse proxies must not hold the stream back

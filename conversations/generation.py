@@ -20,6 +20,8 @@ from google.genai import types
 
 from gemini.client import get_client
 from gemini.errors import Cause, classify
+from usage import quotas as usage_quotas
+from usage import services as usage_services
 
 from . import selectors, services
 from .models import Conversation, Message, User, new_message_id
@@ -114,7 +116,11 @@ def generation_prepare(
 
     With ``message_id`` (the client's idempotency key) a prompt already saved under that id is asked again, not
     saved again: Retry after a failed reply. The id naming anything else raises ``PromptIdTaken``.
+    The person's token quota used up, nothing is saved and ``usage.quotas.QuotaExceeded`` is raised; otherwise the
+    request is counted in their usage of the day.
     """
+    usage_quotas.quota_check(user=user, live=False)
+    model_name = (model or settings.GEMINI_TEXT_MODEL).removeprefix("models/")
     user_message = _saved_prompt(user=user, prompt=prompt, conversation=conversation, message_id=message_id)
     created = False
     if user_message is not None:
@@ -146,11 +152,12 @@ def generation_prepare(
         config_kwargs["temperature"] = temperature
     if system_instruction:
         config_kwargs["system_instruction"] = system_instruction
+    usage_services.usage_add(user_id=user.pk, model=model_name, requests=1)
     return Generation(
         conversation=conversation,
         conversation_created=created,
         user_message=user_message,
-        model=(model or settings.GEMINI_TEXT_MODEL).removeprefix("models/"),
+        model=model_name,
         contents=contents,
         config=types.GenerateContentConfig(**config_kwargs) if config_kwargs else None,
     )
@@ -251,6 +258,7 @@ def _save_model_message(generation: Generation, text: str, usage: dict[str, Any]
         usage=usage,
         interrupted=interrupted,
         public_id=generation.model_message_id,
+        model=generation.model,
     )
     return MessageSerializer(message).data
 

@@ -16,6 +16,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from live import talk_settings
+from usage import services as usage_services
 
 from . import events, titles
 from .audio import WavAudio
@@ -152,9 +153,12 @@ def message_create(
     interrupted: bool = False,
     created_at: dt.datetime | None = None,
     public_id: str | None = None,
+    model: str = "",
 ) -> Message:
     """Save one message (typed or live, any role), its audio as a WAV file, and update the conversation.
 
+    Every stored message is counted here, in the same transaction, in its owner's usage of the day (``usage``):
+    its tokens (``usage``) and audio seconds, for ``model`` (default: the live config's model).
     The owner's open /live sockets hear of it (``message_saved``) once the transaction commits.
     """
     message = Message(
@@ -186,6 +190,13 @@ def message_create(
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         message.save()
         conversation_refresh(conversation=locked, touch=message.created_at)
+        usage_services.usage_record_message(
+            user_id=locked.owner_id,
+            model=model or str(message.live_config.get("model") or ""),
+            role=message.role,
+            usage=message.usage,
+            audio_seconds=message.audio_duration,
+        )
     except Exception:
         if message.audio and message.audio.name:
             message.audio.storage.delete(message.audio.name)

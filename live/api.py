@@ -29,6 +29,7 @@ ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="Error (docs/api.md): t
 # How create_session's refusals (live.protocol) answer over HTTP, and which field they are about.
 _PROTOCOL_STATUS = {
     ErrorCode.SESSION_LIMIT_REACHED: (status.HTTP_429_TOO_MANY_REQUESTS, None),
+    ErrorCode.QUOTA_EXCEEDED: (status.HTTP_429_TOO_MANY_REQUESTS, None),
     ErrorCode.CONVERSATION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "conversationId"),
     ErrorCode.SESSION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "sessionId"),
     ErrorCode.RESUME_FAILED: (status.HTTP_409_CONFLICT, "sessionId"),
@@ -57,7 +58,13 @@ def _protocol_refusal(error: ProtocolError) -> Response:
         raise exceptions.NotFound(error.message)  # the same answer for another person's thing as for none
     if answer == status.HTTP_400_BAD_REQUEST and field is not None:
         raise field_error(field, error.message, code)
-    return Response(error_body(code=code, message=error.message), status=answer)
+    body = error_body(code=code, message=error.message)
+    response = Response(body, status=answer)
+    if error.resets_at is not None:  # QUOTA_EXCEEDED: as POST /api/ai/generate answers it (usage.api)
+        body["error"]["resetsAt"] = error.resets_at
+    if error.retry_after_ms is not None:
+        response["Retry-After"] = str(-(-error.retry_after_ms // 1000))
+    return response
 
 
 def _json_object(request: Request) -> dict[str, Any]:

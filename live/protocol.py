@@ -56,6 +56,8 @@ class ErrorCode(enum.StrEnum):
     INVALID_CONFIG = "INVALID_CONFIG"
     INVALID_STATE = "INVALID_STATE"
     RESUME_FAILED = "RESUME_FAILED"
+    # A daily quota (usage.quotas) is used up: no new session until it resets (retryAfter, resetsAt).
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     # Audio input.
     AUDIO_DECODE_FAILED = "AUDIO_DECODE_FAILED"
     UNSUPPORTED_AUDIO_FORMAT = "UNSUPPORTED_AUDIO_FORMAT"
@@ -73,11 +75,14 @@ class ErrorCode(enum.StrEnum):
 class ProtocolError(Exception):
     """A client message that cannot be acted on; answered with ``session_error`` on the same socket."""
 
-    def __init__(self, code: ErrorCode, message: str, *, retry_after_ms: int | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, *, retry_after_ms: int | None = None, resets_at: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retry_after_ms = retry_after_ms
+        self.resets_at = resets_at  # QUOTA_EXCEEDED: when the quota lifts (ISO 8601, UTC)
 
 
 class AudioError(ProtocolError):

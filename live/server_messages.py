@@ -26,7 +26,7 @@ from live.protocol import (
 
 _SERVER = pydantic.ConfigDict(extra="forbid")
 
-EndReason = Literal["client", "admin", "upstream", "error", "backpressure"]
+EndReason = Literal["client", "admin", "upstream", "error", "backpressure", "quota"]
 
 
 def now_iso() -> str:
@@ -129,6 +129,7 @@ class ErrorBody(TypedDict):
     code: str
     message: str
     retryAfter: NotRequired[int]  # milliseconds
+    resetsAt: NotRequired[str]  # QUOTA_EXCEEDED: when the quota lifts (ISO 8601, UTC)
 
 
 @pydantic.with_config(_SERVER)
@@ -204,12 +205,19 @@ def validate_server_message(message: Mapping[str, Any]) -> None:
 
 
 def session_error(
-    session_id: str | None, code: ErrorCode | str, message: str, *, retry_after_ms: int | None = None
+    session_id: str | None,
+    code: ErrorCode | str,
+    message: str,
+    *,
+    retry_after_ms: int | None = None,
+    resets_at: str | None = None,
 ) -> SessionError:
     """Build a ``session_error``."""
     body: ErrorBody = {"code": str(code), "message": message}
     if retry_after_ms is not None:
         body["retryAfter"] = retry_after_ms
+    if resets_at is not None:
+        body["resetsAt"] = resets_at
     return {"type": "session_error", "sessionId": session_id, "error": body, "timestamp": now_iso()}
 
 
@@ -227,7 +235,9 @@ def error_for(session_id: str | None, error: ProtocolError) -> SessionError | Au
     """Build the message answering a ProtocolError (audio errors get ``audio_error``)."""
     if isinstance(error, AudioError):
         return audio_error(session_id, error.code, error.message)
-    return session_error(session_id, error.code, error.message, retry_after_ms=error.retry_after_ms)
+    return session_error(
+        session_id, error.code, error.message, retry_after_ms=error.retry_after_ms, resets_at=error.resets_at
+    )
 
 
 ServerMessage = (

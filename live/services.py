@@ -24,6 +24,8 @@ from conversations.models import Conversation, Message, User
 from conversations.services import conversation_create
 from live.models import LiveSession, LiveWorker
 from live.protocol import ErrorCode, ProtocolError
+from usage import quotas as usage_quotas
+from usage import services as usage_services
 
 END_MESSAGE_TYPE = "live.end"  # handled by LiveConsumer.live_end in whichever process holds the session
 ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: it cannot be resumed
@@ -139,6 +141,19 @@ def _check_limit(user: User, limit: int) -> None:
         )
 
 
+def _check_quota(user: User) -> None:
+    """Refuse a new session when the person's daily tokens or live minutes are used up (``usage.quotas``)."""
+    try:
+        usage_quotas.quota_check(user=user, live=True)
+    except usage_quotas.QuotaExceeded as exceeded:
+        raise ProtocolError(
+            ErrorCode.QUOTA_EXCEEDED,
+            exceeded.message,
+            retry_after_ms=exceeded.seconds_left() * 1000,
+            resets_at=exceeded.resets_at_iso,
+        ) from None
+
+
 def live_session_create(
     *,
     user: User,
@@ -152,14 +167,17 @@ def live_session_create(
     """Open a live session on the user's conversation (a new live one when none is given), all or nothing.
 
     Refused (another user's or an unknown conversation, the user already holding the maximum number of active
-    sessions in any process), it leaves nothing behind: no session and no new, empty conversation.
+    sessions in any process, a daily quota used up: QUOTA_EXCEEDED), it leaves nothing behind: no session and no
+    new, empty conversation. Created, it counts in the person's usage of the day (both transports come here).
     """
     limit = settings.LIVE_MAX_SESSIONS_PER_USER
     with transaction.atomic():
         # Lock the user's row so concurrent creates (in any process) count one after the other.
         User.objects.select_for_update().filter(pk=user.pk).first()
+        _check_quota(user)
         conversation = live_conversation_get_or_create(user=user, conversation_id=conversation_id)
         _check_limit(user, limit)
+        usage_services.usage_add(user_id=user.pk, model=model, sessions=1)
         return LiveSession.objects.create(
             last_seen_at=timezone.now(),
             user=user,

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "conversations",
     "gemini",
     "live",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +239,14 @@ GEMINI_TEXT_MODEL = env("GEMINI_TEXT_MODEL", default="gemini-2.5-flash")
 CONVERSATION_TITLES = env.bool("CONVERSATION_TITLES", default=True)
 GEMINI_LIVE_MODEL = env("GEMINI_LIVE_MODEL", default="gemini-3.1-flash-live-preview")
 GEMINI_SIM_STATE_DIR = Path(env("GEMINI_SIM_STATE_DIR", default=str(BASE_DIR / ".sim")))
+
+# USAGE AND QUOTAS (usage/, docs/usage.md)
+# ------------------------------------------------------------------------------
+# Per person and UTC day; a person's own limits (admin: daily quotas) override these. 0 = unlimited.
+# Tokens in and out (REST and Live) refuse typed replies and new live calls once reached; live minutes (recorded
+# audio in and out) refuse new live calls. A call that crosses either is told and ended, everything said saved.
+USAGE_DAILY_TOKENS = env.int("USAGE_DAILY_TOKENS", default=0)
+USAGE_DAILY_LIVE_MINUTES = env.int("USAGE_DAILY_LIVE_MINUTES", default=0)
 
 # LIMITS
 # ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from live.models import LiveSession
 from live.recorder import Recorder
 from live.session.inbound import Inbound
@@ -49,8 +49,10 @@ def assemble(
     plan: SessionPlan,
     handle: str | None,
     spawn: Callable[[Awaitable[Any]], object],
+    on_saved: Callable[[Message], Awaitable[None]] | None = None,
 ) -> SessionParts:
-    """Build the parts of the session ``row`` for ``client``'s socket; ``spawn`` runs a helper task it owns."""
+    """Build the parts of the session ``row`` for ``client``'s socket; ``spawn`` runs a helper task it owns;
+    ``on_saved`` hears of each turn the recorder stored."""
     counters, reply_clock = Counters(), ReplyClock()
     rate_guard = AudioRateGuard(
         factor=settings.LIVE_AUDIO_RATE_FACTOR,
@@ -64,6 +66,7 @@ def assemble(
             "sessionId": row.public_id,
             "responseModalities": list(plan.browser_modalities),
         },
+        on_saved=on_saved,
         pad_ms=settings.LIVE_RECORD_PAD_MS,
         silence_rms=settings.LIVE_SILENCE_RMS,
     )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.conf import settings
 from django.utils import timezone
 
+from conversations.models import Message
 from gemini.errors import UpstreamFailure, classify, is_upstream_error
 from live import memory, metrics, services
 from live.history import load_history
@@ -42,21 +43,30 @@ from live.server_messages import (
 from live.session.link import SessionFailed, when_to_switch
 from live.session.parts import assemble
 from live.session_plan import SessionPlan
+from usage import metrics as usage_metrics
+from usage import quotas as usage_quotas
 
 if TYPE_CHECKING:
     from live.session.client import LiveClient
 
 logger = logging.getLogger(__name__)
 
-StopReason = Literal["client", "admin", "disconnect", "drain", "backpressure", "error", "upstream"]
+StopReason = Literal["client", "admin", "disconnect", "drain", "backpressure", "error", "upstream", "quota"]
 _ROW_STATUS = {
     "disconnect": LiveSession.Status.DETACHED,
     "drain": LiveSession.Status.DETACHED,
     "error": LiveSession.Status.FAILED,
 }
 _RESUMABLE: tuple[StopReason, ...] = ("disconnect", "drain")  # the row keeps the handle for the next socket
-_ERROR_CODES: dict[StopReason, str] = {"backpressure": "BACKPRESSURE", "drain": services.SERVER_RESTART}
-_ERRORS: dict[StopReason, str] = {"drain": "Its server process shut down; the session was handed over."}
+_ERROR_CODES: dict[StopReason, str] = {
+    "backpressure": "BACKPRESSURE",
+    "drain": services.SERVER_RESTART,
+    "quota": ErrorCode.QUOTA_EXCEEDED,
+}
+_ERRORS: dict[StopReason, str] = {
+    "drain": "Its server process shut down; the session was handed over.",
+    "quota": "A daily quota was reached during the call; it was ended.",
+}
 
 
 class LiveRun:
@@ -86,7 +96,13 @@ class LiveRun:
         self._started = started
         self._helpers: set[asyncio.Task[Any]] = set()
         parts = assemble(
-            client=client, row=row, conversation=self.conversation, plan=plan, handle=handle, spawn=self._spawn
+            client=client,
+            row=row,
+            conversation=self.conversation,
+            plan=plan,
+            handle=handle,
+            spawn=self._spawn,
+            on_saved=self._after_saved,
         )
         self.counters, self.reply_clock, self.rate_guard = parts.counters, parts.reply_clock, parts.rate_guard
         self.recorder, self.ledger, self.link, self.row = parts.recorder, parts.ledger, parts.link, parts.row
@@ -99,6 +115,7 @@ class LiveRun:
         self._vad_ack_pending = False
         self._reconnects = 0
         self._draining = False
+        self._quota_stop: asyncio.Task[None] | None = None
 
     # -- control (called by the client) ----------------------------------------------------------------------------
 
@@ -159,6 +176,32 @@ class LiveRun:
             when_to_switch(cut_turn=mode_change, model_busy=self.inbound.model_busy, pending=self.ledger.pending),
             "configure",
         )
+
+    async def _after_saved(self, message: Message) -> None:
+        """A turn was stored, and counted in the person's usage: a daily quota it used up ends the call, gracefully.
+
+        The page is told first (``session_error`` QUOTA_EXCEEDED, with when the quota lifts), then the session ends
+        as any other does (``session_ended`` reason ``quota``): the recorder flushes every turn before the row ends.
+        """
+        if self._stop_reason is not None or self._quota_stop is not None:
+            return
+        exceeded = await self.client.db(usage_quotas.quota_exceeded)(user=self.user, live=True)
+        if exceeded is None or self._stop_reason is not None or self._quota_stop is not None:
+            return
+        usage_metrics.quota_refused(exceeded.kind)
+        logger.info("live: session %s reached its user's %s quota; ending it", self.public_id, exceeded.kind)
+        await self.client.send(
+            session_error(
+                self.public_id,
+                ErrorCode.QUOTA_EXCEEDED,
+                f"{exceeded.message} This call ends now; everything said in it is saved.",
+                retry_after_ms=exceeded.seconds_left() * 1000,
+                resets_at=exceeded.resets_at_iso,
+            )
+        )
+        # Its own task, not a helper: helpers are cancelled by the very ending it starts. Called from the recorder's
+        # writer, it must not wait here for the ending (which waits for the writer).
+        self._quota_stop = asyncio.create_task(self.stop("quota"), name=f"live-quota-{self.public_id}")
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 

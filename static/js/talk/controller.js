@@ -28,6 +28,7 @@ const ENDED_TEXT = {
   admin: "An administrator ended this voice session.",
   upstream: "Gemini ended the voice session. Press Talk to start a new one.",
   backpressure: "The voice session was closed because audio arrived faster than real time.",
+  quota: "Your daily usage quota is reached: the voice session ended, and everything said is saved.",
 };
 
 /** States in which a call is open or being opened (not `ending`: then nothing new is sent). */
