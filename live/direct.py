@@ -147,7 +147,9 @@ def grant_new(*, user: User, conversation_id: str | None, data: dict[str, Any]) 
 
 def grant_again(*, user: User, session_id: str) -> Grant:
     """A new token for a direct session of this person (its token expired, or a reconnect after the new-session
-    window): the same session, settings and conversation; it is not counted again against the limit."""
+    window): the same session, settings and conversation; it is not counted again against the limit. It carries the
+    conversation's history (what this session stored included): a page that cannot resume Gemini's session starts a
+    new one that hears it, as the bridge reloads it; a page that resumes with its handle does not send it."""
     refused = direct_mode_problem()
     if refused is not None:
         raise refused
@@ -155,7 +157,7 @@ def grant_again(*, user: User, session_id: str) -> Grant:
         session = services.live_session_direct_renew(user=user, session_id=session_id)
         request = cast(SessionConfig, (session.config or {}).get("request") or {})
         plan = _plan(_model(session.model), request)
-        return _mint(session, plan, with_history=False)
+        return _mint(session, plan, with_history=True)
 
 
 def _mint(session: LiveSession, plan: SessionPlan, *, with_history: bool) -> Grant:

@@ -138,7 +138,7 @@ def test_an_expired_token_is_refused_and_a_new_one_resumes_the_same_session(api_
     renewed = again.json()
     assert renewed["sessionId"] == grant["sessionId"] and renewed["token"] != grant["token"]
     assert renewed["setup"] == grant["setup"]
-    assert renewed["history"] is None  # a renewed session resumes: Gemini keeps its context
+    assert renewed["history"] is None  # nothing said yet: nothing to reload
     assert "setupComplete" in asyncio.run(open_direct(renewed, gemini_sim))[0]
     assert LiveSession.objects.count() == 1
 
@@ -281,3 +281,14 @@ def test_ending_a_call_that_stored_nothing_gives_back_its_new_conversation(api_c
     assert api_client.post(f"/api/live/sessions/{used['sessionId']}/end").status_code == 200
     assert Conversation.objects.filter(pk=conversation.pk).exists()
     assert api_client.post(f"/api/live/sessions/{used['sessionId']}/end").status_code == 200  # again: no change
+
+
+def test_a_new_token_carries_the_history_a_fresh_gemini_session_needs(api_client, user):
+    """A page whose resume fails starts a new Gemini session: it must hear what was said, this session's turns
+    included (the bridge reloads the conversation the same way)."""
+    grant = mint(api_client, {"loadConversationContext": False}).json()
+    assert grant["history"] is None
+    conversation = Conversation.objects.get(public_id=grant["conversationId"])
+    conversation_services.message_create(conversation=conversation, role=Message.Role.USER, text="I am Ada.")
+    renewed = mint(api_client, {"sessionId": grant["sessionId"]}).json()
+    assert renewed["history"]["clientContent"]["turns"][0]["parts"][0]["text"] == "I am Ada."
