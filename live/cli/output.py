@@ -76,7 +76,8 @@ class Printer:
         self._say(f"🔗 No context loaded: {e.get('reason')}")
 
     def _user_text(self, e: dict[str, Any]) -> None:
-        self._say(f"👤 You: {e['text']}")
+        if not e.get("typed"):  # a typed line is on the screen already, after its prompt
+            self._say(f"👤 You: {e['text']}")
 
     def _user_audio(self, e: dict[str, Any]) -> None:
         self._say(f"👤 You (audio): {e['file']}, {e['seconds']:.1f} s")

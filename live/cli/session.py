@@ -52,6 +52,7 @@ class Turn:
     kind: Literal["text", "audio"]
     value: str  # the text, or the file's path
     pcm: bytes = b""  # a spoken turn's audio, PCM16 16 kHz mono (``read_speech``)
+    typed: bool = False  # typed at the prompt (already on the screen)
 
 
 class LiveTestFailed(Exception):
@@ -182,7 +183,7 @@ class LiveTest:
                 break
             answered = state.turns_complete + 1
             if turn.kind == "text":
-                self.emit({"type": "user_text", "text": turn.value})
+                self.emit({"type": "user_text", "text": turn.value, "typed": turn.typed})
                 await client.handle_text(json.dumps({"type": "send_message", "data": {"text": turn.value}}))
             else:
                 await self._speak(client, turn)

@@ -150,7 +150,7 @@ def test_interactive_answers_on_standard_input_take_the_seed_defaults(gemini_sim
         "💬 Conversation ID: (a new conversation)",
     ):
         assert line in summary
-    assert "🤖 Gemini: Your name is Ada." in out
+    assert "👤 You: 🤖 Gemini: Your name is Ada." in out  # the typed line itself is echoed by a terminal
     assert "✅ The session worked: 2 turn(s) answered; 4 message(s) stored" in out
     assert Message.objects.filter(conversation__owner=user).count() == 4
 

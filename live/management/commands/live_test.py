@@ -108,13 +108,13 @@ async def _typed(stdin: IO[str], write: Any) -> AsyncIterator[Turn]:
     """Lines typed on standard input, each a turn, until an empty line, ``/quit`` or the end of input."""
     write("\nType a message and press Enter (an empty line or /quit ends the session).\n")
     while True:
-        write("> ")
+        write("👤 You: ")
         line = await asyncio.to_thread(stdin.readline)
         text = line.strip()
         if not text or text == "/quit":
             write("\n" if not line else "")
             return
-        yield Turn("text", text)
+        yield Turn("text", text, typed=True)
 
 
 def _turn(kind: str, value: str) -> Turn:
