@@ -155,7 +155,13 @@ class LiveTest:
         control = asyncio.create_task(self._control(layer, channel_name), name="live-test-control")
         try:
             await outlet.group_add(user_group(self.choices.user.pk))
-            return await self._session(client, turns)
+            try:
+                return await self._session(client, turns)
+            except LiveTestFailed:
+                # Over for this terminal: ended as the page's end_session ends it, not left resumable (detached).
+                if client.run is not None:
+                    await client.handle_text(json.dumps({"type": "end_session"}))
+                raise
         finally:
             await client.shutdown()  # a session still open (a failure, an interruption) is stopped and flushed
             for group in sorted(outlet.groups):
@@ -187,7 +193,7 @@ class LiveTest:
                 await client.handle_text(json.dumps({"type": "send_message", "data": {"text": turn.value}}))
             else:
                 await self._speak(client, turn)
-            await self._until(functools.partial(_answered, state, answered), "the answer")
+            await self._until(functools.partial(_answered, state, answered), "answer")
             if state.ended is not None:
                 break
             count += 1

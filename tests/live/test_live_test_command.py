@@ -222,3 +222,19 @@ def test_an_unknown_user_is_refused(gemini_sim: SimHandle, user: User) -> None:
     assert "No user 'nobody'" in out
     out, status = live_test("--no-input", "--text", "Hi")
     assert status == 2 and "A user is needed" in out
+
+
+def test_an_answer_that_does_not_come_in_time_fails_and_ends_the_session(gemini_sim: SimHandle, user: User) -> None:
+    gemini_sim.set_options(latency=5, realtime_factor=1)
+    out, status = live_test("--user", "ada", "--text", "Hi", "--timeout", "1", "--json")
+    assert status == 1, out
+    result = events(out.split("\nCommandError")[0])[-1]
+    assert result == {
+        "type": "result",
+        "ok": False,
+        "exitStatus": 1,
+        "code": "TIMEOUT",
+        "message": "No answer within 1 s.",
+    }
+    row = LiveSession.objects.get()
+    assert row.status == LiveSession.Status.ENDED  # not left resumable
