@@ -1,8 +1,11 @@
-"""PCM16 ⇄ WAV: the one place audio is packed for storage (REST uploads and the live recorder)."""
+"""PCM16 ⇄ WAV: the one place audio is packed for storage (REST uploads and the live recorder), and a WAV file of any
+format made into the PCM16 Gemini takes."""
 
 from __future__ import annotations
 
+import array
 import io
+import sys
 import wave
 from dataclasses import dataclass
 
@@ -85,3 +88,62 @@ def wav_pcm16(data: bytes) -> tuple[bytes, int]:
     if width != SAMPLE_WIDTH:
         raise AudioError(f"expected 16-bit samples, got {8 * width}-bit")
     return pcm, rate
+
+
+def wav_to_pcm16(data: bytes, *, sample_rate: int) -> bytes:
+    """Return a PCM WAV file of any rate, width (8-32 bit) and channel count as mono PCM16LE at ``sample_rate``.
+
+    For audio read from a file (``manage.py live_test --audio``): channels are averaged and the rate changed by
+    linear interpolation, which is enough for speech going to Gemini (no numpy: the project does not need it).
+    """
+    try:
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
+            frames = wav.readframes(wav.getnframes())
+    except _DAMAGED as exc:
+        raise AudioError(f"not a PCM WAV file: {exc}") from exc
+    if rate <= 0 or channels <= 0 or width not in (1, 2, 3, 4):
+        raise AudioError(f"unsupported WAV format: {rate} Hz, {channels} channel(s), {8 * width}-bit")
+    samples = _samples(frames, width)
+    if channels > 1:
+        samples = [sum(samples[i : i + channels]) // channels for i in range(0, len(samples), channels)]
+    if rate != sample_rate and samples:
+        samples = _resample(samples, rate, sample_rate)
+    return array.array("h", samples).tobytes() if sys.byteorder == "little" else _swapped(samples)
+
+
+def _samples(frames: bytes, width: int) -> list[int]:
+    """Frames as signed 16-bit sample values (8-bit WAV is unsigned; 24- and 32-bit keep their top 16 bits)."""
+    if width == 1:
+        return [(b - 128) << 8 for b in frames]
+    if width == 2:
+        values = array.array("h", frames[: len(frames) - len(frames) % 2])
+        if sys.byteorder != "little":
+            values.byteswap()
+        return values.tolist()
+    return [
+        int.from_bytes(frames[i + width - 2 : i + width], "little", signed=True)
+        for i in range(0, len(frames) - width + 1, width)
+    ]
+
+
+def _resample(samples: list[int], source: int, target: int) -> list[int]:
+    count = max(1, round(len(samples) * target / source))
+    step = source / target
+    last = len(samples) - 1
+    out = []
+    for n in range(count):
+        position = n * step
+        i = int(position)
+        if i >= last:
+            out.append(samples[last])
+            continue
+        fraction = position - i
+        out.append(round(samples[i] + (samples[i + 1] - samples[i]) * fraction))
+    return out
+
+
+def _swapped(samples: list[int]) -> bytes:
+    values = array.array("h", samples)
+    values.byteswap()
+    return values.tobytes()

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 HISTORY_MESSAGES = 20  # seed 002: the last 20 messages give Gemini its context
 
 
+def user_find(*, reference: str) -> User | None:
+    """The user an operator named: by username, email address (any case) or numeric id; None if there is none."""
+    users = User.objects
+    found = users.filter(username=reference).first() or users.filter(email__iexact=reference).first()
+    if found is None and reference.isdigit():
+        found = users.filter(pk=int(reference)).first()
+    return found
+
+
 def talk_settings_for_user(*, user: User) -> talk_settings.TalkSettings:
     """The person's Talk settings: as saved (checked again), or the defaults if they never saved any."""
     saved = TalkPreferences.objects.filter(user=user).values_list("settings", flat=True).first()

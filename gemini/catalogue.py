@@ -120,6 +120,13 @@ LIVE_MODELS: dict[str, LiveModel] = {
     )
 }
 
+# Live models Google has shut down, and when: asked for by name (seed 002 defaults to the first), they are refused
+# with the current ones listed instead of failing at Gemini with a bare "not found" (close 1008).
+RETIRED_LIVE_MODELS: dict[str, str] = {
+    "gemini-2.0-flash-live-001": "2025-12-09",
+    "gemini-live-2.5-flash-preview": "2025-12-09",
+}
+
 VOICES: tuple[str, ...] = (
     "Puck", "Charon", "Kore", "Fenrir", "Aoede", "Leda", "Orus", "Zephyr",
     "Callirrhoe", "Autonoe", "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome",
@@ -131,6 +138,11 @@ VOICES: tuple[str, ...] = (
 def live_model(name: str) -> LiveModel | None:
     """Look a Live model up by name, with or without the ``models/`` prefix."""
     return LIVE_MODELS.get(name.removeprefix("models/"))
+
+
+def retired_live_model(name: str) -> str | None:
+    """The date a retired Live model was shut down, or None (not known to be retired)."""
+    return RETIRED_LIVE_MODELS.get(name.removeprefix("models/"))
 
 
 def talk_models() -> list[LiveModel]:

@@ -334,3 +334,18 @@ async def gemini_diagnose(
             elif ephemeral:
                 await live_steps.ephemeral_token(client)
     return diagnosis.report
+
+
+async def explain_live_failure(failure: UpstreamFailure, *, model: str, timeout_seconds: float) -> tuple[str, str]:
+    """Word a live session's classified failure for an operator as ``gemini_check`` would: (cause, fix).
+
+    For ``manage.py live_test``, whose session ran through the bridge: the same table, filled in with what the SDK
+    uses (and, for an unknown model, the Live models Gemini reports).
+    """
+    diagnosis = Diagnosis(
+        model=model, text_model=settings.GEMINI_TEXT_MODEL, timeout=timeout_seconds, modality=None, audio=False
+    )
+    clients = diagnosis.configuration()
+    if clients is not None and failure.cause is Cause.MODEL_NOT_FOUND:
+        await diagnosis.learn_live_models(clients[0])
+    return diagnosis.explain(failure, where="live")

@@ -46,3 +46,8 @@ def live_session_list(
 def live_session_get(*, public_id: str) -> LiveSession | None:
     """Return the live session with this public id (with its user), or None."""
     return LiveSession.objects.select_related("user", "conversation").filter(public_id=public_id).first()
+
+
+def live_session_messages(*, public_id: str) -> list[Message]:
+    """Return the messages a live session recorded (its id is in their live config), oldest first."""
+    return list(Message.objects.filter(live_config__sessionId=public_id).order_by("created_at", "id"))

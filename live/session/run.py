@@ -116,6 +116,9 @@ class LiveRun:
         self._reconnects = 0
         self._draining = False
         self._quota_stop: asyncio.Task[None] | None = None
+        # What ended the session, classified, once it has ended (None: nothing failed); the browser sees its code and
+        # message, an in-process runner (``manage.py live_test``) explains its cause.
+        self.failure: UpstreamFailure | None = None
 
     # -- control (called by the client) ----------------------------------------------------------------------------
 
@@ -365,6 +368,7 @@ class LiveRun:
     async def _finish(self, failure: UpstreamFailure | None) -> None:
         """Stop every task, close Gemini, flush the recorder, record the ending, tell the browser."""
         reason: StopReason = self._stop_reason or "upstream"
+        self.failure = failure
         tasks = [t for t in (self._sender,) if t is not None] + self.row.tasks()
         tasks += self.tool_calls.running() + list(self._helpers)
         for task in tasks:

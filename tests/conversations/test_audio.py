@@ -1,5 +1,6 @@
 """PCM16 ⇄ WAV packing."""
 
+import array
 import contextlib
 import io
 import math
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations.audio import AudioError, pcm16_duration, pcm16_to_wav, wav_pcm16, wav_read
+from conversations.audio import AudioError, pcm16_duration, pcm16_to_wav, wav_pcm16, wav_read, wav_to_pcm16
 
 
 def sine_pcm16(seconds: float, *, sample_rate: int, freq: float = 440.0) -> bytes:
@@ -90,3 +91,28 @@ def test_a_wav_with_8_bit_samples_is_refused_by_name() -> None:
         wav.writeframes(b"\x80" * 80)
     with pytest.raises(AudioError, match="expected 16-bit samples, got 8-bit"):
         wav_pcm16(buffer.getvalue())
+
+
+def test_wav_to_pcm16_makes_any_pcm_wav_mono_16_bit_at_the_rate_asked() -> None:
+    """8-bit stereo at 44.1 kHz → PCM16 mono at 16 kHz: channels averaged, the rate changed, the length kept."""
+    seconds, rate = 0.5, 44_100
+    left = [128 + round(100 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(seconds * rate))]
+    frames = bytes(b for value in left for b in (value, 128))  # the right channel is silent
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(1)
+        wav.setframerate(rate)
+        wav.writeframes(frames)
+
+    pcm = wav_to_pcm16(buffer.getvalue(), sample_rate=16_000)
+
+    samples = array.array("h", pcm)
+    assert len(samples) == 8000
+    assert max(samples) == pytest.approx(50 * 256, rel=0.05)  # half the left channel's amplitude, as 16-bit
+    assert wav_to_pcm16(pcm16_to_wav(pcm, sample_rate=16_000).data, sample_rate=16_000) == pcm  # already right
+
+
+def test_wav_to_pcm16_refuses_what_is_not_a_pcm_wav() -> None:
+    with pytest.raises(AudioError, match="not a PCM WAV file"):
+        wav_to_pcm16(b"OggS" + bytes(40), sample_rate=16_000)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conversations.models import User
+from conversations.selectors import user_find
 from live.models import LiveSession
 from live.selectors import live_session_get, live_session_list
 from live.services import EndRequest, live_session_end_request
@@ -106,10 +106,7 @@ def _statuses(values: list[str]) -> list[str]:
 
 
 def _user(value: str) -> User:
-    users = get_user_model().objects
-    found = users.filter(username=value).first() or users.filter(email__iexact=value).first()
-    if found is None and value.isdigit():
-        found = users.filter(pk=int(value)).first()
+    found = user_find(reference=value)
     if found is None:
         raise CommandError(f"No user {value[:60]!r} (give a username, an email address or a numeric id).")
     return found
