@@ -233,3 +233,30 @@ def test_talk_direct_typed_text_and_a_tool_call(
     assert tool_response["functionResponses"] == responses
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
+
+
+def test_talk_falls_back_to_the_server_when_direct_mode_was_switched_off(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any, screenshot_dir: Path
+) -> None:
+    """A page that chose direct mode while it was allowed, then the operator switched it off: Talk still works,
+    through the server, and says so."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([1.0, SPEECH, 4.0])
+    page = open_page(chromium, server_url)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    sign_up(page, username="fallback")
+    page.get_by_test_id("new-conversation").click()
+    choose_direct(page, screenshot_dir)
+    settings.LIVE_DIRECT_MODE = "off"  # the server thread reads the same settings
+
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    expect(page.get_by_text("talking through the server instead")).to_be_visible()
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    assert any(re.search(r"/live/?$", url) for url in sockets), sockets
+    assert not [url for url in sockets if "Constrained" in url], sockets
+    transports = while_server_writes(lambda: list(LiveSession.objects.values_list("transport", flat=True)))
+    assert transports == [LiveSession.Transport.PROXIED]

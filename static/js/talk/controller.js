@@ -16,6 +16,8 @@ import { TalkView } from "./view.js";
 // Microphone audio kept while the socket is not ready (40 ms frames): ~10 s, so that what a person says while a
 // server restarts or a worker's lease runs out still reaches Gemini after the resume. Past it the oldest goes.
 const MAX_QUEUED_FRAMES = 250;
+/** A direct call the server will not mint a token for (docs/live-direct.md): the call goes through the server. */
+const DIRECT_REFUSED = new Set(["DIRECT_MODE_OFF", "DIRECT_MODE_UNAVAILABLE"]);
 const MAX_RECORDED_DELAYS = 50; // reconnect delays kept in the stats (for tests and people debugging)
 const LOST_TEXT = "The connection to the voice server was lost and could not be restored. Press Talk to start again.";
 const END_TIMEOUT_MS = 5000; // end_session unanswered this long: end anyway
@@ -718,6 +720,14 @@ export class TalkController {
       // retryAfter); the person keeps seeing "Reconnecting…", never the code (the close reconnects).
       this.retryAfterMs = Number(error.retryAfter ?? error.retryAfterMs ?? envelope.retryAfterMs) || 0;
       this.socket.hangUp();
+      return;
+    }
+    if (!this.sessionId && DIRECT_REFUSED.has(code) && this.socket instanceof DirectSession && this.active) {
+      // Direct mode was switched off (or cannot work) since the page loaded: the call goes through the server.
+      this.socket.close();
+      this.socket = this.makeSocket(false);
+      this.view.showInfo("Direct mode is not available on this server now: talking through the server instead.");
+      this.socket.connect({ conversationId: this.conversationId, create: this.createData });
       return;
     }
     this.lastError = message;
