@@ -1,12 +1,15 @@
 """Talk in direct mode (docs/live-direct.md) in a real Chromium: the page asks the server for an ephemeral token, opens
 the Gemini simulator's Constrained endpoint itself (the server's bridge carries no audio), hears the reply, and posts
 each finished turn back; after a reload the thread holds the spoken turns, with their recordings, in order with a
-typed one.
+typed one. Then the page side under conditions a quiet call never meets: a call ended while the model still answers
+keeps its turns (stored before the end is sent), a login in another tab does not make the posts fail on a stale CSRF
+token, kept turns are sent only for the person who spoke them, and no turn is longer than the grant's limit.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 import wave
@@ -23,8 +26,9 @@ from live.metrics import REGISTRY
 from live.models import LiveSession
 from tests.e2e.conftest import launch_chromium, send_prompt, while_server_writes
 from tests.e2e.test_pages import sign_up
-from tests.e2e.test_talk import SPEECH, open_page, speech_wav, wait_played_out, wait_state
+from tests.e2e.test_talk import SPEECH, open_page, speech_wav, wait_played_out, wait_state, wav_info
 from tests.e2e.test_talk_settings import expect_saved, open_settings
+from tests.factories import ConversationFactory
 
 pytestmark = pytest.mark.e2e
 DIRECT_LABEL = re.compile("^Direct")
@@ -260,3 +264,261 @@ def test_talk_falls_back_to_the_server_when_direct_mode_was_switched_off(
     assert not [url for url in sockets if "Constrained" in url], sockets
     transports = while_server_writes(lambda: list(LiveSession.objects.values_list("transport", flat=True)))
     assert transports == [LiveSession.Transport.PROXIED]
+
+
+PASSWORD = "correct-horse-battery"
+TURNS_URL = re.compile(r"/api/conversations/[^/]+/live-turns$")
+END_URL = re.compile(r"/api/live/sessions/[^/]+/end$")
+
+
+def direct_user(page: Page, username: str) -> User:
+    sign_up(page, username=username, password=PASSWORD)
+    user = User.objects.get(username=username)
+    services.talk_settings_save(user=user, data={"transport": "direct"})
+    return user
+
+
+def log_in(page: Page, username: str) -> None:
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Conversations", exact=True)).to_be_visible()
+
+
+def page_until(page: Page, check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until `check()` holds over what the page's event handlers record (they run while Playwright waits)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(100)
+
+
+def record_posts(page: Page) -> list[tuple[str, str, int]]:
+    """("request" | "response", url, status) of the page's POSTs, in the order the page saw them."""
+    events: list[tuple[str, str, int]] = []
+    page.on("request", lambda r: events.append(("request", r.url, 0)) if r.method == "POST" else None)
+    page.on(
+        "response",
+        lambda r: events.append(("response", r.url, r.status)) if r.request.method == "POST" else None,
+    )
+    return events
+
+
+def test_end_while_the_model_answers_keeps_the_turns_of_a_new_conversation(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """End pressed as the reply starts: the last turns reach the outbox at that moment, and the page posts the end
+    only once they are stored, so the server never takes the new conversation back as unused; `{}`, as the call
+    recorded turns."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([SPEECH, 6.0])
+    page = open_page(chromium, server_url)
+    direct_user(page, "hasty")
+    page.get_by_test_id("new-conversation").click()
+    events = record_posts(page)
+    ends: list[Any] = []
+    page.on("request", lambda r: ends.append(r.post_data) if END_URL.search(r.url) else None)
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "speaking", timeout=30_000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    page_until(page, lambda: bool(ends))
+    assert [json.loads(body) for body in ends] == [{}]
+    # Every turn's post was answered (201) before the end was sent.
+    end_at = next(i for i, (kind, url, _) in enumerate(events) if kind == "request" and END_URL.search(url))
+    answered = [
+        (i, status) for i, (kind, url, status) in enumerate(events) if kind == "response" and TURNS_URL.search(url)
+    ]
+    assert len(answered) == 2 and all(i < end_at and status == 201 for i, status in answered), events
+
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="hasty"))
+    session = LiveSession.objects.get(conversation=conversation)
+    eventually(lambda: LiveSession.objects.get(pk=session.pk).ended_at is not None)
+    rows = list(Message.objects.filter(conversation=conversation).order_by("created_at", "pk"))
+    assert [(m.role, m.message_type) for m in rows] == [("user", "live"), ("model", "live")]
+    assert rows[1].interrupted
+    page.goto(f"/c/{conversation.public_id}/")
+    articles = page.locator("#messages article[data-message-id]")
+    expect(articles).to_have_count(2)
+    assert [a.get_attribute("data-message-id") for a in articles.all()] == [m.public_id for m in rows]
+
+
+def test_a_call_in_which_nothing_was_said_asks_for_its_conversation_to_be_given_back(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([1.0])
+    page = open_page(chromium, server_url)
+    direct_user(page, "silent")
+    page.get_by_test_id("new-conversation").click()
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    with page.expect_request(END_URL) as end:
+        page.get_by_role("button", name="End voice session").click()
+    assert json.loads(end.value.post_data or "") == {"discardIfUnused": True}
+    wait_state(page, "ended")
+
+
+def test_a_login_in_another_tab_does_not_make_the_posts_fail(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """Django rotates the CSRF token at login: the page reads the current one (the cookie) at each post, and a post
+    refused for its CSRF token stays kept and is sent again rather than dropped."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([SPEECH, 6.0])
+    page = open_page(chromium, server_url)
+    direct_user(page, "twotabs")
+    page.get_by_test_id("new-conversation").click()
+    expect(page.locator("#talk-slot")).to_have_attribute("data-direct-mode", "allowed")
+    form_token = page.locator("#composer input[name=csrfmiddlewaretoken]").input_value()
+
+    other = page.context.new_page()
+    other.goto("/")
+    other.get_by_role("button", name="Log out").click()
+    expect(other).to_have_url(re.compile(r"/login/"))
+    log_in(other, "twotabs")
+    other.close()
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "csrftoken"]
+    assert cookie["value"] != form_token  # masked differently in any case; the secret under it changed at login
+
+    # The whole call works with the page's form token stale: the token request, the turns, the end.
+    events = record_posts(page)
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="twotabs"))
+    session = LiveSession.objects.get(conversation=conversation)
+    assert not [e for e in events if e[0] == "response" and e[2] == 403], events
+
+    # Without the cookie, the form's (stale) token is sent and refused: the turn is kept, and stored once it is back.
+    page.context.clear_cookies(name="csrftoken")
+    refused = page.evaluate(
+        """async ({conversationId, sessionId}) => {
+            const { TurnOutbox } = await import("/static/js/talk/outbox.js");
+            const outbox = new TurnOutbox({
+                userId: document.getElementById("talk-slot").dataset.userId,
+                csrfToken: document.querySelector("#composer input[name=csrfmiddlewaretoken]").value,
+                onSaved: () => {},
+            });
+            window.testOutbox = outbox;
+            const id = "msg_csrfRetryTurn0000000";
+            const turn = { id, role: "user", transcript: "Typed while the cookie was gone.", interrupted: false,
+                           startedAt: new Date().toISOString(), usage: null, audio: null };
+            outbox.add(turn, { conversationId, sessionId });
+            return id;
+        }""",
+        {"conversationId": conversation.public_id, "sessionId": session.public_id},
+    )
+    page_until(page, lambda: any(e[0] == "response" and e[2] == 403 and TURNS_URL.search(e[1]) for e in events))
+    assert page.evaluate("window.testOutbox.pending") == 1  # kept, not dropped
+    page.context.add_cookies([{"name": "csrftoken", "value": cookie["value"], "url": server_url}])
+    page.evaluate("window.testOutbox.retryNow()")
+    page.wait_for_function("window.testOutbox.pending === 0")
+    assert Message.objects.filter(conversation=conversation, public_id=refused).exists()
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+
+
+KEEP_FOR_LATER = """async ({conversationId}) => {
+    const { TurnOutbox } = await import("/static/js/talk/outbox.js");
+    const outbox = new TurnOutbox({
+        userId: document.getElementById("talk-slot").dataset.userId,
+        csrfToken: "",
+        onSaved: () => {},
+    });
+    const turn = { id: "msg_keptForItsOwner00000", role: "user", transcript: "Said by the first person.",
+                   interrupted: false, startedAt: new Date().toISOString(), usage: null, audio: null };
+    outbox.add(turn, { conversationId, sessionId: "sess_notARealSession0000" });
+    await outbox.kept.get(turn.id);
+}"""
+
+KEPT_IDS = """async (userId) => {
+    const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open("apsara-talk-user-" + userId, 1);
+        request.onupgradeneeded = () => request.result.createObjectStore("live-turns", { keyPath: "id" });
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+    });
+    const all = await new Promise((resolve) => {
+        const request = db.transaction("live-turns").objectStore("live-turns").getAll();
+        request.onsuccess = () => resolve(request.result);
+    });
+    db.close();
+    return all.map((entry) => entry.id);
+}"""
+
+
+def test_kept_turns_are_sent_only_for_the_person_who_spoke_them(
+    browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """Two people in one browser profile: A's turn kept for later (the network failed) is not sent as B's when B
+    opens Talk (the server would refuse it and it would be lost); it is sent when A is back."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    page = open_page(browser, server_url)
+    ada = direct_user(page, "first")
+    conversation = ConversationFactory.create(owner=ada)
+    page.goto(f"/c/{conversation.public_id}/")
+    expect(page.locator("#talk-slot")).to_have_attribute("data-user-id", str(ada.pk))
+    page.route(TURNS_URL, lambda route: route.abort())  # offline: the turn stays kept
+    page.evaluate(KEEP_FOR_LATER, {"conversationId": conversation.public_id})
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login/"))
+    page.unroute(TURNS_URL)
+
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if TURNS_URL.search(r.url) else None)
+    bea = direct_user(page, "second")
+    page.get_by_test_id("new-conversation").click()
+    expect(page.locator("#talk-slot")).to_have_attribute("data-user-id", str(bea.pk))
+    page.wait_for_function("window.apsaraTalk !== undefined")
+    page.wait_for_timeout(1500)  # the outbox's resend at load has run
+    assert posts == []
+    assert page.evaluate(KEPT_IDS, ada.pk) == ["msg_keptForItsOwner00000"]
+    assert page.evaluate(KEPT_IDS, bea.pk) == []
+
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, "first")
+    with page.expect_request(TURNS_URL) as resent:
+        page.goto(f"/c/{conversation.public_id}/")
+    assert "msg_keptForItsOwner00000" in (resent.value.post_data or "")
+
+
+def test_no_turn_is_longer_than_the_grant_allows(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """limits.maxTurnSeconds from the grant: a turn is cut at exactly that many samples (the server takes it) and
+    what follows goes on in a new turn of the same role; the person's turn is posted at the cut, answered or not."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    settings.LIVE_DIRECT_TURN_MAX_SECONDS = 1
+    chromium, spoken = direct_browser([SPEECH, 6.0])
+    page = open_page(chromium, server_url)
+    direct_user(page, "longwinded")
+    page.get_by_test_id("new-conversation").click()
+    events = record_posts(page)
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    # The first second of speech is posted at the cut, long before Gemini answers.
+    page.wait_for_function(
+        """() => window.apsaraTalk.stats.samplesReceived === 0 &&
+                 document.querySelector("#messages .msg-user[data-message-id]")""",
+        timeout=30_000,
+    )
+    two_answers = "document.querySelectorAll('#messages .msg-model[data-message-id]').length >= 2"
+    page.wait_for_function(f"() => {two_answers}", timeout=30_000)
+    page.wait_for_timeout(2000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    turns = [e for e in events if e[0] == "response" and TURNS_URL.search(e[1])]
+    assert turns and all(status == 201 for _, _, status in turns), turns
+
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="longwinded"))
+    rows = list(Message.objects.filter(conversation=conversation).order_by("created_at", "pk"))
+    users = [m for m in rows if m.role == "user"]
+    models = [m for m in rows if m.role == "model"]
+    assert len(users) >= 3 and len(models) >= 2, [(m.role, m.input_transcription) for m in rows]
+    lengths = [(m.role, wav_info(m)[1]) for m in rows if m.audio]
+    # Cut at exactly one second: every turn but the last of a run is 16000 (user) or 24000 (model) samples.
+    assert ("user", 16000) in lengths and ("model", 24000) in lengths, lengths
+    assert all(frames <= {"user": 16000, "model": 24000}[role] for role, frames in lengths), lengths
+    assert spoken > 2

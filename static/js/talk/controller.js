@@ -82,7 +82,11 @@ export class TalkController {
     // one's) could not post yet are sent again now.
     this.outbox =
       slot.dataset.directMode === "allowed"
-        ? new TurnOutbox({ csrfToken: this.csrfToken, onSaved: (entry, message) => this.onTurnStored(entry, message) })
+        ? new TurnOutbox({
+            userId: slot.dataset.userId ?? "",
+            csrfToken: this.csrfToken,
+            onSaved: (entry, message) => this.onTurnStored(entry, message),
+          })
         : null;
     this.outbox?.resend();
     this.socket = this.makeSocket(false);
@@ -130,6 +134,7 @@ export class TalkController {
       }
     });
     window.addEventListener("pagehide", () => {
+      this.socket.leaving = true; // a direct call: say it ended now, the page cannot wait for its turns' posts
       if (this.sessionId) this.socket.send({ type: "end_session", sessionId: this.sessionId });
     });
   }
@@ -275,6 +280,7 @@ export class TalkController {
     this.setHolding(false);
     this.stopFrames();
     this.socket.close();
+    const ended = this.socket.finished; // a direct call: its turns stored, then the server told (direct.js)
     const engine = this.engine;
     this.engine = null;
     if (engine) this.lastPlaybackStats = engine.playbackStats;
@@ -291,6 +297,7 @@ export class TalkController {
       const id = this.conversationId;
       const created = this.createdConversation;
       setTimeout(async () => {
+        await ended;
         if (this.active) return;
         if (state !== "error") await this.transcripts.settle(id);
         // A call in which nothing was said leaves no conversation (the server took back the one it created):

@@ -2,13 +2,17 @@
 // person's 16 kHz PCM (trimmed to what was said), the model's 24 kHz PCM, their transcripts, and when each turn
 // began. A user turn is cut when the model starts answering (or at the end of a hold), a model turn at
 // turnComplete (flagged when interrupted); the user turn is handed on when the model turn that answered it ends,
-// so late transcription still reaches it. Each finished turn goes to `onTurn` in order, as a WAV ready to post.
+// so late transcription still reaches it. No turn is longer than the grant's limits.maxTurnSeconds (the server
+// refuses a longer one): at exactly that many samples a turn is cut and handed on, and what follows goes on in a new
+// turn of the same role (its own id). Times are the server's clock (`now`), so a device whose clock is off still
+// orders its turns where they belong. Each finished turn goes to `onTurn` in order, as a WAV ready to post.
 // No network and no DOM here: outbox.js posts them.
 
 export const INPUT_RATE = 16000;
 export const OUTPUT_RATE = 24000;
 const PAD_MS = 300; // audio kept around speech (LIVE_RECORD_PAD_MS)
 const SILENCE_RMS = 200; // PCM16 RMS below which a frame is silence (LIVE_SILENCE_RMS)
+const DEFAULT_MAX_TURN_SECONDS = 600; // until a grant says (limits.maxTurnSeconds)
 
 /** A public message id (docs/live-direct.md: 20-40 of [A-Za-z0-9_-]): "msg_" and 22 random base64url chars. */
 export function newMessageId() {
@@ -38,6 +42,26 @@ class Pcm {
   append(samples) {
     this.chunks.push(samples);
     this.length += samples.length;
+  }
+
+  /** Keep the first `samples` samples; the rest, moved out, as a new Pcm. */
+  splitAt(samples) {
+    const rest = new Pcm();
+    if (samples >= this.length) return rest;
+    const kept = [];
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      if (offset + chunk.length <= samples) kept.push(chunk);
+      else if (offset >= samples) rest.append(chunk);
+      else {
+        kept.push(chunk.subarray(0, samples - offset));
+        rest.append(chunk.subarray(samples - offset));
+      }
+      offset += chunk.length;
+    }
+    this.chunks = kept;
+    this.length = samples;
+    return rest;
   }
 
   /** The first `samples` samples, as one Int16Array. */
@@ -85,18 +109,25 @@ export function wavBlob(samples, rate) {
 
 export class TurnRecorder {
   /**
-   * @param {{onTurn(turn: FinishedTurn): void, maxTurnSeconds?: number}} options
+   * @param {{onTurn(turn: FinishedTurn): void, maxTurnSeconds?: number, now?: () => number}} options
+   *   `now`: the time in milliseconds since the epoch, on the server's clock (default: this device's)
    */
-  constructor({ onTurn, maxTurnSeconds = 600 }) {
+  constructor({ onTurn, maxTurnSeconds = DEFAULT_MAX_TURN_SECONDS, now = () => Date.now() }) {
     this.onTurn = onTurn;
-    this.maxUserSamples = INPUT_RATE * maxTurnSeconds;
-    this.maxModelSamples = OUTPUT_RATE * maxTurnSeconds;
+    this.now = now;
+    this.setMaxTurnSeconds(maxTurnSeconds);
     this.padSamples = Math.round((INPUT_RATE * PAD_MS) / 1000);
     this.preroll = [];
     this.prerollSamples = 0;
     this.user = null; // being spoken
     this.cut = []; // cut user turns waiting for the model turn that answers them (late transcription)
     this.model = null;
+  }
+
+  /** The longest turn the server takes (a grant's limits.maxTurnSeconds): from the next audio on. */
+  setMaxTurnSeconds(seconds) {
+    this.maxUserSamples = Math.max(1, Math.floor(INPUT_RATE * seconds));
+    this.maxModelSamples = Math.max(1, Math.floor(OUTPUT_RATE * seconds));
   }
 
   /** One microphone frame (16 kHz PCM16) that was sent to Gemini. */
@@ -113,7 +144,7 @@ export class TurnRecorder {
         }
         return;
       }
-      const started = Date.now() - (this.prerollSamples / INPUT_RATE) * 1000;
+      const started = this.now() - (this.prerollSamples / INPUT_RATE) * 1000;
       this.user = { id: null, startedAt: new Date(started), pcm: new Pcm(), voicedUntil: 0, transcript: "" };
       for (const chunk of this.preroll) this.user.pcm.append(chunk);
       this.preroll = [];
@@ -121,7 +152,25 @@ export class TurnRecorder {
     }
     this.user.pcm.append(samples);
     if (voiced) this.user.voicedUntil = this.user.pcm.length;
-    if (this.user.pcm.length >= this.maxUserSamples) this.cutUser();
+    while (this.user && this.user.pcm.length >= this.maxUserSamples) this.capUser();
+  }
+
+  /**
+   * The person's turn reached the longest the server takes: cut at exactly that many samples and handed on now (no
+   * model turn may ever answer it: memory stays bounded); what was said past it goes on in a new user turn.
+   */
+  capUser() {
+    const turn = this.user;
+    const rest = turn.pcm.splitAt(this.maxUserSamples);
+    const voicedUntil = Math.max(0, turn.voicedUntil - turn.pcm.length);
+    turn.voicedUntil = Math.min(turn.voicedUntil, turn.pcm.length);
+    // Speech going on at the cut: the turn is kept to its end, not trimmed to the last voiced frame plus padding.
+    if (voicedUntil > 0 || turn.voicedUntil + this.padSamples >= turn.pcm.length) turn.voicedUntil = turn.pcm.length;
+    const startedAt = new Date(turn.startedAt.getTime() + (turn.pcm.length / INPUT_RATE) * 1000);
+    this.cutUser();
+    this.flushUser();
+    if (!voicedUntil) return; // silence past the cut: the next voiced frame starts the next turn
+    this.user = { id: null, startedAt, pcm: rest, voicedUntil, transcript: "" };
   }
 
   /** A piece of Gemini's transcript of what the person said. */
@@ -133,7 +182,7 @@ export class TurnRecorder {
 
   openUserTurn() {
     // Words heard with no audio kept for them (all below the gate): a turn of its own, transcript only.
-    const turn = { id: newMessageId(), startedAt: new Date(), pcm: new Pcm(), voicedUntil: 0, transcript: "" };
+    const turn = { id: newMessageId(), startedAt: new Date(this.now()), pcm: new Pcm(), voicedUntil: 0, transcript: "" };
     this.cut.push(turn);
     return turn;
   }
@@ -142,7 +191,16 @@ export class TurnRecorder {
   modelAudio(buffer) {
     const turn = this.modelTurn();
     turn.pcm.append(new Int16Array(buffer.slice(0)));
-    if (turn.pcm.length >= this.maxModelSamples) this.finishModel();
+    while (this.model && this.model.pcm.length >= this.maxModelSamples) this.capModel();
+  }
+
+  /** The model's turn reached the longest the server takes: cut there; the rest of its answer is a new model turn. */
+  capModel() {
+    const turn = this.model;
+    const rest = turn.pcm.splitAt(this.maxModelSamples);
+    const startedAt = new Date(turn.startedAt.getTime() + (turn.pcm.length / OUTPUT_RATE) * 1000);
+    this.finishModel();
+    if (rest.length) this.model = { id: null, startedAt, pcm: rest, transcript: "", usage: null, interrupted: false };
   }
 
   /** A piece of the transcript of what the model said (or text it wrote). */
@@ -184,7 +242,7 @@ export class TurnRecorder {
       id: newMessageId(),
       role: "user",
       transcript: text,
-      startedAt: new Date().toISOString(),
+      startedAt: new Date(this.now()).toISOString(),
       interrupted: false,
       usage: null,
       audio: null,
@@ -205,7 +263,14 @@ export class TurnRecorder {
   modelTurn() {
     if (!this.model) {
       this.cutUser();
-      this.model = { id: null, startedAt: new Date(), pcm: new Pcm(), transcript: "", usage: null, interrupted: false };
+      this.model = {
+        id: null,
+        startedAt: new Date(this.now()),
+        pcm: new Pcm(),
+        transcript: "",
+        usage: null,
+        interrupted: false,
+      };
     }
     return this.model;
   }

@@ -5,6 +5,7 @@
 // controller already handles (docs/live-protocol.md), so the page looks and behaves the same in both modes.
 // Turns are assembled by direct-recorder.js and posted by outbox.js. The long-lived API key never reaches the page.
 import { arrayBufferToBase64, base64ToArrayBuffer } from "./base64.js";
+import { currentCsrfToken } from "./csrf.js";
 import { TurnRecorder } from "./direct-recorder.js";
 import { ReconnectPolicy } from "./reconnect.js";
 
@@ -20,6 +21,8 @@ const TOKEN_MARGIN_MS = 15_000;
 const GO_AWAY_DEFAULT_MS = 10_000;
 /** Switch this long before Gemini's deadline when the model is still answering. */
 const GO_AWAY_MARGIN_MS = 2_000;
+/** At the end of a call, wait at most this long for its turns to be stored before telling the server it ended. */
+const END_WAIT_MS = 5000;
 const ATTEMPT_TIMEOUT_CODE = 4001; // socket.js's CLOSE.ATTEMPT_TIMEOUT
 const ABNORMAL = 1006;
 
@@ -89,6 +92,10 @@ export class DirectSession {
     this.renewedForHandle = false; // the token in use was asked for to resume with the current handle
     this.ended = true;
     this.recorder = null;
+    this.turnsRecorded = 0; // turns of this session handed to the outbox: none, and its end may give back the conversation
+    this.clockSkewMs = 0; // the server's clock minus this device's (the grant's serverTime): turns' startedAt use it
+    this.leaving = false; // the page is going away (pagehide): its end cannot wait for the turns' posts
+    this.finished = Promise.resolve(); // settles once the server was told the session ended (turns stored first)
     this.backlog = []; // control messages for Gemini waiting for setupComplete (tool responses, typed text)
   }
 
@@ -118,7 +125,11 @@ export class DirectSession {
     this.renewToken = this.renewedForHandle = false;
     this.ended = false;
     this.backlog = [];
-    this.recorder = new TurnRecorder({ onTurn: (turn) => this.turnFinished(turn) });
+    this.turnsRecorded = 0;
+    this.recorder = new TurnRecorder({
+      onTurn: (turn) => this.turnFinished(turn),
+      now: () => Date.now() + this.clockSkewMs, // the server's time: startedAt orders the thread there
+    });
     let grant;
     try {
       grant = await this.requestToken({ conversationId });
@@ -170,6 +181,8 @@ export class DirectSession {
 
   useGrant(grant) {
     this.grant = grant;
+    const maxTurnSeconds = Number(grant.limits?.maxTurnSeconds);
+    if (maxTurnSeconds > 0) this.recorder?.setMaxTurnSeconds(maxTurnSeconds);
     this.sessionId = grant.sessionId;
     this.conversationId = grant.conversationId ?? this.conversationId;
   }
@@ -425,8 +438,8 @@ export class DirectSession {
     this.switchPending = false;
     clearTimeout(this.goAwayTimer);
     clearTimeout(this.attemptTimer);
-    this.recorder?.flush();
-    if (this.sessionId) this.postEnd(this.sessionId);
+    this.recorder?.flush(); // the last turns go to the outbox
+    if (this.sessionId) this.finished = this.endAfterTurns(this.sessionId);
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
@@ -456,13 +469,24 @@ export class DirectSession {
     this.handlers.onClose({ wasClean: false, ...event }, opened);
   }
 
-  postEnd(sessionId) {
-    fetch(`/api/live/sessions/${encodeURIComponent(sessionId)}/end`, {
+  /**
+   * Tell the server the session ended once its turns are stored (bounded: END_WAIT_MS), so an end never overtakes
+   * them; a call that recorded no turn at all asks for the conversation it created to be given back.
+   */
+  async endAfterTurns(sessionId) {
+    const used = this.turnsRecorded > 0;
+    if (used && !this.leaving) await this.outbox.drained(sessionId, END_WAIT_MS);
+    await this.postEnd(sessionId, { used });
+  }
+
+  /** `used`: the session recorded a turn (then its conversation stays, whether or not the turns are stored yet). */
+  postEnd(sessionId, { used = false } = {}) {
+    return fetch(`/api/live/sessions/${encodeURIComponent(sessionId)}/end`, {
       method: "POST",
       keepalive: true, // the page may be going away
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": this.csrfToken },
-      body: "{}",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": currentCsrfToken(this.csrfToken) },
+      body: JSON.stringify(used ? {} : { discardIfUnused: true }),
     }).catch(() => {}); // the server ends sessions it hears nothing of (token expiry) on its own
   }
 
@@ -496,6 +520,7 @@ export class DirectSession {
 
   turnFinished(turn) {
     if (!this.conversationId || !this.sessionId) return;
+    this.turnsRecorded += 1;
     this.outbox.add(turn, { conversationId: this.conversationId, sessionId: this.sessionId });
   }
 
@@ -517,7 +542,11 @@ export class DirectSession {
       : { conversationId: conversationId || null, config: config ?? {}, loadConversationContext };
     if (model && !sessionId) body.model = model;
     try {
-      return await this.post(TOKEN_URL, body);
+      const grant = await this.post(TOKEN_URL, body);
+      // The server's clock when it minted (absent: no correction), against this device's as the answer arrived.
+      const serverTime = Date.parse(grant.serverTime ?? "");
+      this.clockSkewMs = Number.isFinite(serverTime) ? serverTime - Date.now() : 0;
+      return grant;
     } catch (error) {
       if (error instanceof TokenProblem) throw error;
       throw new TokenProblem("Could not reach the voice server. Check your connection and press Talk again.");
@@ -528,7 +557,11 @@ export class DirectSession {
     const response = await fetch(url, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRFToken": currentCsrfToken(this.csrfToken),
+      },
       body: JSON.stringify(body),
     });
     let answer = null;

@@ -1,10 +1,13 @@
 // A direct call's finished turns on their way to the server (POST /api/conversations/<id>/live-turns,
 // docs/live-direct.md), in order. A post that fails for a reason that passes (the network, a 5xx, 401 until the
-// person logs in again, 429) stays in IndexedDB (every turn is written there first, keyed by its message id, the
-// server's idempotency key) and is sent again with backoff: when the browser is back online, on the next page load, or after the delay. Any other 4xx
-// will never succeed: it is logged and dropped. Nothing about Gemini here.
+// person logs in again, a 403 refusing a stale CSRF token, 429) stays in IndexedDB (every turn is written there
+// first, keyed by its message id, the server's idempotency key) and is sent again with backoff: when the browser is
+// back online, on the next page load, or after the delay. Any other 4xx will never succeed: it is logged and
+// dropped. Each person has their own database (several people may use one browser): a page sends only the turns of
+// the person logged in. Nothing about Gemini here.
+import { currentCsrfToken, isCsrfFailure } from "./csrf.js";
 
-const DB_NAME = "apsara-talk";
+const DB_PREFIX = "apsara-talk-user-"; // + the user's id (data-user-id)
 const STORE = "live-turns";
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 60_000;
@@ -15,11 +18,11 @@ export function liveTurnsUrl(conversationId) {
 }
 
 /** IndexedDB, or null where it is unavailable (then kept turns last as long as the page). */
-function openDb() {
+function openDb(name) {
   return new Promise((resolve) => {
     let request;
     try {
-      request = indexedDB.open(DB_NAME, 1);
+      request = indexedDB.open(name, 1);
     } catch {
       resolve(null);
       return;
@@ -50,10 +53,12 @@ class PostFailed extends Error {
 
 export class TurnOutbox {
   /**
-   * @param {{csrfToken: string, onSaved(entry: object, message: object): void}} options
-   *   `onSaved`: a turn was stored (its entry, and the message as the server answered it).
+   * @param {{userId: string, csrfToken: string, onSaved(entry: object, message: object): void}} options
+   *   `userId`: the person logged in (only their turns are kept and sent here); `csrfToken`: the form's, used when
+   *   the cookie is missing; `onSaved`: a turn was stored (its entry, and the message as the server answered it).
    */
-  constructor({ csrfToken, onSaved }) {
+  constructor({ userId, csrfToken, onSaved }) {
+    this.userId = String(userId ?? "");
     this.csrfToken = csrfToken;
     this.onSaved = onSaved;
     this.queue = []; // entries in order, sent one at a time
@@ -61,7 +66,8 @@ export class TurnOutbox {
     this.attempt = 0;
     this.timer = null;
     this.seq = Date.now();
-    this.db = openDb();
+    this.db = openDb(`${DB_PREFIX}${this.userId}`);
+    this.waiters = new Set(); // drained(): each waits until no entry of its session is left
     this.memory = new Map(); // kept entries when IndexedDB is unavailable
     this.kept = new Map(); // id → the write of a new entry into IndexedDB
     window.addEventListener("online", () => this.retryNow());
@@ -74,6 +80,7 @@ export class TurnOutbox {
     const entry = {
       id: turn.id,
       seq: (this.seq += 1),
+      userId: this.userId,
       conversationId,
       fields: {
         id: turn.id,
@@ -96,7 +103,9 @@ export class TurnOutbox {
   async resend() {
     const kept = await this.keptEntries();
     const known = new Set(this.queue.map((e) => e.id));
-    for (const entry of kept.sort((a, b) => a.seq - b.seq)) if (!known.has(entry.id)) this.queue.push(entry);
+    for (const entry of kept.sort((a, b) => a.seq - b.seq)) {
+      if (!known.has(entry.id) && entry.userId === this.userId) this.queue.push(entry);
+    }
     this.pump();
   }
 
@@ -110,6 +119,34 @@ export class TurnOutbox {
   /** Whether turns are still waiting to be stored (for tests and the end of a call). */
   get pending() {
     return this.queue.length;
+  }
+
+  /**
+   * Wait until every turn of `sessionId` handed to the outbox has been stored (or dropped), at most `timeoutMs`.
+   * @returns {Promise<boolean>} true when none is left, false when some still wait (a failure being retried)
+   */
+  drained(sessionId, timeoutMs) {
+    const waiting = () => this.queue.some((entry) => entry.fields.sessionId === sessionId);
+    if (!waiting()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        check: () => {
+          if (waiting()) return;
+          done(true);
+        },
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (value) => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        resolve(value);
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  settled() {
+    for (const waiter of [...this.waiters]) waiter.check();
   }
 
   async pump() {
@@ -126,11 +163,13 @@ export class TurnOutbox {
           this.attempt = 0;
           await this.forget(entry.id);
           this.onSaved(entry, message);
+          this.settled();
         } catch (error) {
           if (!(error instanceof PostFailed) || !error.retry) {
             console.error(`Apsara: a spoken turn (${entry.id}) could not be stored and was dropped:`, error.message);
             this.queue.shift();
             await this.forget(entry.id);
+            this.settled();
             continue;
           }
           // It stays kept (those after it wait: turns go in order) and is tried again later.
@@ -157,7 +196,7 @@ export class TurnOutbox {
       response = await fetch(liveTurnsUrl(entry.conversationId), {
         method: "POST",
         credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": this.csrfToken },
+        headers: { Accept: "application/json", "X-CSRFToken": currentCsrfToken(this.csrfToken) },
         body,
       });
     } catch (error) {
@@ -165,13 +204,16 @@ export class TurnOutbox {
     }
     if (response.ok) return response.json().catch(() => ({}));
     let detail = `HTTP ${response.status}`;
+    let problem = null;
     try {
-      const problem = (await response.json())?.error;
+      problem = (await response.json())?.error;
       if (problem?.message) detail += `: ${problem.field ? `${problem.field}: ` : ""}${problem.message}`;
     } catch {
       // not JSON
     }
-    const retry = response.status >= 500 || response.status === 401 || response.status === 429;
+    // 401: until the person logs in again; a refused CSRF token: until the cookie holds the current one.
+    const status = response.status;
+    const retry = status >= 500 || status === 401 || status === 429 || isCsrfFailure(status, problem);
     const retryAfterMs = (Number(response.headers.get("Retry-After")) || 0) * 1000;
     throw new PostFailed(detail, { retry, retryAfterMs });
   }

@@ -3,6 +3,8 @@
 // exception: a device id only means something on this device, so it stays in this browser (localStorage).
 // No DOM here besides reading the page's embedded copy; the sheet (settings-sheet.js) shows them.
 
+import { currentCsrfToken } from "./csrf.js";
+
 const API_URL = "/api/me/talk-settings";
 const MICROPHONE_KEY = "apsara.talk.microphone";
 
@@ -61,7 +63,11 @@ export class TalkSettings {
         response = await fetch(API_URL, {
           method: "PUT",
           credentials: "same-origin",
-          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": this.csrfToken },
+          headers: {
+            "Content-Type": "application/json",
+            Accept: "application/json",
+            "X-CSRFToken": currentCsrfToken(this.csrfToken),
+          },
           body: JSON.stringify(next),
         });
       } catch {
