@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from conversations import services
@@ -522,3 +523,61 @@ def test_no_turn_is_longer_than_the_grant_allows(
     assert ("user", 16000) in lengths and ("model", 24000) in lengths, lengths
     assert all(frames <= {"user": 16000, "model": 24000}[role] for role, frames in lengths), lengths
     assert spoken > 2
+
+
+DEVICE_CLOCK_BEHIND = """(() => {
+    // This device's clock runs seven minutes behind the server's.
+    const skew = -7 * 60 * 1000;
+    const RealDate = Date;
+    class DeviceDate extends RealDate {
+        constructor(...args) {
+            if (args.length) super(...args);
+            else super(RealDate.now() + skew);
+        }
+        static now() {
+            return RealDate.now() + skew;
+        }
+    }
+    globalThis.Date = DeviceDate;
+})();"""
+
+
+def test_turns_carry_the_servers_time_when_the_devices_clock_is_off(
+    direct_browser: Any, server_url: str, gemini_sim: Any, settings: Any
+) -> None:
+    """The grant's serverTime against the device's clock gives the skew; every startedAt is corrected by it, so the
+    server neither refuses the turns (before the session began) nor puts them out of order."""
+    settings.LIVE_DIRECT_MODE = "allowed"
+    chromium, _ = direct_browser([SPEECH, 6.0])
+    page = open_page(chromium, server_url)
+    page.context.add_init_script(DEVICE_CLOCK_BEHIND)
+    direct_user(page, "skewed")
+    grants: list[dict[str, Any]] = []
+
+    def grant_with_server_time(route: Any) -> None:
+        # The server's own serverTime when it sends one; else the time it answered (what it would say).
+        response = route.fetch()
+        body = response.json()
+        body.setdefault("serverTime", timezone.now().isoformat())
+        grants.append(body)
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r"/api/live/token$"), grant_with_server_time)
+    page.get_by_test_id("new-conversation").click()
+    assert page.evaluate("Date.now()") < time.time() * 1000 - 6 * 60 * 1000
+    events = record_posts(page)
+    page.get_by_role("button", name="Talk with Gemini by voice").click()
+    wait_state(page, "listening")
+    expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=30_000)
+    page.get_by_role("button", name="End voice session").click()
+    wait_state(page, "ended")
+    assert grants
+    turns = [e for e in events if e[0] == "response" and TURNS_URL.search(e[1])]
+    assert [status for _, _, status in turns] == [201, 201], events
+
+    conversation = while_server_writes(lambda: Conversation.objects.get(owner__username="skewed"))
+    session = LiveSession.objects.get(conversation=conversation)
+    rows = list(Message.objects.filter(conversation=conversation).order_by("created_at", "pk"))
+    assert [m.role for m in rows] == ["user", "model"]
+    for row in rows:
+        assert abs((row.created_at - session.started_at).total_seconds()) < 60, (row.created_at, session.started_at)
