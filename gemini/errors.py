@@ -169,8 +169,10 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
 
 
 def is_upstream_error(exc: BaseException) -> bool:
-    """Whether an exception from the receive side is Gemini's connection failing (else it is a bug here)."""
-    return isinstance(exc, (errors.APIError, ConnectionClosed, InvalidHandshake, OSError, TimeoutError))
+    """Whether an exception from a call to Gemini is Gemini (or the way to it) failing, else it is a bug here: Live's
+    connection, or a REST call's HTTP transport (connection refused, timed out, cut short)."""
+    upstream = (errors.APIError, ConnectionClosed, InvalidHandshake, OSError, TimeoutError)
+    return isinstance(exc, upstream + http_transport_errors())
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
