@@ -377,7 +377,8 @@ def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_s
     settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
     settings.GEMINI_API_VERSION = "v1"
     # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token.
-    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
+    token = gemini_sim.access_token()
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token=token), "sim-project"))
     report, code = check_json("--skip-rest", "--model", "gemini-live-2.5-flash-native-audio")
     assert code == 0, report
     connection = report["connection"]
