@@ -20,7 +20,9 @@ from .services import TITLE_MAX_CHARS
 SYSTEM_INSTRUCTION_MAX_CHARS = 8000
 MODEL_NAME_PATTERN = r"^(models/)?[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 MESSAGE_ID_PATTERN = r"^msg_[0-9a-f]{24}$"
-LIVE_TURN_ID_PATTERN = r"^[A-Za-z0-9_-]{20,40}$"  # docs/live-direct.md: the page chooses it (msg_… or its own)
+# docs/live-direct.md: the page chooses it, "msg_" and 22 base64url characters (132 random bits). Never the shape of
+# an id the server makes ("msg_" and 24 hex digits: new ones, imported ones), so a page cannot claim one in advance.
+LIVE_TURN_ID_PATTERN = r"^msg_[A-Za-z0-9_-]{22}$"
 
 
 # OUTPUT
@@ -274,8 +276,8 @@ class LiveTurnSerializer(serializers.Serializer):
     """
 
     id = StrictCharField(
-        max_length=40,
-        validators=[RegexValidator(LIVE_TURN_ID_PATTERN, message="Not a message id (20-40 of A-Z a-z 0-9 _ -).")],
+        max_length=26,
+        validators=[RegexValidator(LIVE_TURN_ID_PATTERN, message="Not a page's message id (msg_ + 22 of A-Za-z0-9_-)")],
         help_text="The message id the page chose when the turn ended: the idempotency key.",
     )
     sessionId = StrictCharField(max_length=40, help_text="A direct session of yours, in this conversation.")

@@ -3,7 +3,8 @@
 Three modes, decided from settings when first needed (never at import):
 - ``api_key``: Gemini Developer API (``GEMINI_API_KEY``; ``GEMINI_BASE_URL``/``GEMINI_CA_FILE`` point it elsewhere,
   e.g. at a proxy);
-- ``vertex``: Vertex AI with OAuth Bearer tokens (``GOOGLE_GENAI_USE_VERTEXAI`` + project/location/credentials);
+- ``vertex``: Vertex AI with OAuth Bearer tokens (``GOOGLE_GENAI_USE_VERTEXAI`` + project/location/credentials:
+  ``vertex_credentials``);
 - ``simulator``: neither is set, so the app talks to ``gemini_sim``: the one at ``GEMINI_BASE_URL`` (trusting the CA
   in ``GEMINI_CA_FILE``) when that is set, e.g. a stand-alone ``python -m gemini_sim`` or a test's simulator;
   otherwise the embedded one, started in-process on a loopback port the first time it is needed.
@@ -16,6 +17,8 @@ uses the SDK's default.
 from __future__ import annotations
 
 import enum
+import json
+import os
 import ssl
 import threading
 from dataclasses import dataclass
@@ -155,6 +158,64 @@ def simulator_started() -> bool:
     return _embedded_simulator.cache_info().currsize > 0
 
 
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+_credentials_lock = threading.Lock()
+_credentials: dict[tuple[str, int], Any] = {}
+
+
+def credential_file_kind(path: str) -> str:
+    """The ``type`` of a Google credentials JSON file (``service_account``, ``authorized_user``, …)."""
+    with open(path, encoding="utf-8") as f:
+        info = json.load(f)
+    return str(info.get("type", "")) if isinstance(info, dict) else ""
+
+
+def vertex_credentials() -> Any:
+    """The google-auth credentials of ``GOOGLE_APPLICATION_CREDENTIALS`` (scope cloud-platform), or None for ADC.
+
+    One credentials object per file (and version of it), shared by every client: google-auth refreshes it when it
+    is about to expire, before a REST request or a Live connection, so a long live call that reconnects gets a
+    fresh token each time and no request waits on a token it already has.
+
+    - ``service_account``: a key file; google-auth exchanges a signed JWT at the file's ``token_uri``.
+    - ``authorized_user`` (what ``gcloud auth application-default login`` writes): a refresh token. google-auth's
+      ``Credentials.from_authorized_user_info`` always refreshes at https://oauth2.googleapis.com/token, ignoring
+      a ``token_uri`` in the file (google-auth 2.63 ``google/oauth2/credentials.py``: "always overrides"); gcloud
+      writes none, so honouring one when present changes nothing for Google's files and lets a file name another
+      token endpoint (a simulator's, a proxy's) through the public ``with_token_uri``.
+    - anything else (``external_account``, ``impersonated_service_account``, …): google-auth's own loader.
+    """
+    path = settings.GOOGLE_APPLICATION_CREDENTIALS
+    if not path:
+        return None
+    key = (path, os.stat(path).st_mtime_ns)
+    with _credentials_lock:
+        found = _credentials.get(key)
+        if found is not None:
+            return found
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+        kind = info.get("type") if isinstance(info, dict) else None
+        credentials: Any
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            credentials = service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM_SCOPE])
+        elif kind == "authorized_user":
+            from google.oauth2 import credentials as user_credentials
+
+            credentials = user_credentials.Credentials.from_authorized_user_info(info, scopes=[CLOUD_PLATFORM_SCOPE])
+            if info.get("token_uri"):
+                credentials = credentials.with_token_uri(info["token_uri"])
+        else:
+            import google.auth
+
+            credentials, _project = google.auth.load_credentials_from_file(path, scopes=[CLOUD_PLATFORM_SCOPE])
+        _credentials.clear()  # the file changed (or another one is configured): forget the old credentials
+        _credentials[key] = credentials
+        return credentials
+
+
 def get_client(*, live: bool = False) -> genai.Client:
     """Build a google-genai client for the configured mode: for REST calls, or with ``live`` for Live connections.
 
@@ -172,19 +233,11 @@ def get_client(*, live: bool = False) -> genai.Client:
             http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx, version),
         )
     if mode is Mode.VERTEX:
-        credentials = None
-        if settings.GOOGLE_APPLICATION_CREDENTIALS:
-            from google.oauth2 import service_account
-
-            credentials = service_account.Credentials.from_service_account_file(
-                settings.GOOGLE_APPLICATION_CREDENTIALS,
-                scopes=["https://www.googleapis.com/auth/cloud-platform"],
-            )
         return genai.Client(
             vertexai=True,
             project=settings.GOOGLE_CLOUD_PROJECT or None,
             location=settings.GOOGLE_CLOUD_LOCATION,
-            credentials=credentials,
+            credentials=vertex_credentials(),
             http_options=_http_options(settings.GEMINI_BASE_URL or None, ctx, version),
         )
     base_url, ctx = simulator_address()

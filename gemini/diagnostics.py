@@ -24,11 +24,11 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from gemini.catalogue import live_model, not_conversational
-from gemini.client import EPHEMERAL_TOKEN_API_VERSION, Mode, get_client
+from gemini.client import CLOUD_PLATFORM_SCOPE, EPHEMERAL_TOKEN_API_VERSION, Mode, get_client, vertex_credentials
 from gemini.errors import Cause, UpstreamFailure, classify
 from gemini.explanations import explanation, render
 from gemini.live_steps import CHECK_PROMPT, LiveSteps
-from gemini.report import Report, Step, describe_connection, ms_since
+from gemini.report import Report, Step, describe_connection, describe_credentials, ms_since
 
 DEFAULT_TIMEOUT_SECONDS = 20.0
 GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com/"
@@ -48,6 +48,7 @@ class Diagnosis:
         self.live_models: list[str] | None = None
         self.ephemeral_url = "?"
         self.text_models: list[str] | None = None
+        self.credential_note = ""  # Vertex: the credential's kind and account, once known
 
     def _settings_hint(self, *, live: bool = False) -> str:
         base = f"GEMINI_BASE_URL ({settings.GEMINI_BASE_URL or f'unset, so {GOOGLE_BASE_URL}'})"
@@ -87,7 +88,7 @@ class Diagnosis:
             "text_model": self.text_model,
             "live_models": live_models,
             "text_models": ", ".join(self.text_models or []) or "unknown",
-            "credential": conn.credential if conn else "",
+            "credential": self.credential_note or (conn.credential if conn else ""),
             "settings_hint": self._settings_hint(live=live),
             "trusted": f"GEMINI_CA_FILE ({ca}) does not sign" if ca else "no trusted CA signs",
             "timeout": self.timeout,
@@ -267,6 +268,37 @@ class Diagnosis:
             if m.name and "bidiGenerateContent" in (m.supported_actions or [])
         )
 
+    async def oauth_token(self) -> None:
+        """Vertex: obtain an access token as the SDK will (refreshing it if due); report its kind, scopes, expiry."""
+        started = time.perf_counter()
+        try:
+            credentials = vertex_credentials()
+            if credentials is None:
+                import google.auth
+
+                credentials, _project = await asyncio.to_thread(google.auth.default, scopes=[CLOUD_PLATFORM_SCOPE])
+            if not credentials.valid:
+                from google.auth.transport.requests import Request
+
+                await self.within(asyncio.to_thread(credentials.refresh, Request()))
+        except Exception as exc:
+            self.failed("auth.token", "no OAuth access token could be obtained", exc, where="rest", started=started)
+            return
+        details = describe_credentials(credentials)
+        self.credential_note = f"{details['kind']} {details['account']}".strip()
+        scopes = ", ".join(details["scopes"]) or "not reported"
+        left = details["expiresInSeconds"]
+        expires = f"expires in {left} s ({details['expiry']})" if left is not None else "expiry unknown"
+        self.add(
+            Step(
+                "auth.token",
+                "ok",
+                f"access token for {self.credential_note}; scopes {scopes}; {expires}",
+                details=details,
+                elapsed_ms=ms_since(started),
+            )
+        )
+
     def skip(self, name: str, why: str) -> None:
         self.add(Step(name, "skipped", why))
 
@@ -315,6 +347,8 @@ async def gemini_diagnose(
     client, live_client = clients
     conn = diagnosis.report.connection
     key_is_token = conn is not None and conn.ephemeral_token
+    if conn is not None and conn.mode == Mode.VERTEX and not conn.auth.startswith("Vertex express"):
+        await diagnosis.oauth_token()  # OAuth only: Vertex express mode sends an API key
     if rest and key_is_token:
         diagnosis.skip("rest.models", "an ephemeral token cannot call REST")
         diagnosis.skip("rest.generate", "an ephemeral token cannot call REST")

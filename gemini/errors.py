@@ -39,6 +39,8 @@ class Cause(enum.StrEnum):
     MODEL_NOT_FOUND = "model_not_found"  # unknown, retired, or not served by this method (e.g. not Live-capable)
     BAD_CREDENTIALS = "bad_credentials"  # key not valid or expired, token unknown or expired
     NO_CREDENTIALS = "no_credentials"  # none sent, or not the kind this endpoint wants
+    OAUTH_REQUIRED = "oauth_required"  # an API key sent where the endpoint wants an OAuth access token
+    INSUFFICIENT_SCOPE = "insufficient_scope"  # an access token whose scopes do not cover this API
     PERMISSION_DENIED = "permission_denied"
     AUDIO_ONLY_MODEL = "audio_only_model"  # TEXT response modality on a native-audio model
     LOCATION = "location_not_supported"
@@ -75,6 +77,13 @@ def _retry_after_ms(text: str) -> int:
 
 
 def _auth_cause(code: int | None, lower: str) -> Cause:
+    # Google's texts (REST 401/403, and the same text in a Live 1008 close): see docs/gemini-fidelity.md.
+    if "api keys are not supported" in lower:
+        return Cause.OAUTH_REQUIRED
+    if "insufficient authentication scopes" in lower:
+        return Cause.INSUFFICIENT_SCOPE
+    if "invalid authentication credentials" in lower:
+        return Cause.BAD_CREDENTIALS
     if "unregistered callers" in lower or "missing required authentication" in lower or code == 401:
         return Cause.NO_CREDENTIALS
     if "permission" in lower or code == 403:
@@ -97,7 +106,16 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
             cause=Cause.QUOTA,
         )
     if (
-        any(k in lower for k in ("api key", "unregistered callers", "permission", "authentication credential"))
+        any(
+            k in lower
+            for k in (
+                "api key",
+                "unregistered callers",
+                "permission",
+                "authentication credential",
+                "authentication scope",
+            )
+        )
         or (
             "token" in lower
             and any(k in lower for k in ("expired", "not valid", "invalid", "too many times", "no longer"))
@@ -169,8 +187,10 @@ def classify_close(code: int | None, reason: str) -> UpstreamFailure:
 
 
 def is_upstream_error(exc: BaseException) -> bool:
-    """Whether an exception from the receive side is Gemini's connection failing (else it is a bug here)."""
-    return isinstance(exc, (errors.APIError, ConnectionClosed, InvalidHandshake, OSError, TimeoutError))
+    """Whether an exception from a call to Gemini is Gemini (or the way to it) failing, else it is a bug here: Live's
+    connection, or a REST call's HTTP transport (connection refused, timed out, cut short)."""
+    upstream = (errors.APIError, ConnectionClosed, InvalidHandshake, OSError, TimeoutError)
+    return isinstance(exc, upstream + http_transport_errors())
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -11,7 +11,8 @@ for any place. Situations: ``token_key`` (GEMINI_API_KEY is itself an ephemeral 
 
 Placeholders: ``url``, ``version`` (the URL and API version of the step), ``host``, ``base`` (the REST base URL),
 ``ephemeral_url``, ``model``, ``text_model``, ``live_models`` and ``text_models`` (what Gemini reported),
-``credential`` (masked), ``settings_hint`` (the settings that make the URL), ``trusted`` (which CA was trusted),
+``credential`` (masked; on Vertex the credential's kind and account), ``settings_hint`` (the settings that make the
+URL), ``trusted`` (which CA was trusted),
 ``timeout`` and ``detail`` (what Gemini said).
 """
 
@@ -95,20 +96,55 @@ EXPLANATIONS: dict[tuple[Cause, str, str], tuple[str, str]] = {
     (Cause.BAD_CREDENTIALS, "*", "token_key"): _KEY_IS_A_TOKEN,
     (Cause.NO_CREDENTIALS, "*", "token_key"): _KEY_IS_A_TOKEN,
     (Cause.BAD_CREDENTIALS, "*", "vertex"): (
-        "Vertex AI refused the OAuth credentials, or no access token could be obtained with them.",
-        "Check the service account's key file (GOOGLE_APPLICATION_CREDENTIALS) and its role (Vertex AI User), or run "
-        "`gcloud auth application-default login` again; the server must reach oauth2.googleapis.com.",
+        "Vertex AI refused the OAuth access token as invalid (HTTP 401 UNAUTHENTICATED, or close 1008 on Live): it "
+        "is expired or was never issued by Google's token service; or no token could be obtained with the "
+        "credentials ({credential}): the token service refused the grant (invalid_grant: a deleted or disabled key, "
+        "a revoked refresh token, a JWT with the wrong audience or a clock off by minutes).",
+        "Let the app obtain and refresh tokens itself: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key "
+        "file, or to the authorized-user file `gcloud auth application-default login` writes, rather than handing it "
+        "an access token (they expire within the hour). If the grant is refused: check the server's clock, create a "
+        "new key (or log in again), and keep the key file's token_uri (the JWT's audience is "
+        "https://oauth2.googleapis.com/token).",
+    ),
+    (Cause.INSUFFICIENT_SCOPE, "*", "vertex"): (
+        'Vertex AI refused the access token with HTTP 403 PERMISSION_DENIED ("Request had insufficient '
+        'authentication scopes"): its scopes do not include https://www.googleapis.com/auth/cloud-platform, the one '
+        "Vertex AI needs (the generative-language scope reaches only the Gemini Developer API).",
+        "Let the app request the scope: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (the app asks "
+        "for cloud-platform) or an authorized-user file from `gcloud auth application-default login` (which grants "
+        "cloud-platform); a token minted elsewhere must be minted with the cloud-platform scope.",
+    ),
+    (Cause.INSUFFICIENT_SCOPE, "*", ""): (
+        'Gemini refused the access token with HTTP 403 PERMISSION_DENIED ("Request had insufficient authentication '
+        'scopes"): the Gemini API wants the https://www.googleapis.com/auth/generative-language scope (or '
+        "cloud-platform).",
+        "Mint the token with one of those scopes, or use an API key: GEMINI_API_KEY.",
+    ),
+    (Cause.OAUTH_REQUIRED, "*", ""): (
+        'The endpoint refused an API key ("API keys are not supported by this API. Expected OAuth2 access token…"; '
+        "HTTP 401 UNAUTHENTICATED, or close 1008 at the start of a Live session): it wants an OAuth 2 access token. "
+        "Vertex AI's project endpoints take no API keys (only Vertex express mode, which has no project, does).",
+        "Use Vertex AI with OAuth: leave GEMINI_API_KEY empty (and unset GOOGLE_API_KEY and GEMINI_API_KEY in the "
+        "server's environment: the SDK reads them too), set GOOGLE_GENAI_USE_VERTEXAI=true, GOOGLE_CLOUD_PROJECT, "
+        "GOOGLE_CLOUD_LOCATION and GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account.json (or run `gcloud auth "
+        "application-default login`). Send a Bearer token without ?key=.",
+    ),
+    (Cause.NO_CREDENTIALS, "*", "vertex"): (
+        "Vertex AI received no usable OAuth 2 access token.",
+        "Set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON file (role Vertex AI User), or run `gcloud auth "
+        "application-default login`; set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION.",
+    ),
+    (Cause.PERMISSION_DENIED, "*", "vertex"): (
+        "Vertex AI accepted the access token ({credential}) but its principal may not use Vertex AI on this project "
+        "(HTTP 403 PERMISSION_DENIED: a missing IAM role, or the Vertex AI API is not enabled).",
+        "Grant the service account or user the Vertex AI User role (roles/aiplatform.user) on GOOGLE_CLOUD_PROJECT and "
+        "enable the Vertex AI API (aiplatform.googleapis.com) there.",
     ),
     (Cause.BAD_CREDENTIALS, "*", ""): (
         "Gemini refused the credentials {credential}: the API key is not valid, expired, or restricted (to other "
         "APIs, IP addresses or referrers).",
         "Create a key in Google AI Studio (or check its restrictions allow the Generative Language API from this "
         "server) and set GEMINI_API_KEY; restart the server.",
-    ),
-    (Cause.NO_CREDENTIALS, "*", "vertex"): (
-        "Vertex AI received no usable OAuth 2 access token.",
-        "Set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON file (role Vertex AI User), or run `gcloud auth "
-        "application-default login`; set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION.",
     ),
     (Cause.NO_CREDENTIALS, "*", ""): (
         "Gemini received no credentials it accepts for this endpoint (an API key is sent as the x-goog-api-key "

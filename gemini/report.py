@@ -10,7 +10,9 @@ from django.conf import settings
 from google import genai
 
 from gemini import sdk_internals
-from gemini.client import Mode, current_mode, live_api_version, rest_api_version
+from gemini.client import Mode, credential_file_kind, current_mode, live_api_version, rest_api_version
+
+FILE_KINDS = {"service_account": "a service-account key file", "authorized_user": "an authorized-user (ADC) file"}
 
 
 @dataclass
@@ -99,8 +101,14 @@ def describe_connection(client: genai.Client, live_client: genai.Client | None =
         if key:
             auth, credential = "Vertex express mode: API key in the x-goog-api-key header", mask(key)
         elif settings.GOOGLE_APPLICATION_CREDENTIALS:
-            auth = "OAuth 2 Bearer token from a service-account file (GOOGLE_APPLICATION_CREDENTIALS)"
-            credential = settings.GOOGLE_APPLICATION_CREDENTIALS
+            path = settings.GOOGLE_APPLICATION_CREDENTIALS
+            try:
+                kind = credential_file_kind(path)
+            except (OSError, ValueError):
+                kind = ""
+            auth = f"OAuth 2 Bearer token from {FILE_KINDS.get(kind, kind or 'a credentials file')} "
+            auth += "(GOOGLE_APPLICATION_CREDENTIALS)"
+            credential = path
         else:
             auth, credential = "OAuth 2 Bearer token from Application Default Credentials", "ADC"
     else:
@@ -132,3 +140,33 @@ def describe_connection(client: genai.Client, live_client: genai.Client | None =
 def ms_since(started: float) -> float:
     """Milliseconds since ``started`` (a ``time.perf_counter()`` reading), for a step's ``elapsed_ms``."""
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def describe_credentials(credentials: Any) -> dict[str, Any]:
+    """What a google-auth credential is, whom it stands for, its scopes and its token's expiry (never the token)."""
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
+
+    if isinstance(credentials, service_account.Credentials):
+        kind, account = "service account", credentials.service_account_email
+    elif isinstance(credentials, user_credentials.Credentials):
+        refreshable = credentials.refresh_token is not None
+        kind = "user credentials (authorized_user)" if refreshable else "an access token (not refreshable)"
+        account = getattr(credentials, "account", "") or (credentials.client_id or "")
+    else:
+        kind, account = type(credentials).__name__, getattr(credentials, "service_account_email", "") or ""
+    scopes = list(getattr(credentials, "granted_scopes", None) or getattr(credentials, "scopes", None) or [])
+    expiry = getattr(credentials, "expiry", None)
+    seconds_left = None
+    if expiry is not None:
+        import datetime
+
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # google-auth keeps naive UTC expiries
+        seconds_left = round((expiry - now).total_seconds())
+    return {
+        "kind": kind,
+        "account": account,
+        "scopes": scopes,
+        "expiry": f"{expiry.isoformat()}Z" if expiry is not None else None,
+        "expiresInSeconds": seconds_left,
+    }

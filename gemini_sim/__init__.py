@@ -5,7 +5,8 @@ One TLS port serves HTTPS and WSS with the simulator's own CA (``STATE_DIR/ca.pe
 - Live: ``/ws/google.ai.generativelanguage.{v1beta,v1alpha}.GenerativeService.BidiGenerateContent`` (API key:
   ``x-goog-api-key`` or ``?key=``; ``v1`` is a 404 as at Google), ``v1alpha…BidiGenerateContentConstrained``
   (ephemeral token: ``?access_token=``, ``Authorization: Token …`` or ``x-goog-api-key``), and Vertex
-  ``/ws/google.cloud.aiplatform.{v1,v1beta1}.LlmBidiService/BidiGenerateContent`` (``Authorization: Bearer …``).
+  ``/ws/google.cloud.aiplatform.{v1,v1beta1}.LlmBidiService/BidiGenerateContent`` (``Authorization: Bearer …`` with
+  a token from ``/token``, checked for expiry and scope).
   Anything else: HTTP 404 at the handshake. See ``gemini_sim.live`` for messages, errors and close codes.
 - REST: see ``gemini_sim.rest``; OAuth ``/token``: ``gemini_sim.oauth`` (``SimHandle.service_account_file``). The
   simulated assistant: ``gemini_sim.model``. Models: ``gemini_sim.catalogue``. Sources: ``docs/gemini-fidelity.md``.
@@ -28,8 +29,8 @@ Use from Python (tests, the app's embedded default)::
 ``go_away_before``, ``realtime_factor`` (0 = as fast as possible), ``audio_chunk_ms``, ``latency``,
 ``stream_delay``, ``resumption_ttl``, ``handle_delay``, ``session_cap_factor``, ``vad_threshold``, ``silence_ms``,
 ``record``, ``record_limit``, ``record_path``, ``echo``, ``empty_turns``: the next N replies come back
-empty). Each handle is an independent instance with its own
-options, tokens, handles and records. ``python -m gemini_sim --help`` runs it stand-alone with the same options.
+empty, ``access_token_lifetime``: seconds an OAuth access token lasts). Each handle is an independent instance with
+its own options, tokens, handles and records. ``python -m gemini_sim --help`` runs it stand-alone with the same options.
 """
 
 from __future__ import annotations
@@ -103,6 +104,22 @@ class SimHandle:
         from .oauth import write_service_account_file
 
         return write_service_account_file(self.simulator, path, self.base_url, project)
+
+    def authorized_user_file(
+        self, path: Path | str, scope: str = "https://www.googleapis.com/auth/cloud-platform"
+    ) -> Path:
+        """Write an ``authorized_user`` ADC file (as ``gcloud auth application-default login`` does) refreshed here."""
+        from .oauth import write_authorized_user_file
+
+        return write_authorized_user_file(self.simulator, path, self.base_url, scope)
+
+    def access_token(
+        self, scope: str = "https://www.googleapis.com/auth/cloud-platform", lifetime: float | None = None
+    ) -> str:
+        """Mint an access token here, as ``gcloud auth print-access-token`` hands one out (REST and Live check it)."""
+        from .oauth import issue_access_token
+
+        return issue_access_token(self.simulator, scope, "sim-cli", lifetime)[0]
 
     def clear_records(self) -> None:
         """Forget recorded traffic."""

@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the next N replies (Live turns, REST answers) come back empty, as some do (default %(default)s)",
     )
+    p.add_argument(
+        "--access-token-lifetime",
+        type=float,
+        default=3599.0,
+        metavar="SECONDS",
+        help="how long an OAuth access token from POST /token lasts (default %(default)s, as Google's)",
+    )
     p.add_argument("--fault", action="append", type=parse_fault, default=[], metavar="SPEC",
                    help="inject a fault (repeatable; see below)")  # fmt: skip
     return p
@@ -174,6 +181,7 @@ async def serve(args: argparse.Namespace) -> None:
     opts = Options(
         api_keys=frozenset(args.api_keys) if args.api_keys else None,
         connection_lifetime=args.lifetime,
+        access_token_lifetime=args.access_token_lifetime,
         go_away_before=args.go_away_before,
         handle_delay=args.handle_delay,
         session_cap_factor=args.session_cap_factor,

@@ -7,10 +7,16 @@ Grants (https://developers.google.com/identity/protocols/oauth2/service-account#
   ``write_service_account_file`` writes a key file whose ``token_uri`` is this simulator (google-auth honours a
   service account's ``token_uri``; it ignores an ``authorized_user`` file's), for
   ``GOOGLE_APPLICATION_CREDENTIALS``.
-- Refresh token (``refresh_token``), as user credentials refresh (``Credentials(token_uri=…)`` given explicitly).
+- Refresh token (``refresh_token``), as user credentials refresh: ``write_authorized_user_file`` writes the file
+  ``gcloud auth application-default login`` writes, plus a ``token_uri`` naming this simulator (google-auth itself
+  ignores that field; ``gemini.client`` honours it, see there).
 
 Both answer ``{"access_token": "ya29.sim-…", "expires_in", "scope", "token_type": "Bearer"}``, or 400/401
-``{"error": "invalid_grant" | "invalid_client" | …, "error_description"}`` as Google does.
+``{"error": "invalid_grant" | "invalid_client" | …, "error_description"}`` as Google does. Access tokens last
+``Options.access_token_lifetime`` seconds (Google: 3599), so tests can watch clients refresh them.
+
+``check_access_token`` is how REST and Live judge a ``Authorization: Bearer`` token: unknown or expired → 401
+UNAUTHENTICATED, a scope that does not cover the API → 403 PERMISSION_DENIED (sources: docs/gemini-fidelity.md).
 """
 
 from __future__ import annotations
@@ -35,11 +41,37 @@ if TYPE_CHECKING:
     from .server import HttpRequest, HttpResponse, Simulator
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+GENERATIVE_LANGUAGE = "https://www.googleapis.com/auth/generative-language"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ACCESS_TOKEN_SECONDS = 3599
 MAX_ASSERTION_SECONDS = 3600
 CLOCK_SKEW = 300
+EXPIRED_TOKENS_KEPT = 3600.0  # an expired token is told apart from an unknown one for this long after it expires
+
+# Google's texts for refused credentials (REST bodies quoted in googleapis/google-cloud-python#15080,
+# google-gemini/gemini-cli#1463, googleapis/js-genai#569; see docs/gemini-fidelity.md).
+INVALID_CREDENTIALS = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
+    "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+MISSING_CREDENTIALS = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other "
+    "valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+INSUFFICIENT_SCOPES = "Request had insufficient authentication scopes."
+API_KEYS_NOT_SUPPORTED = (
+    "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials that "
+    "assert a principal. See https://cloud.google.com/docs/authentication"
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request's credentials are refused: the HTTP status, Google's message and its ErrorInfo reason."""
+
+    status: int
+    message: str
+    reason: str = ""
 
 
 @dataclass
@@ -74,11 +106,66 @@ def write_service_account_file(sim: Simulator, path: Path | str, base_url: str, 
     return target
 
 
-def register_refresh_token(sim: Simulator, client_id: str, client_secret: str) -> str:
-    """Issue a refresh token for an OAuth client (user credentials), as a consent flow would."""
+def register_refresh_token(sim: Simulator, client_id: str, client_secret: str, scope: str = CLOUD_PLATFORM) -> str:
+    """Issue a refresh token for an OAuth client (user credentials) with ``scope``, as a consent flow would."""
     refresh_token = f"1//sim-{secrets.token_urlsafe(24)}"
-    sim.oauth_grants[refresh_token] = Grant(client_id=client_id, client_secret=client_secret)
+    sim.oauth_grants[refresh_token] = Grant(client_id=client_id, client_secret=client_secret, scope=scope)
     return refresh_token
+
+
+def write_authorized_user_file(sim: Simulator, path: Path | str, base_url: str, scope: str = CLOUD_PLATFORM) -> Path:
+    """Write an ``authorized_user`` file, as ``gcloud auth application-default login`` does, whose refresh token
+    this simulator issued for ``scope``; its ``token_uri`` names this simulator's ``/token``."""
+    client_id = f"{secrets.randbelow(10**12)}-sim.apps.googleusercontent.com"
+    client_secret = f"GOCSPX-{secrets.token_urlsafe(18)}"
+    info = {
+        "type": "authorized_user",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "refresh_token": register_refresh_token(sim, client_id, client_secret, scope),
+        "token_uri": f"{base_url}/token",
+        "universe_domain": "googleapis.com",
+    }
+    target = Path(path)
+    target.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    target.chmod(0o600)
+    return target
+
+
+def issue_access_token(sim: Simulator, scope: str, client_id: str, lifetime: float | None = None) -> tuple[str, int]:
+    """Mint an access token for ``scope`` (``Options.access_token_lifetime`` unless ``lifetime``); with its
+    ``expires_in``."""
+    seconds = sim.options.access_token_lifetime if lifetime is None else lifetime
+    now = time.time()
+    for old, (expiry, _scope, _client) in list(sim.access_tokens.items()):
+        if expiry < now - EXPIRED_TOKENS_KEPT:
+            sim.access_tokens.pop(old, None)
+    access = f"ya29.sim-{secrets.token_urlsafe(32)}"
+    sim.access_tokens[access] = (now + seconds, scope, client_id)
+    return access, max(1, round(seconds))
+
+
+def scope_covers(scope: str, api: str) -> bool:
+    """Whether a token's scopes reach ``api``: cloud-platform reaches both; generative-language only the Gemini API."""
+    from .catalogue import GEMINI
+
+    scopes = scope.split()
+    if CLOUD_PLATFORM in scopes:
+        return True
+    return api == GEMINI and any(s == GENERATIVE_LANGUAGE or s.startswith(f"{GENERATIVE_LANGUAGE}.") for s in scopes)
+
+
+def check_access_token(sim: Simulator, token: str, api: str) -> Refusal | None:
+    """Judge a Bearer token on ``api`` (``catalogue.GEMINI`` or ``VERTEX``): None when it is accepted."""
+    entry = sim.access_tokens.get(token)
+    if entry is None:
+        return Refusal(401, INVALID_CREDENTIALS)
+    expiry, scope, _client = entry
+    if expiry <= time.time():
+        return Refusal(401, INVALID_CREDENTIALS, "ACCESS_TOKEN_EXPIRED")
+    if not scope_covers(scope, api):
+        return Refusal(403, INSUFFICIENT_SCOPES, "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+    return None
 
 
 def _error(status: int, code: str, description: str) -> HttpResponse:
@@ -149,9 +236,13 @@ def token(sim: Simulator, request: HttpRequest, base_url: str) -> HttpResponse:
         if form.get("client_id") != found.client_id or form.get("client_secret") != found.client_secret:
             return _error(401, "invalid_client", "The OAuth client was not found.")
         grant, scope = found, found.scope
+        requested = form.get("scope", "").split()
+        if requested and not set(requested) <= set(found.scope.split()):
+            # A refresh may narrow the consented scopes, never widen them.
+            return _error(400, "invalid_scope", "Some requested scopes were invalid.")
+        scope = " ".join(requested) or scope
     else:
         return _error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
-    access = f"ya29.sim-{secrets.token_urlsafe(32)}"
-    sim.access_tokens[access] = (time.time() + ACCESS_TOKEN_SECONDS, scope, grant.client_id)
-    body = {"access_token": access, "expires_in": ACCESS_TOKEN_SECONDS, "scope": scope, "token_type": "Bearer"}
+    access, expires_in = issue_access_token(sim, scope, grant.client_id)
+    body = {"access_token": access, "expires_in": expires_in, "scope": scope, "token_type": "Bearer"}
     return HttpResponse(200, wire.dumps(body))

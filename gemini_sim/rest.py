@@ -38,12 +38,27 @@ EMPTY_TEXT = (
 )
 
 
-def error(status: int, message: str) -> HttpResponse:
-    """A Google API error body."""
+def error(status: int, message: str, reason: str = "", service: str = "") -> HttpResponse:
+    """A Google API error body (with its ``google.rpc.ErrorInfo`` detail when there is a ``reason``)."""
     from .server import HttpResponse
 
-    body = {"error": {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}}
-    return HttpResponse(status, wire.dumps(body))
+    payload: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
+    if reason:
+        info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com"}
+        payload["details"] = [{**info, "metadata": {"service": service}} if service else info]
+    return HttpResponse(status, wire.dumps({"error": payload}))
+
+
+def refused(refusal: oauth.Refusal, api: str) -> HttpResponse:
+    """The REST answer to refused OAuth credentials on ``api``."""
+    service = "aiplatform.googleapis.com" if api == catalogue.VERTEX else "generativelanguage.googleapis.com"
+    return error(refusal.status, refusal.message, refusal.reason, service)
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    """The ``Authorization: Bearer`` token of a request (None when there is none)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
 
 
 def not_found_page(path: str) -> HttpResponse:
@@ -129,7 +144,14 @@ async def _handle(sim: Simulator, request: HttpRequest) -> HttpResponse:
     m = _GEMINI.match(request.path)
     if m:
         ver, resource, model_name, method = m.groups()
-        denied = api_key_error(sim, request.headers.get("x-goog-api-key") or request.query.get("key"))
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        bearer = bearer_token(request)
+        # OAuth on the Gemini API (ai.google.dev/gemini-api/docs/oauth): a Bearer token instead of a key, its scope
+        # generative-language or cloud-platform; a key sent with it is checked too.
+        refusal = oauth.check_access_token(sim, bearer, catalogue.GEMINI) if bearer else None
+        denied = refused(refusal, catalogue.GEMINI) if refusal else None
+        if denied is None and (key or not bearer):
+            denied = api_key_error(sim, key)
         if resource == "auth_tokens":
             if ver != "v1alpha" or request.method != "POST":
                 return not_found_page(request.path)
@@ -152,13 +174,16 @@ async def _handle(sim: Simulator, request: HttpRequest) -> HttpResponse:
     v = _VERTEX.match(request.path)
     if v:
         ver, _project, _location, model_name, method = v.groups()
-        auth = request.headers.get("authorization", "")
-        if not (auth.lower().startswith("bearer ") and auth[7:].strip()) and not request.headers.get("x-goog-api-key"):
-            return error(
-                401,
-                "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie "
-                "or other valid authentication credential.",
-            )
+        bearer = bearer_token(request)
+        if bearer:
+            refusal = oauth.check_access_token(sim, bearer, catalogue.VERTEX)
+        elif request.headers.get("x-goog-api-key") or request.query.get("key"):
+            # A project's endpoint wants a principal: an API key (express mode has no project in its URL) is refused.
+            refusal = oauth.Refusal(401, oauth.API_KEYS_NOT_SUPPORTED, "CREDENTIALS_MISSING")
+        else:
+            refusal = oauth.Refusal(401, oauth.MISSING_CREDENTIALS, "CREDENTIALS_MISSING")
+        if refusal is not None:
+            return refused(refusal, catalogue.VERTEX)
         return await generate(sim, request, body, ver, model_name, method, catalogue.find(model_name, catalogue.VERTEX))
     return not_found_page(request.path)
 

@@ -59,6 +59,7 @@ class Options:
     # The next N replies come back empty, as Gemini's sometimes do: a Live turn is a turnComplete with no modelTurn
     # parts (no audio, no text, no transcription); a REST reply has a candidate with no content. Each uses one up.
     empty_turns: int = 0
+    access_token_lifetime: float = 3599.0  # seconds an OAuth access token from /token lasts (Google: 3599)
 
     def update(self, **changes: Any) -> None:
         """Change options by name (unknown names are an error)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -18,18 +19,23 @@ from rest_framework.views import APIView
 from apsara.api import NON_FIELD, error_body, field_error
 from gemini.errors import classify, is_upstream_error
 from live import direct, services
+from live.models import LiveSession
 from live.protocol import ErrorCode, ProtocolError
 
 logger = logging.getLogger(__name__)
 
 TOKEN_FIELDS = frozenset({"conversationId", "sessionId", "model", "config", "loadConversationContext"})
 MAX_TOOL_CALLS = 16
+MAX_TOOL_NAME = 64  # Gemini's own limit on a function's name
+MAX_TOOL_CALL_ID = 100
+MAX_TOOL_ARGS_CHARS = 16_384
 ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="Error (docs/api.md): the field at fault is named.")
 
 # How create_session's refusals (live.protocol) answer over HTTP, and which field they are about.
 _PROTOCOL_STATUS = {
     ErrorCode.SESSION_LIMIT_REACHED: (status.HTTP_429_TOO_MANY_REQUESTS, None),
     ErrorCode.QUOTA_EXCEEDED: (status.HTTP_429_TOO_MANY_REQUESTS, None),
+    ErrorCode.SESSION_IN_USE: (status.HTTP_429_TOO_MANY_REQUESTS, None),  # a renewal too soon: Retry-After
     ErrorCode.CONVERSATION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "conversationId"),
     ErrorCode.SESSION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "sessionId"),
     ErrorCode.RESUME_FAILED: (status.HTTP_409_CONFLICT, "sessionId"),
@@ -127,12 +133,17 @@ def _tool_calls(data: dict[str, Any]) -> list[dict[str, Any]]:
     if len(calls) > MAX_TOOL_CALLS:
         raise field_error("calls", f"At most {MAX_TOOL_CALLS} calls at once.", "max_length")
     for index, call in enumerate(calls):
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
-            raise field_error(f"calls.{index}.name", "Each call needs a function name.")
-        if not isinstance(call.get("id", ""), str):
-            raise field_error(f"calls.{index}.id", "A call's id is a string.")
-        if not isinstance(call.get("args", {}), dict):
+        if not isinstance(call, dict):
+            raise field_error(f"calls.{index}", 'Each call is an object: {"id", "name", "args"}.')
+        name, call_id, args = call.get("name"), call.get("id"), call.get("args", {})
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_TOOL_NAME:
+            raise field_error(f"calls.{index}.name", f"Each call needs its function's name (at most {MAX_TOOL_NAME}).")
+        if not isinstance(call_id, str) or not 0 < len(call_id) <= MAX_TOOL_CALL_ID:
+            raise field_error(f"calls.{index}.id", f"Each call needs Gemini's id for it (at most {MAX_TOOL_CALL_ID}).")
+        if not isinstance(args, dict):
             raise field_error(f"calls.{index}.args", "A call's args are an object.")
+        if len(json.dumps(args)) > MAX_TOOL_ARGS_CHARS:
+            raise field_error(f"calls.{index}.args", f"A call's args are at most {MAX_TOOL_ARGS_CHARS} characters.")
     return calls
 
 
@@ -148,6 +159,9 @@ class LiveToolCallsApi(APIView):
         session = services.live_session_direct_get(user=request.user, session_id=session_id)  # type: ignore[arg-type]
         if session is None:
             raise exceptions.NotFound("No such direct session.")
+        if session.status in (LiveSession.Status.ENDED, LiveSession.Status.FAILED):
+            body = error_body(code="session_ended", message="This call has ended: its functions no longer run.")
+            return Response(body, status=status.HTTP_409_CONFLICT)
         responses = direct.run_tool_calls(session=session, user=request.user, calls=calls)  # type: ignore[arg-type]
         return Response({"responses": responses})
 
@@ -155,12 +169,23 @@ class LiveToolCallsApi(APIView):
 class LiveSessionEndApi(APIView):
     @extend_schema(
         summary="End a direct session",
-        request=None,
-        responses={200: OpenApiTypes.OBJECT, 401: ERROR, 404: ERROR},
+        description='{"discardIfUnused": true} when the call recorded nothing: a conversation it created goes back.',
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 400: ERROR, 401: ERROR, 404: ERROR},
     )
     def post(self, request: Request, session_id: str) -> Response:
+        data = request.data if request.data else {}
+        if not isinstance(data, dict) or set(data) - {"discardIfUnused"}:
+            raise field_error(NON_FIELD, 'Send {} or {"discardIfUnused": true}.')
+        discard = data.get("discardIfUnused", False)
+        if not isinstance(discard, bool):
+            raise field_error("discardIfUnused", "Must be true or false.")
         try:
-            session = services.live_session_direct_end(user=request.user, session_id=session_id)  # type: ignore[arg-type]
+            session = services.live_session_direct_end(
+                user=request.user,  # type: ignore[arg-type]
+                session_id=session_id,
+                discard_if_unused=discard,
+            )
         except ProtocolError as error:
             return _protocol_refusal(error)
         return Response({"sessionId": session.public_id, "status": session.status})

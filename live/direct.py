@@ -19,7 +19,6 @@ from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -38,6 +37,7 @@ from live.turns import TurnRecord, save_turn
 
 ALLOWED = "allowed"
 CONSTRAINED_METHOD = "BidiGenerateContentConstrained"
+MINT_TIMEOUT_MS = 15_000
 
 
 class DirectModeRefused(Exception):
@@ -71,6 +71,7 @@ class Grant:
 
     session: LiveSession
     token: str
+    issued_at: dt.datetime
     expires_at: dt.datetime
     new_session_expires_at: dt.datetime
     url: str
@@ -82,6 +83,7 @@ class Grant:
         conversation = self.session.conversation
         return {
             "token": self.token,
+            "serverTime": _iso(self.issued_at),  # the page corrects its turns' times by its clock's difference
             "expiresAt": _iso(self.expires_at),
             "newSessionExpiresAt": _iso(self.new_session_expires_at),
             "url": self.url,
@@ -124,67 +126,96 @@ def grant_new(*, user: User, conversation_id: str | None, data: dict[str, Any]) 
     """Open a direct session on the person's conversation (a new live one when none is given) and mint its token.
 
     Checked first (nothing stored when refused): direct mode allowed, the request valid, the conversation theirs,
-    the person under their session limit. A token that cannot be minted leaves no session behind.
+    the person under their session limit and quota. The session is stored (and counted) before the token is minted,
+    outside any transaction: a slow Gemini holds no lock. A token that cannot be minted fails the session and gives
+    back the conversation it created.
     """
     refused = direct_mode_problem()
     if refused is not None:
         raise refused
     model, config, load_context = parse_request(data)
     plan = _plan(model, config)
-    with transaction.atomic():
-        session = services.live_session_create(
-            user=user,
-            conversation_id=conversation_id,
-            model=model.name,
-            config={"request": dict(config), "loadConversationContext": load_context},
-            channel_name="",
-            worker="",
-            transport=LiveSession.Transport.DIRECT,
-        )
-        # Minted inside the transaction: a failure rolls the session back (the person is not charged a session).
-        return _mint(session, plan, with_history=load_context)
+    window = _Window.now()
+    session = services.live_session_create(
+        user=user,
+        conversation_id=conversation_id,
+        model=model.name,
+        config={"request": dict(config), "loadConversationContext": load_context},
+        channel_name="",
+        worker="",
+        transport=LiveSession.Transport.DIRECT,
+        token_expires_at=window.expires_at,
+    )
+    try:
+        return _mint(session, plan, window, history=load_context, history_config=True)
+    except BaseException:
+        services.live_session_direct_not_minted(live_session_pk=session.pk)
+        raise
 
 
 def grant_again(*, user: User, session_id: str) -> Grant:
-    """A new token for a direct session of this person (its token expired, or a reconnect after the new-session
-    window): the same session, settings and conversation; it is not counted again against the limit. It carries the
-    conversation's history (what this session stored included): a page that cannot resume Gemini's session starts a
-    new one that hears it, as the bridge reloads it; a page that resumes with its handle does not send it."""
+    """A new token for a direct session of this person: its token nears its end, or the page could not resume and
+    must start a new Gemini session. The same session, settings and conversation; not counted again against the
+    limit, but refused at the person's quota, and early renewals are bounded (``services.live_session_direct_renew``:
+    each token can open one more Gemini session). It carries the conversation's history (what this session stored
+    included) for a page that starts a new Gemini session, as the bridge reloads it; a page that resumes with its
+    handle does not send it. Its setup is the session's own (no history config: a resumed Gemini session never had
+    one added, and a new one takes history in clientContent at any point)."""
     refused = direct_mode_problem()
     if refused is not None:
         raise refused
-    with transaction.atomic():
-        session = services.live_session_direct_renew(user=user, session_id=session_id)
+    window = _Window.now()
+    session, previous = services.live_session_direct_renew(
+        user=user, session_id=session_id, token_expires_at=window.expires_at
+    )
+    try:
         request = cast(SessionConfig, (session.config or {}).get("request") or {})
         plan = _plan(_model(session.model), request)
-        return _mint(session, plan, with_history=True)
+        return _mint(session, plan, window, history=True, history_config=False)
+    except BaseException:
+        services.live_session_direct_renewal_undone(live_session_pk=session.pk, previous=previous)
+        raise
 
 
-def _mint(session: LiveSession, plan: SessionPlan, *, with_history: bool) -> Grant:
-    now = timezone.now()
-    expires_at = now + dt.timedelta(seconds=settings.LIVE_DIRECT_TOKEN_SECONDS)
-    new_session_expires_at = now + dt.timedelta(seconds=settings.LIVE_DIRECT_NEW_SESSION_SECONDS)
-    history = load_history(session.conversation) if with_history and session.conversation is not None else None
-    send_history = history is not None and bool(history.turns)
-    connect = plan.connect_config(handle=None, with_history=send_history)
+@dataclass(frozen=True)
+class _Window:
+    """A token's lifetimes, decided before it is minted (the session row records them first)."""
+
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    new_session_expires_at: dt.datetime
+
+    @classmethod
+    def now(cls) -> _Window:
+        now = timezone.now()
+        return cls(
+            issued_at=now,
+            expires_at=now + dt.timedelta(seconds=settings.LIVE_DIRECT_TOKEN_SECONDS),
+            new_session_expires_at=now + dt.timedelta(seconds=settings.LIVE_DIRECT_NEW_SESSION_SECONDS),
+        )
+
+
+def _mint(session: LiveSession, plan: SessionPlan, window: _Window, *, history: bool, history_config: bool) -> Grant:
+    loaded = load_history(session.conversation) if history and session.conversation is not None else None
+    send_history = loaded is not None and bool(loaded.turns)
+    connect = plan.connect_config(handle=None, with_history=send_history and history_config)
     minter = get_client()
     with warnings.catch_warnings():
         # "The SDK's token creation implementation is experimental": known, and pinned (requirements.txt).
         warnings.simplefilter("ignore", genai_errors.ExperimentalWarning)
-        token = _create_token(minter, expires_at, new_session_expires_at, plan, connect)
+        token = _create_token(minter, window, plan, connect)
     name = token.name or ""
     page_client = ephemeral_client(name)
-    session.token_expires_at = expires_at
-    session.save(update_fields=["token_expires_at"])
     client_content = None
-    if send_history and history is not None:
-        turns = [turn.model_dump(mode="json", exclude_none=True, by_alias=True) for turn in history.turns]
+    if send_history and loaded is not None:
+        turns = [turn.model_dump(mode="json", exclude_none=True, by_alias=True) for turn in loaded.turns]
         client_content = {"clientContent": {"turns": turns, "turnComplete": True}}
     return Grant(
         session=session,
         token=name,
-        expires_at=expires_at,
-        new_session_expires_at=new_session_expires_at,
+        issued_at=window.issued_at,
+        expires_at=window.expires_at,
+        new_session_expires_at=window.new_session_expires_at,
         url=constrained_url(page_client),
         setup=sdk_internals.live_setup_message(page_client, model=plan.model.name, config=connect),
         history=client_content,
@@ -192,21 +223,16 @@ def _mint(session: LiveSession, plan: SessionPlan, *, with_history: bool) -> Gra
     )
 
 
-def _create_token(
-    minter: Any,
-    expires_at: dt.datetime,
-    new_session_expires_at: dt.datetime,
-    plan: SessionPlan,
-    connect: types.LiveConnectConfig,
-) -> types.AuthToken:
+def _create_token(minter: Any, window: _Window, plan: SessionPlan, connect: types.LiveConnectConfig) -> types.AuthToken:
     token: types.AuthToken = minter.auth_tokens.create(
         config=types.CreateAuthTokenConfig(
             uses=1,
-            expire_time=expires_at,
-            new_session_expire_time=new_session_expires_at,
+            expire_time=window.expires_at,
+            new_session_expire_time=window.new_session_expires_at,
             # No lock_additional_fields: everything in the constraints is locked (the SDK sends no field mask).
             live_connect_constraints=types.LiveConnectConstraints(model=plan.model.name, config=connect),
-            http_options=types.HttpOptions(api_version=EPHEMERAL_TOKEN_API_VERSION),
+            # Bounded: the page waits on this request (the SDK's default is no timeout at all).
+            http_options=types.HttpOptions(api_version=EPHEMERAL_TOKEN_API_VERSION, timeout=MINT_TIMEOUT_MS),
         )
     )
     return token

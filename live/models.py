@@ -104,6 +104,10 @@ class LiveSession(models.Model):
     token_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="direct: when the browser's ephemeral token expires (a new one extends it)"
     )
+    token_issued_at = models.DateTimeField(null=True, blank=True, help_text="direct: when its latest token was minted")
+    early_renewals = models.PositiveIntegerField(
+        default=0, help_text="direct: new tokens asked for before the last one neared its expiry (bounded)"
+    )
     resumption_handle = models.TextField(blank=True)
     resumption_handle_issued_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(

@@ -34,6 +34,12 @@ ENDED_BY_STAFF = "ENDED_BY_STAFF"  # last_error_code of a session staff ended: i
 CREATED_CONVERSATION = "createdConversation"
 
 
+# Direct sessions' tokens (live.direct): a new one any time within this of the last one's expiry, and before that at
+# most this many per session (each can open one more Gemini session).
+DIRECT_RENEW_MARGIN = timedelta(minutes=5)
+DIRECT_EARLY_RENEWALS = 3
+
+
 def live_session_group(public_id: str) -> str:
     """Name the channel-layer group that the consumer holding a live session joins."""
     return f"live_session_{public_id}"
@@ -163,6 +169,7 @@ def live_session_create(
     channel_name: str,
     worker: str,
     transport: LiveSession.Transport = LiveSession.Transport.PROXIED,
+    token_expires_at: datetime | None = None,
 ) -> LiveSession:
     """Open a live session on the user's conversation (a new live one when none is given), all or nothing.
 
@@ -193,32 +200,108 @@ def live_session_create(
             channel_name=channel_name,
             worker=worker,
             transport=transport,
+            token_expires_at=token_expires_at,
+            token_issued_at=timezone.now() if token_expires_at is not None else None,
         )
 
 
-def live_session_direct_renew(*, user: User, session_id: str) -> LiveSession:
-    """Take up a direct session of this user again for a new token (live.direct): open, or detached because its
-    token expired. Another user's, an unknown, a proxied or an ended one is not found; its conversation deleted,
-    it cannot go on. Called in a transaction: the row is locked until the new token is stored."""
-    session = (
-        LiveSession.objects.for_user(user)
-        .select_for_update()
-        .filter(transport=LiveSession.Transport.DIRECT, public_id=session_id)
-        .exclude(status__in=(LiveSession.Status.ENDED, LiveSession.Status.FAILED))
-        .first()
-        if is_public_id(session_id)
-        else None
+@dataclass(frozen=True)
+class DirectTokenState:
+    """A direct session's token fields before a renewal, to put back when the new token cannot be minted."""
+
+    status: str
+    ended_at: datetime | None
+    token_expires_at: datetime | None
+    token_issued_at: datetime | None
+    early_renewals: int
+
+
+def live_session_direct_renew(
+    *, user: User, session_id: str, token_expires_at: datetime
+) -> tuple[LiveSession, DirectTokenState]:
+    """Record a new token for a direct session of this user (live.direct); return it and what it was before.
+
+    Another user's, an unknown, a proxied or an ended one is not found; its conversation deleted, it cannot go on.
+    Refused at the person's daily quota. A token can open one Gemini session, so renewals are bounded: one near the
+    end of the last token's life (``DIRECT_RENEW_MARGIN``) any time; before that ("early": a resume refused, a page
+    reloaded) at most ``DIRECT_EARLY_RENEWALS`` per session, and not twice within a new-session window. A detached
+    session (its token ran out) counts against the limit again.
+    """
+    with transaction.atomic():
+        # The user's row first, as live_session_create does: renewals and new sessions count one after the other.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        session = (
+            LiveSession.objects.for_user(user)
+            .select_for_update()
+            .filter(transport=LiveSession.Transport.DIRECT, public_id=session_id)
+            .exclude(status__in=(LiveSession.Status.ENDED, LiveSession.Status.FAILED))
+            .first()
+            if is_public_id(session_id)
+            else None
+        )
+        if session is None:
+            raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No open direct session {session_id[:60]!r}.")
+        if session.conversation_id is None:
+            raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
+        _check_quota(user)
+        previous = DirectTokenState(
+            status=session.status,
+            ended_at=session.ended_at,
+            token_expires_at=session.token_expires_at,
+            token_issued_at=session.token_issued_at,
+            early_renewals=session.early_renewals,
+        )
+        now = timezone.now()
+        if session.token_expires_at is not None and now < session.token_expires_at - DIRECT_RENEW_MARGIN:
+            _check_early_renewal(session, now)
+            session.early_renewals += 1
+        if session.status == LiveSession.Status.DETACHED:
+            _check_limit(user, settings.LIVE_MAX_SESSIONS_PER_USER)
+            session.status = LiveSession.Status.ACTIVE
+            session.ended_at = None
+        session.token_expires_at = token_expires_at
+        session.token_issued_at = now
+        session.save(update_fields=["status", "ended_at", "token_expires_at", "token_issued_at", "early_renewals"])
+        return session, previous
+
+
+def _check_early_renewal(session: LiveSession, now: datetime) -> None:
+    window = timedelta(seconds=settings.LIVE_DIRECT_NEW_SESSION_SECONDS)
+    if session.early_renewals >= DIRECT_EARLY_RENEWALS:
+        raise ProtocolError(
+            ErrorCode.SESSION_LIMIT_REACHED,
+            "This call has asked for new tokens too often. End it and press Talk to start a new one.",
+        )
+    if session.token_issued_at is not None and now - session.token_issued_at < window:
+        wait = window - (now - session.token_issued_at)
+        raise ProtocolError(
+            ErrorCode.SESSION_IN_USE,
+            "The call's token is new: resume with it, or ask again in a moment.",
+            retry_after_ms=max(1, int(wait.total_seconds() * 1000)),
+        )
+
+
+def live_session_direct_renewal_undone(*, live_session_pk: int, previous: DirectTokenState) -> None:
+    """Put a direct session's token fields back as they were: its new token could not be minted."""
+    LiveSession.objects.filter(pk=live_session_pk).update(
+        status=previous.status,
+        ended_at=previous.ended_at,
+        token_expires_at=previous.token_expires_at,
+        token_issued_at=previous.token_issued_at,
+        early_renewals=previous.early_renewals,
     )
-    if session is None:
-        raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No open direct session {session_id[:60]!r}.")
-    if session.conversation_id is None:
-        raise ProtocolError(ErrorCode.RESUME_FAILED, "That live session's conversation was deleted.")
-    if session.status == LiveSession.Status.DETACHED:
-        _check_limit(user, settings.LIVE_MAX_SESSIONS_PER_USER)
-        session.status = LiveSession.Status.ACTIVE
-        session.ended_at = None
-        session.save(update_fields=["status", "ended_at"])
-    return session
+
+
+def live_session_direct_not_minted(*, live_session_pk: int) -> None:
+    """A new direct session whose token could not be minted: failed, and the conversation it created given back."""
+    _discard_unused_conversation(live_session_pk, LiveSession.Status.FAILED)
+    LiveSession.objects.filter(pk=live_session_pk).update(
+        status=LiveSession.Status.FAILED,
+        ended_at=timezone.now(),
+        token_expires_at=None,
+        last_error_code=ErrorCode.UPSTREAM_ERROR,
+        last_error="Gemini did not mint the session's ephemeral token.",
+    )
 
 
 def live_session_direct_get(*, user: User, session_id: str) -> LiveSession | None:
@@ -233,16 +316,18 @@ def live_session_direct_get(*, user: User, session_id: str) -> LiveSession | Non
     )
 
 
-def live_session_direct_end(*, user: User, session_id: str) -> LiveSession:
+def live_session_direct_end(*, user: User, session_id: str, discard_if_unused: bool = False) -> LiveSession:
     """End a direct session of this user (the page stopped the call): it no longer counts against the limit."""
     session = live_session_direct_get(user=user, session_id=session_id)
     if session is None:
         raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"No direct session {session_id[:60]!r}.")
     if session.status not in (LiveSession.Status.ENDED, LiveSession.Status.FAILED):
-        # Before it is marked ended: a call that stored nothing gives back the conversation it created, as a
-        # proxied one does (the page posts its turns before it ends the session).
-        _discard_unused_conversation(session.pk, LiveSession.Status.ENDED)
-        session.refresh_from_db()
+        if discard_if_unused:
+            # The page recorded nothing: the conversation the call created goes back, as a proxied call's does.
+            # Only when the page says so: its turns may still be on their way (its outbox), and would find no
+            # conversation.
+            _discard_unused_conversation(session.pk, LiveSession.Status.ENDED)
+            session.refresh_from_db()
         session.status = LiveSession.Status.ENDED
         session.ended_at = timezone.now()
         session.save(update_fields=["status", "ended_at"])

@@ -30,6 +30,19 @@ def use_simulator(settings: Any, sim: SimHandle) -> None:
     settings.GEMINI_CA_FILE = str(sim.ca_path)
 
 
+def use_vertex(settings: Any, sim: SimHandle, credentials_file: Any = "") -> None:
+    """Point the app at ``sim`` in Vertex mode (project sim-project, us-central1), authenticated by
+    ``credentials_file`` (GOOGLE_APPLICATION_CREDENTIALS: a service-account or authorized-user file from
+    ``sim.service_account_file`` / ``sim.authorized_user_file``) with google-auth's real credential classes."""
+    settings.GEMINI_API_KEY = ""
+    settings.GOOGLE_GENAI_USE_VERTEXAI = True
+    settings.GOOGLE_CLOUD_PROJECT = "sim-project"
+    settings.GOOGLE_CLOUD_LOCATION = "us-central1"
+    settings.GOOGLE_APPLICATION_CREDENTIALS = str(credentials_file)
+    settings.GEMINI_BASE_URL = sim.base_url
+    settings.GEMINI_CA_FILE = str(sim.ca_path)
+
+
 @pytest.fixture(scope="session")
 def gemini_sim_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One state dir (and so one CA) for every simulator of the run: the CA is made once."""

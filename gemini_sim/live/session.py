@@ -189,6 +189,7 @@ class LiveSession:
             headers=self.headers,
             query=self.query,
             resuming=isinstance(resumption, dict) and bool(resumption.get("handle")),
+            model=str(setup.get("model") or ""),
         )
         if token is not None:
             setup = token.constrain(setup)

@@ -48,6 +48,46 @@ HTML_404 = (
             Cause.NO_CREDENTIALS,
         ),
         (403, "Permission denied on resource project x.", ErrorCode.UPSTREAM_AUTH_FAILED, Cause.PERMISSION_DENIED),
+        (
+            401,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other "
+            "valid authentication credential.",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.BAD_CREDENTIALS,
+        ),
+        (
+            1008,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other "
+            "valid authentication",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.BAD_CREDENTIALS,
+        ),
+        (
+            403,
+            "Request had insufficient authentication scopes.",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.INSUFFICIENT_SCOPE,
+        ),
+        (
+            1008,
+            "Request had insufficient authentication scopes.",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.INSUFFICIENT_SCOPE,
+        ),
+        (
+            401,
+            "API keys are not supported by this API. Expected OAuth2 access token or other authentication "
+            "credentials that assert a principal.",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.OAUTH_REQUIRED,
+        ),
+        (
+            1008,
+            "API keys are not supported by this API. Expected OAuth2 access token or other authentication "
+            "credentials that assert a prin",
+            ErrorCode.UPSTREAM_AUTH_FAILED,
+            Cause.OAUTH_REQUIRED,
+        ),
         (1007, "Cannot extract voices from a non-audio request.", ErrorCode.INVALID_CONFIG, Cause.AUDIO_ONLY_MODEL),
         (
             1007,

@@ -11,6 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from tests.gemini_fixtures import use_vertex
+
 KEY = "test-key-0123456789-wxyz"
 
 
@@ -377,7 +379,8 @@ def test_vertex_live_keeps_the_sdk_default_version_whatever_gemini_api_version_s
     settings.GEMINI_CA_FILE = str(gemini_sim.ca_path)
     settings.GEMINI_API_VERSION = "v1"
     # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token.
-    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
+    token = gemini_sim.access_token()
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token=token), "sim-project"))
     report, code = check_json("--skip-rest", "--model", "gemini-live-2.5-flash-native-audio")
     assert code == 0, report
     connection = report["connection"]
@@ -413,3 +416,99 @@ def test_a_speech_only_model_is_checked_with_a_spoken_turn(gemini_sim, model, mo
     assert not any(
         "text" in (m.get("realtimeInput") or m.get("realtime_input") or {}) for m in gemini_sim.client_messages()
     )
+
+
+@pytest.fixture
+def trusting_token_service(gemini_sim, monkeypatch):
+    """google-auth reaches the simulator's /token through requests, which trusts REQUESTS_CA_BUNDLE."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(gemini_sim.ca_path))
+    return gemini_sim
+
+
+@pytest.mark.parametrize(
+    ("kind", "auth", "account"),
+    [
+        ("service_account", "a service-account key file", "service account apsara-sim@sim-project"),
+        ("authorized_user", "an authorized-user (ADC) file", "user credentials (authorized_user)"),
+    ],
+)
+def test_vertex_names_the_credential_its_scope_and_expiry_never_the_token(
+    trusting_token_service, settings, tmp_path, kind, auth, account
+):
+    sim = trusting_token_service
+    sim.set_options(access_token_lifetime=1800)
+    path = (sim.service_account_file if kind == "service_account" else sim.authorized_user_file)(tmp_path / "c.json")
+    use_vertex(settings, sim, path)
+    # --skip-rest: the simulator serves no Vertex ListModels (publishers/google/models); REST is tested elsewhere.
+    report, code = check_json("--skip-rest", "--model", "gemini-live-2.5-flash-native-audio")
+    assert code == 0, report
+    assert report["connection"]["auth"] == f"OAuth 2 Bearer token from {auth} (GOOGLE_APPLICATION_CREDENTIALS)"
+    token_step = step(report, "auth.token")
+    assert token_step["status"] == "ok" and token_step["summary"].startswith(f"access token for {account}")
+    assert token_step["details"]["scopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
+    assert 1700 < token_step["details"]["expiresInSeconds"] <= 1800
+    assert "expires in" in token_step["summary"]
+    for token in sim.simulator.access_tokens:
+        assert token not in json.dumps(report)
+    assert [s["name"] for s in report["steps"]][:3] == ["configuration", "auth.token", "live.connect"]
+
+
+def _vertex_with_token(settings, monkeypatch, sim, token):
+    """ADC that is an access token handed over as is (google-auth's Credentials(token=…)): it cannot refresh."""
+    import google.auth
+    from google.oauth2.credentials import Credentials
+
+    use_vertex(settings, sim)
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token=token), "sim-project"))
+
+
+def test_an_expired_access_token_is_a_401_explained(gemini_sim, settings, monkeypatch):
+    _vertex_with_token(settings, monkeypatch, gemini_sim, gemini_sim.access_token(lifetime=-1))
+    out, code = check("--model", "gemini-live-2.5-flash-native-audio")
+    assert code == 1
+    report, _ = check_json("--model", "gemini-live-2.5-flash-native-audio")
+    for name in ("rest.generate", "live.connect"):
+        failed = step(report, name)
+        assert failed["cause"] == "bad_credentials"
+        assert "Request had invalid authentication credentials" in failed["gemini_said"]
+        assert "expired" in failed["explanation"] and "GOOGLE_APPLICATION_CREDENTIALS" in failed["fix"]
+    assert "HTTP 401 UNAUTHENTICATED" in out
+
+
+def test_a_token_without_the_cloud_platform_scope_is_a_403_explained(gemini_sim, settings, monkeypatch):
+    narrow = gemini_sim.access_token(scope="https://www.googleapis.com/auth/generative-language")
+    _vertex_with_token(settings, monkeypatch, gemini_sim, narrow)
+    report, code = check_json("--model", "gemini-live-2.5-flash-native-audio")
+    assert code == 1
+    for name in ("rest.generate", "live.connect"):
+        failed = step(report, name)
+        assert failed["cause"] == "insufficient_scope"
+        assert "https://www.googleapis.com/auth/cloud-platform" in failed["explanation"]
+        assert "insufficient authentication scopes" in failed["gemini_said"]
+
+
+def test_a_refused_grant_is_explained(trusting_token_service, settings, tmp_path):
+    sim = trusting_token_service
+    path = sim.service_account_file(tmp_path / "key.json")
+    sim.simulator.oauth_grants.clear()  # the key was deleted: Google answers invalid_grant
+    use_vertex(settings, sim, path)
+    report, code = check_json("--skip-live")
+    failed = step(report, "auth.token")
+    assert code == 1 and failed["cause"] == "bad_credentials"
+    assert "invalid_grant" in failed["gemini_said"] and "token service refused the grant" in failed["explanation"]
+
+
+def test_an_api_key_where_oauth_is_needed_is_explained_with_the_variables_to_set(api_key_sim):
+    # What Google sent when its Live endpoint wanted OAuth from an API key (google-gemini/cookbook#1122).
+    reason = (
+        "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials "
+        "that assert a prin"
+    )
+    api_key_sim.inject_fault("close", when="setup", code=1008, reason=reason)
+    report, code = check_json("--skip-rest")
+    failed = step(report, "live.connect")
+    assert code == 1 and failed["cause"] == "oauth_required"
+    assert "it wants an OAuth 2 access token" in failed["explanation"]
+    for variable in ("GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI=true", "GOOGLE_CLOUD_PROJECT",
+                     "GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS"):  # fmt: skip
+        assert variable in failed["fix"]

@@ -61,10 +61,11 @@ def client_for(
     return genai.Client(api_key=api_key, http_options=http_options(sim, **extra))
 
 
-def vertex_client_for(sim: SimHandle, token: str = "ya29.test-token") -> genai.Client:
-    """A Vertex client (OAuth Bearer) pointed at the simulator."""
+def vertex_client_for(sim: SimHandle, token: str | None = None) -> genai.Client:
+    """A Vertex client (OAuth Bearer) pointed at the simulator, with ``token`` or one the simulator issued."""
     from google.oauth2.credentials import Credentials
 
+    token = token or sim.access_token()
     return genai.Client(
         vertexai=True,
         project="sim-project",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import os
 
+import pytest
 from google.genai import types
 
 from gemini import catalogue as app_catalogue
 from gemini.client import get_client
-from tests.gemini_fixtures import use_simulator
+from gemini_sim.oauth import JWT_BEARER
+from tests.gemini_fixtures import use_simulator, use_vertex
 
 from .conftest import text_of
 from .livekit import say
@@ -42,27 +46,58 @@ def test_catalogues_agree():
         assert (catalogue.VERTEX in sim_model.apis) if app_model.vertex else (catalogue.GEMINI in sim_model.apis)
 
 
-async def test_vertex_mode_reaches_the_simulator_with_a_bearer_token(sim, settings, monkeypatch):
-    import google.auth
-    from google.oauth2.credentials import Credentials
+@pytest.mark.parametrize("kind", ["service_account", "authorized_user"])
+async def test_vertex_mode_reaches_rest_and_live_with_a_credentials_file(sim, settings, monkeypatch, tmp_path, kind):
+    """GOOGLE_APPLICATION_CREDENTIALS names a key file or an ADC file; google-auth's own classes get the token."""
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
 
-    settings.GEMINI_API_KEY = ""
-    settings.GOOGLE_GENAI_USE_VERTEXAI = True
-    settings.GOOGLE_CLOUD_PROJECT = "sim-project"
-    settings.GOOGLE_CLOUD_LOCATION = "us-central1"
-    settings.GOOGLE_APPLICATION_CREDENTIALS = ""
-    settings.GEMINI_BASE_URL = sim.base_url
-    settings.GEMINI_CA_FILE = str(sim.ca_path)
-    # ADC, as on a GCP host: offline here, so hand the SDK an already-issued access token
-    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (Credentials(token="ya29.adc"), "sim-project"))
+    from gemini.client import vertex_credentials
+
+    # google-auth refreshes through requests, which trusts REQUESTS_CA_BUNDLE (not the clients' GEMINI_CA_FILE).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sim.ca_path))
+    if kind == "service_account":
+        credentials_file = sim.service_account_file(tmp_path / "key.json")
+    else:
+        credentials_file = sim.authorized_user_file(tmp_path / "application_default_credentials.json")
+    use_vertex(settings, sim, credentials_file)
+    credentials = vertex_credentials()
+    expected = service_account.Credentials if kind == "service_account" else user_credentials.Credentials
+    assert type(credentials) is expected
     client = get_client()
     assert client.vertexai
     sim.clear_records()
     assert client.models.generate_content(model="gemini-2.5-flash", contents="hello").text
-    async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio") as session:
+    async with get_client(live=True).aio.live.connect(model="gemini-live-2.5-flash-native-audio") as session:
         sid = session.session_id
+    token = credentials.token
+    assert token is not None and token.startswith("ya29.sim-")
+    _expiry, scope, _client = sim.simulator.access_tokens[token]
+    assert scope == "https://www.googleapis.com/auth/cloud-platform"
+    [grant] = sim.records(type="oauth")  # one token for both: the credentials are shared, refreshed when due
+    assert grant["grant_type"] == ("refresh_token" if kind == "authorized_user" else JWT_BEARER)
     [request] = sim.records(type="http")
-    assert request["headers"]["authorization"] == "Bearer ya29.adc"
+    assert request["headers"]["authorization"] == f"Bearer {token}"
     assert "/projects/sim-project/locations/us-central1/publishers/google/models/" in request["path"]
     [connect] = sim.records(type="connect", session=sid)
-    assert connect["headers"]["authorization"] == "Bearer ya29.adc"
+    assert connect["headers"]["authorization"] == f"Bearer {token}"
+
+
+async def test_a_live_client_opens_each_connection_with_a_fresh_token(make_sim, settings, monkeypatch, tmp_path):
+    """Tokens that expire within seconds: a connection opened after expiry has a new one (the old would be 1008)."""
+    import google.auth._helpers
+
+    sim = make_sim(access_token_lifetime=2)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sim.ca_path))
+    # google-auth refreshes 3 min 45 s before expiry; scaled down with the lifetime, so a token is used while valid.
+    monkeypatch.setattr(google.auth._helpers, "REFRESH_THRESHOLD", datetime.timedelta(seconds=0.5))
+    use_vertex(settings, sim, sim.service_account_file(tmp_path / "key.json"))
+    client = get_client(live=True)
+    tokens = []
+    for _ in range(3):
+        async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio") as session:
+            [connect] = sim.records(type="connect", session=session.session_id)
+            tokens.append(connect["headers"]["authorization"])
+        await asyncio.sleep(1.0)
+    assert len(set(tokens)) >= 2, "no refresh"
+    assert not sim.records(type="close", code=1008)

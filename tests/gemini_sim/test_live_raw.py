@@ -259,7 +259,8 @@ async def test_vertex_path_needs_a_bearer_token(sim):
         await ws.send(json.dumps({"setup": {"model": model}}))
         code, _ = await closed_with(ws)
     assert code == 1008
-    async with ws_connect(sim, path, additional_headers={"Authorization": "Bearer ya29.x"}) as ws:
+    bearer = {"Authorization": f"Bearer {sim.access_token()}"}
+    async with ws_connect(sim, path, additional_headers=bearer) as ws:
         await ws.send(json.dumps({"setup": {"model": model}}))
         assert "setupComplete" in await recv_json(ws)
 

@@ -93,14 +93,15 @@ async def test_text_modality_on_half_cascade_vertex_model(sim):
 
 
 async def test_vertex_bearer_reaches_llm_bidi_service(sim):
-    client = vertex_client_for(sim, token="ya29.vertex")
+    token = sim.access_token()
+    client = vertex_client_for(sim, token=token)
     async with client.aio.live.connect(model="gemini-live-2.5-flash-native-audio", config=AUDIO_CFG) as session:
         sid = session.session_id
         reply = await say(session, "Hello")
     assert reply.audio
     [connect] = sim.records(type="connect", session=sid)
     assert connect["path"] == "vertex:v1beta1"
-    assert connect["headers"]["authorization"] == "Bearer ya29.vertex"
+    assert connect["headers"]["authorization"] == f"Bearer {token}"
     setup = sim.client_messages(sid)[0]["setup"]
     assert setup["model"] == (
         "projects/sim-project/locations/us-central1/publishers/google/models/gemini-live-2.5-flash-native-audio"

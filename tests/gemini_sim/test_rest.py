@@ -138,13 +138,14 @@ def test_restricted_keys_reject_others(make_sim):
 
 def test_vertex_rest_uses_bearer_and_publisher_path(sim):
     sim.clear_records()
-    client = vertex_client_for(sim, token="ya29.abc")
+    token = sim.access_token()
+    client = vertex_client_for(sim, token=token)
     response = client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert response.text
     [req] = sim.records(type="http")
     publisher = "/v1beta1/projects/sim-project/locations/us-central1/publishers/google"
     assert req["path"] == f"{publisher}/models/gemini-2.5-flash:generateContent"
-    assert req["headers"]["authorization"] == "Bearer ya29.abc"
+    assert req["headers"]["authorization"] == f"Bearer {token}"
 
 
 def test_function_call_on_rest_when_a_declared_tool_matches(sim):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from conversations import services as conversation_services
 from conversations.models import Conversation, Message
 from live.models import LiveSession
 from tests.conversations.test_api import assert_error
+from usage.services import usage_add
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/live/token"
@@ -270,17 +272,34 @@ def test_hostile_token_requests_get_a_clear_answer(api_client, settings, caplog,
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-def test_ending_a_call_that_stored_nothing_gives_back_its_new_conversation(api_client, user):
-    kept = mint(api_client).json()
-    services_end = api_client.post(f"/api/live/sessions/{kept['sessionId']}/end")
-    assert services_end.json() == {"sessionId": kept["sessionId"], "status": "ended"}
-    assert not Conversation.objects.filter(public_id=kept["conversationId"]).exists()
+def test_ending_a_call_that_recorded_nothing_gives_back_its_new_conversation(api_client, user):
+    """Only when the page says it recorded nothing: otherwise its turns may still be on their way."""
+    empty = mint(api_client).json()
+    ended = api_client.post(f"/api/live/sessions/{empty['sessionId']}/end", {"discardIfUnused": True}, format="json")
+    assert ended.json() == {"sessionId": empty["sessionId"], "status": "ended"}
+    assert not Conversation.objects.filter(public_id=empty["conversationId"]).exists()
+    pending = mint(api_client).json()
+    assert api_client.post(f"/api/live/sessions/{pending['sessionId']}/end", {}, format="json").status_code == 200
+    assert Conversation.objects.filter(public_id=pending["conversationId"]).exists()  # turns may follow
     used = mint(api_client).json()
     conversation = Conversation.objects.get(public_id=used["conversationId"])
     conversation_services.message_create(conversation=conversation, role=Message.Role.USER, text="hi")
-    assert api_client.post(f"/api/live/sessions/{used['sessionId']}/end").status_code == 200
-    assert Conversation.objects.filter(pk=conversation.pk).exists()
-    assert api_client.post(f"/api/live/sessions/{used['sessionId']}/end").status_code == 200  # again: no change
+    end_url = f"/api/live/sessions/{used['sessionId']}/end"
+    assert api_client.post(end_url, {"discardIfUnused": True}, format="json").status_code == 200
+    assert Conversation.objects.filter(pk=conversation.pk).exists()  # something was stored: kept whatever it says
+    assert api_client.post(end_url, {}, format="json").status_code == 200  # again: no change
+    assert_error(api_client.post(end_url, {"discardIfUnused": "yes"}, format="json"), 400, "discardIfUnused")
+    assert_error(api_client.post(end_url, {"other": 1}, format="json"), 400, None)
+
+
+def expire_soon(session_id: str, *, issued_seconds_ago: float = 0, expires_in: float | None = None) -> None:
+    """Move a direct session's token back in time (its issue, or its expiry to within the renewal margin)."""
+    session = LiveSession.objects.get(public_id=session_id)
+    assert session.token_issued_at is not None and session.token_expires_at is not None
+    session.token_issued_at -= timedelta(seconds=issued_seconds_ago)
+    if expires_in is not None:
+        session.token_expires_at = timezone.now() + timedelta(seconds=expires_in)
+    session.save()
 
 
 def test_a_new_token_carries_the_history_a_fresh_gemini_session_needs(api_client, user):
@@ -290,5 +309,72 @@ def test_a_new_token_carries_the_history_a_fresh_gemini_session_needs(api_client
     assert grant["history"] is None
     conversation = Conversation.objects.get(public_id=grant["conversationId"])
     conversation_services.message_create(conversation=conversation, role=Message.Role.USER, text="I am Ada.")
+    expire_soon(grant["sessionId"], expires_in=60)
     renewed = mint(api_client, {"sessionId": grant["sessionId"]}).json()
     assert renewed["history"]["clientContent"]["turns"][0]["parts"][0]["text"] == "I am Ada."
+    # The session's own setup: no history config added (a page resuming with its handle uses this setup too).
+    assert renewed["setup"] == grant["setup"]
+
+
+def test_renewals_are_bounded_so_one_session_cannot_open_many_gemini_sessions(api_client, settings, gemini_sim):
+    settings.LIVE_MAX_SESSIONS_PER_USER = 1
+    grant = mint(api_client).json()
+    again = {"sessionId": grant["sessionId"]}
+    too_soon = mint(api_client, again)
+    assert_error(too_soon, 429, None, "session_in_use")
+    assert 0 < int(too_soon["Retry-After"]) <= 60
+    for renewal in range(3):  # early renewals: a resume refused, a reload
+        expire_soon(grant["sessionId"], issued_seconds_ago=61)
+        assert mint(api_client, again).status_code == 201, renewal
+    expire_soon(grant["sessionId"], issued_seconds_ago=61)
+    error = assert_error(mint(api_client, again), 429, None, "session_limit_reached")
+    assert "too often" in error["message"]
+    expire_soon(grant["sessionId"], expires_in=120)  # near its token's end: always renewed
+    assert mint(api_client, again).status_code == 201
+    assert LiveSession.objects.get(public_id=grant["sessionId"]).early_renewals == 3
+    minted = [r for r in gemini_sim.records(type="http") if r["path"].endswith("auth_tokens")]
+    assert len(minted) == 5
+
+
+def test_a_renewal_is_refused_at_the_daily_quota(api_client, user, settings):
+    grant = mint(api_client).json()
+    settings.USAGE_DAILY_LIVE_MINUTES = 1
+    usage_add(user_id=user.pk, model=grant["model"], audio_in_seconds=61)
+    expire_soon(grant["sessionId"], expires_in=60)
+    error = assert_error(mint(api_client, {"sessionId": grant["sessionId"]}), 429, None, "quota_exceeded")
+    assert error["resetsAt"]
+
+
+def test_a_token_gemini_will_not_mint_leaves_no_session_and_no_conversation(api_client, settings):
+    grant = mint(api_client).json()
+    expire_soon(grant["sessionId"], expires_in=60)
+    before = LiveSession.objects.get(public_id=grant["sessionId"])
+    settings.GEMINI_BASE_URL = "https://127.0.0.1:9"  # nothing answers there
+    failed = mint(api_client)
+    assert_error(failed, 502, None, "gemini_error")
+    assert [s.status for s in LiveSession.objects.exclude(pk=before.pk)] == ["failed"]
+    assert Conversation.objects.count() == 1  # the one the failed session created went back
+    assert_error(mint(api_client, {"sessionId": grant["sessionId"]}), 502, None, "gemini_error")
+    after = LiveSession.objects.get(pk=before.pk)  # a renewal that failed changed nothing
+    assert (after.token_expires_at, after.token_issued_at, after.early_renewals, after.status) == (
+        before.token_expires_at,
+        before.token_issued_at,
+        before.early_renewals,
+        before.status,
+    )
+
+
+def test_tool_calls_need_an_open_session_and_bounded_calls(api_client):
+    grant = mint(api_client).json()
+    calls_url = f"/api/live/sessions/{grant['sessionId']}/tool-calls"
+    call = {"id": "c1", "name": "calculator", "args": {"expression": "1+1"}}
+    for bad, field in (
+        ({**call, "id": ""}, "calls.0.id"),
+        ({**call, "name": "x" * 65}, "calls.0.name"),
+        ({**call, "args": {"expression": "1" * 20_000}}, "calls.0.args"),
+        ("call", "calls.0"),
+    ):
+        assert_error(api_client.post(calls_url, {"calls": [bad]}, format="json"), 400, field)
+    api_client.post(f"/api/live/sessions/{grant['sessionId']}/end", {}, format="json")
+    assert_error(api_client.post(calls_url, {"calls": [call]}, format="json"), 409, None, "session_ended")
+    assert not Message.objects.filter(role=Message.Role.TOOL).exists()

@@ -30,7 +30,7 @@ from live.turns import TurnRecord, save_turn
 pytestmark = pytest.mark.django_db
 
 MODEL = "gemini-3.1-flash-live-preview"
-TURN_ID = "msg_" + "a1" * 12
+TURN_ID = "msg_" + "a1B-_" * 4 + "x2"  # as the page makes them: msg_ and 22 base64url characters
 
 
 def direct_session(
@@ -342,11 +342,11 @@ def test_id_of_my_message_elsewhere_is_a_conflict(
     other_session = direct_session(user, other)
     assert client.post(url(other), form(other_session)).status_code == 201
     another_session_here = direct_session(user, conversation)
-    services.message_create(conversation=conversation, role="user", text="typed", public_id="msg_" + "c3" * 12)
+    services.message_create(conversation=conversation, role="user", text="typed", public_id="msg_" + "c3" * 11)
 
     assert_error(client.post(url(conversation), form(session)), 409, "id", "message_id_taken")
     assert_error(
-        client.post(url(conversation), form(another_session_here, id="msg_" + "c3" * 12)), 409, "id", "message_id_taken"
+        client.post(url(conversation), form(another_session_here, id="msg_" + "c3" * 11)), 409, "id", "message_id_taken"
     )
     assert_error(client.post(url(other), form(direct_session(user, other))), 409, "id", "message_id_taken")
 
@@ -451,6 +451,8 @@ BAD_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "id_too_short": ({"id": "msg_123"}, "id"),
     "id_too_long": ({"id": "m" * 41}, "id"),
     "id_bad_characters": ({"id": "msg_" + "a" * 20 + "/.."}, "id"),
+    "id_of_the_servers_shape": ({"id": "msg_" + "ab" * 12}, "id"),  # new and imported ids: never the page's
+    "id_without_prefix": ({"id": "a" * 26}, "id"),
     "session_missing": ({"sessionId": None}, "sessionId"),
     "session_not_an_id": ({"sessionId": "live_\x00"}, "sessionId"),
     "role_missing": ({"role": None}, "role"),
@@ -670,7 +672,7 @@ def _post_hostile(
         "other_conversation": direct_session(user, services.conversation_create(owner=user, title="O")).public_id,
         "unknown": "live_" + "0" * 24,
     }
-    replay_id, their_id = "msg_" + "e5" * 12, "msg_" + "f6" * 12
+    replay_id, their_id = "msg_" + "e5" * 11, "msg_" + "f6" * 11
     services.message_create(conversation=theirs, role="user", text="theirs", public_id=their_id)
     replayed = client.post(url(conversation), form(session, id=replay_id, audio=None))
     assert replayed.status_code == 201, replayed.content
