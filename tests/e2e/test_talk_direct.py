@@ -359,6 +359,8 @@ def test_a_call_in_which_nothing_was_said_asks_for_its_conversation_to_be_given_
         page.get_by_role("button", name="End voice session").click()
     assert json.loads(end.value.post_data or "") == {"discardIfUnused": True}
     wait_state(page, "ended")
+    # The server gave back the conversation the call created.
+    eventually(lambda: not Conversation.objects.filter(owner__username="silent").exists())
 
 
 def test_a_login_in_another_tab_does_not_make_the_posts_fail(
@@ -403,7 +405,7 @@ def test_a_login_in_another_tab_does_not_make_the_posts_fail(
                 onSaved: () => {},
             });
             window.testOutbox = outbox;
-            const id = "msg_csrfRetryTurn0000000";
+            const id = "msg_csrfRetryTurn000000000";
             const turn = { id, role: "user", transcript: "Typed while the cookie was gone.", interrupted: false,
                            startedAt: new Date().toISOString(), usage: null, audio: null };
             outbox.add(turn, { conversationId, sessionId });
@@ -428,7 +430,7 @@ KEEP_FOR_LATER = """async ({conversationId}) => {
         csrfToken: "",
         onSaved: () => {},
     });
-    const turn = { id: "msg_keptForItsOwner00000", role: "user", transcript: "Said by the first person.",
+    const turn = { id: "msg_keptForItsOwner0000000", role: "user", transcript: "Said by the first person.",
                    interrupted: false, startedAt: new Date().toISOString(), usage: null, audio: null };
     outbox.add(turn, { conversationId, sessionId: "sess_notARealSession0000" });
     await outbox.kept.get(turn.id);
@@ -475,14 +477,14 @@ def test_kept_turns_are_sent_only_for_the_person_who_spoke_them(
     page.wait_for_function("window.apsaraTalk !== undefined")
     page.wait_for_timeout(1500)  # the outbox's resend at load has run
     assert posts == []
-    assert page.evaluate(KEPT_IDS, ada.pk) == ["msg_keptForItsOwner00000"]
+    assert page.evaluate(KEPT_IDS, ada.pk) == ["msg_keptForItsOwner0000000"]
     assert page.evaluate(KEPT_IDS, bea.pk) == []
 
     page.get_by_role("button", name="Log out").click()
     log_in(page, "first")
     with page.expect_request(TURNS_URL) as resent:
         page.goto(f"/c/{conversation.public_id}/")
-    assert "msg_keptForItsOwner00000" in (resent.value.post_data or "")
+    assert "msg_keptForItsOwner0000000" in (resent.value.post_data or "")
 
 
 def test_no_turn_is_longer_than_the_grant_allows(
