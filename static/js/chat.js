@@ -1,5 +1,6 @@
 // The chat view: send a prompt, stream the reply into the page, then show the server-rendered (sanitised) result.
 import { watchCodeBlocks } from "./code-copy.js";
+import { currentCsrfToken } from "./csrf.js";
 import { fetchRenderedMessages, followTitle, withId } from "./conversation-api.js";
 import { pendingMessage, retryRow } from "./message-element.js";
 import { readEventStream } from "./sse.js";
@@ -11,7 +12,7 @@ const prompt = document.getElementById("prompt");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const list = document.getElementById("messages");
-const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+const formCsrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
 let conversationId = chat.dataset.conversationId || null; // null: the first prompt creates the conversation
 let busy = false;
@@ -222,7 +223,7 @@ async function send(text, { messageId = newMessageId(), userArticle = null } = {
     const response = await fetch(chat.dataset.generateUrl, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken },
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": currentCsrfToken(formCsrfToken) },
       body: JSON.stringify(body),
       signal: aborter.signal,
     });

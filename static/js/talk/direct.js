@@ -5,7 +5,7 @@
 // controller already handles (docs/live-protocol.md), so the page looks and behaves the same in both modes.
 // Turns are assembled by direct-recorder.js and posted by outbox.js. The long-lived API key never reaches the page.
 import { arrayBufferToBase64, base64ToArrayBuffer } from "./base64.js";
-import { currentCsrfToken } from "./csrf.js";
+import { currentCsrfToken } from "../csrf.js";
 import { TurnRecorder } from "./direct-recorder.js";
 import { ReconnectPolicy } from "./reconnect.js";
 

@@ -5,7 +5,7 @@
 // back online, on the next page load, or after the delay. Any other 4xx will never succeed: it is logged and
 // dropped. Each person has their own database (several people may use one browser): a page sends only the turns of
 // the person logged in. Nothing about Gemini here.
-import { currentCsrfToken, isCsrfFailure } from "./csrf.js";
+import { currentCsrfToken, isCsrfFailure } from "../csrf.js";
 
 const DB_PREFIX = "apsara-talk-user-"; // + the user's id (data-user-id)
 const STORE = "live-turns";

@@ -3,7 +3,7 @@
 // exception: a device id only means something on this device, so it stays in this browser (localStorage).
 // No DOM here besides reading the page's embedded copy; the sheet (settings-sheet.js) shows them.
 
-import { currentCsrfToken } from "./csrf.js";
+import { currentCsrfToken } from "../csrf.js";
 
 const API_URL = "/api/me/talk-settings";
 const MICROPHONE_KEY = "apsara.talk.microphone";
