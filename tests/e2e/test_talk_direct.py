@@ -39,9 +39,13 @@ Launch = Callable[[list[str | float]], tuple[Any, float]]
 
 
 @pytest.fixture
-def direct_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Launch]:
+def direct_browser(playwright_driver: Any, tmp_path: Path, server_url: str) -> Iterator[Launch]:
     """Chromium whose fake microphone plays spoken `segments` once, trusting the simulator's certificate (only this
-    browser: the page opens gemini_sim's wss:// itself); returns (browser, seconds of speech)."""
+    browser: the page opens gemini_sim's wss:// itself); returns (browser, seconds of speech).
+
+    It depends on `server_url` so that it is closed before the test's database is flushed: a page still open keeps
+    posting (its turns, its call's end), and a write racing the flush's TRUNCATE can deadlock it.
+    """
     launched: list[Any] = []
 
     def launch(segments: list[str | float]) -> tuple[Any, float]:
@@ -62,7 +66,15 @@ def direct_browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Launch]:
 
     yield launch
     for chromium in launched:
+        for context in chromium.contexts:
+            for leaving in context.pages:
+                leaving.goto("about:blank")  # the page leaves as a person's would: it ends its call
         chromium.close()
+    # The call's end (a keepalive POST sent as the page left) reaches the server before the flush.
+    open_calls = LiveSession.objects.filter(transport=LiveSession.Transport.DIRECT, status=LiveSession.Status.ACTIVE)
+    deadline = time.monotonic() + 5
+    while while_server_writes(open_calls.exists) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:

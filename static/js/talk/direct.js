@@ -7,7 +7,7 @@
 import { arrayBufferToBase64, base64ToArrayBuffer } from "./base64.js";
 import { currentCsrfToken } from "../csrf.js";
 import { TurnRecorder } from "./direct-recorder.js";
-import { ReconnectPolicy } from "./reconnect.js";
+import { ReconnectTimers } from "./reconnect.js";
 
 const TOKEN_URL = "/api/live/token";
 const PROTOCOL_VERSION = "1.0";
@@ -63,7 +63,7 @@ function durationMs(value) {
   return match ? Number(match[1]) * 1000 : null;
 }
 
-export class DirectSession {
+export class DirectSession extends ReconnectTimers {
   /**
    * @param {{onMessage(message: object): void, onAudio(buffer: ArrayBuffer): void,
    *   onClose(event: {code: number, reason: string}, opened: boolean): void, reconnectWindowMs?: number,
@@ -71,13 +71,11 @@ export class DirectSession {
    *   options `onClose` as LiveSocket's: only for a connection that went away by itself, never one `close()` shut.
    */
   constructor({ onMessage, onAudio, onClose, reconnectWindowMs, csrfToken, outbox, textViaRealtimeInput }) {
+    super(reconnectWindowMs);
     this.handlers = { onMessage, onAudio, onClose };
     this.csrfToken = csrfToken;
     this.outbox = outbox;
     this.textViaRealtimeInput = textViaRealtimeInput ?? (() => true);
-    this.policy = new ReconnectPolicy({ windowMs: reconnectWindowMs });
-    this.timer = null;
-    this.attemptTimer = null;
     this.goAwayTimer = null;
     this.attempt = 0; // each connect() is one attempt; async answers of an older one are ignored
     this.ws = null;
@@ -488,32 +486,6 @@ export class DirectSession {
       headers: { "Content-Type": "application/json", "X-CSRFToken": currentCsrfToken(this.csrfToken) },
       body: JSON.stringify(used ? {} : { discardIfUnused: true }),
     }).catch(() => {}); // the server ends sessions it hears nothing of (token expiry) on its own
-  }
-
-  // -- the reconnect timers (as LiveSocket's) ------------------------------------------------------------------------
-
-  scheduleReconnect(reconnect, options = {}) {
-    const delay = this.policy.nextDelay(options);
-    if (delay === null) return null;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      reconnect();
-    }, delay);
-    return delay;
-  }
-
-  cancelReconnect() {
-    clearTimeout(this.timer);
-    this.timer = null;
-    clearTimeout(this.attemptTimer);
-    this.attemptTimer = null;
-  }
-
-  resetBackoff() {
-    clearTimeout(this.attemptTimer);
-    this.attemptTimer = null;
-    this.policy.reset();
   }
 
   // -- helpers -------------------------------------------------------------------------------------------------------

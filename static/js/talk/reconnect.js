@@ -65,3 +65,48 @@ export class ReconnectPolicy {
     this.droppedAt = null;
   }
 }
+
+/**
+ * The reconnect timers a call's transport keeps (LiveSocket's /live socket, DirectSession's Gemini socket): the next
+ * attempt, scheduled by the policy, and the time limit of the attempt under way (`attemptTimer`, set by the
+ * transport). Both transports extend it, so the controller drives them the same way.
+ */
+export class ReconnectTimers {
+  /** @param {number} [windowMs] how long after a drop reconnecting goes on */
+  constructor(windowMs) {
+    this.policy = new ReconnectPolicy({ windowMs });
+    this.timer = null;
+    this.attemptTimer = null;
+  }
+
+  /**
+   * Call `reconnect` after the next delay of the policy.
+   * @param {() => void} reconnect
+   * @param {{immediate?: boolean, notBeforeMs?: number}} [options] see `ReconnectPolicy.nextDelay`
+   * @returns {number | null} the delay chosen, or null when the reconnect window is used up
+   */
+  scheduleReconnect(reconnect, options = {}) {
+    const delay = this.policy.nextDelay(options);
+    if (delay === null) return null;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      reconnect();
+    }, delay);
+    return delay;
+  }
+
+  cancelReconnect() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = null;
+  }
+
+  /** A session is open (created or resumed): the next drop starts a new window from the shortest delay. */
+  resetBackoff() {
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = null;
+    this.policy.reset();
+  }
+}

@@ -2,7 +2,7 @@
 // resume_session; JSON and binary frames in and out; what a close code means; the reconnect backoff. It knows
 // the wire, not the page: the controller decides what a closed socket means for the call. When to try again is
 // reconnect.js's (backoff with jitter within a window); this module only keeps the timers.
-import { ReconnectPolicy } from "./reconnect.js";
+import { ReconnectTimers } from "./reconnect.js";
 
 /** ~8 s of 16 kHz PCM16 waiting in the socket: past this, adding more only makes the delay grow. */
 const MAX_BUFFERED_BYTES = 256 * 1024;
@@ -34,7 +34,7 @@ function websocketUrl() {
 /** create_session's data without settings: earlier messages loaded, answers in audio. */
 const DEFAULT_CREATE = { loadConversationContext: true, config: { responseModalities: ["AUDIO"] } };
 
-export class LiveSocket {
+export class LiveSocket extends ReconnectTimers {
   /**
    * @param {{onMessage(message: object): void, onAudio(buffer: ArrayBuffer): void,
    *          onClose(event: CloseEvent, opened: boolean): void, reconnectWindowMs?: number}} options
@@ -42,11 +42,9 @@ export class LiveSocket {
    *   `reconnectWindowMs`: how long after a drop reconnecting goes on (the server's LIVE_RECONNECT_WINDOW_SECONDS).
    */
   constructor({ onMessage, onAudio, onClose, reconnectWindowMs }) {
+    super(reconnectWindowMs);
     this.handlers = { onMessage, onAudio, onClose };
     this.socket = null;
-    this.policy = new ReconnectPolicy({ windowMs: reconnectWindowMs });
-    this.timer = null;
-    this.attemptTimer = null;
   }
 
   /** True when frames can be sent now. */
@@ -125,37 +123,6 @@ export class LiveSocket {
   /** Close so that `onClose` follows, as when the server hung up (the controller then reconnects). */
   hangUp(code = CLOSE.NORMAL, reason = "") {
     this.socket?.close(code, reason);
-  }
-
-  /**
-   * Call `reconnect` after the next delay of the policy (reconnect.js).
-   * @param {() => void} reconnect
-   * @param {{immediate?: boolean, notBeforeMs?: number}} [options] see `ReconnectPolicy.nextDelay`
-   * @returns {number | null} the delay chosen, or null when the reconnect window is used up
-   */
-  scheduleReconnect(reconnect, options = {}) {
-    const delay = this.policy.nextDelay(options);
-    if (delay === null) return null;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      reconnect();
-    }, delay);
-    return delay;
-  }
-
-  cancelReconnect() {
-    clearTimeout(this.timer);
-    this.timer = null;
-    clearTimeout(this.attemptTimer);
-    this.attemptTimer = null;
-  }
-
-  /** A session is open (created or resumed): the next drop starts a new window from the shortest delay. */
-  resetBackoff() {
-    clearTimeout(this.attemptTimer);
-    this.attemptTimer = null;
-    this.policy.reset();
   }
 }
 
