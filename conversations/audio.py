@@ -101,15 +101,53 @@ def wav_to_pcm16(data: bytes, *, sample_rate: int) -> bytes:
             width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
             frames = wav.readframes(wav.getnframes())
     except _DAMAGED as exc:
-        raise AudioError(f"not a PCM WAV file: {exc}") from exc
+        # Python 3.11's wave reads only the plain PCM header; ffmpeg and sox write WAVE_FORMAT_EXTENSIBLE for more
+        # than 16 bits or 2 channels (wave reads it from 3.12 on).
+        extensible = _extensible_pcm(data)
+        if extensible is None:
+            raise AudioError(f"not a PCM WAV file: {exc}") from exc
+        width, channels, rate, frames = extensible
     if rate <= 0 or channels <= 0 or width not in (1, 2, 3, 4):
         raise AudioError(f"unsupported WAV format: {rate} Hz, {channels} channel(s), {8 * width}-bit")
+    seconds = len(frames) / (rate * channels * width)
+    if seconds > MAX_CONVERTED_SECONDS:
+        raise AudioError(f"{seconds:.0f} s of audio: at most {MAX_CONVERTED_SECONDS} s can be converted at once")
     samples = _samples(frames, width)
     if channels > 1:
         samples = [sum(samples[i : i + channels]) // channels for i in range(0, len(samples), channels)]
     if rate != sample_rate and samples:
         samples = _resample(samples, rate, sample_rate)
     return array.array("h", samples).tobytes() if sys.byteorder == "little" else _swapped(samples)
+
+
+MAX_CONVERTED_SECONDS = 600  # a turn's worth: the conversion holds every sample as a Python int
+_EXTENSIBLE = 0xFFFE
+_PCM = 1
+
+
+def _extensible_pcm(data: bytes) -> tuple[int, int, int, bytes] | None:
+    """(width, channels, rate, frames) of a WAVE_FORMAT_EXTENSIBLE file whose sub-format is PCM, else None."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    fmt: bytes | None = None
+    offset = 12
+    while offset + 8 <= len(data):
+        name, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        body = data[offset + 8 : offset + 8 + size]
+        if name == b"fmt ":
+            fmt = body
+        elif name == b"data" and fmt is not None:
+            if len(fmt) < 26 or int.from_bytes(fmt[0:2], "little") != _EXTENSIBLE:
+                return None
+            if int.from_bytes(fmt[24:26], "little") != _PCM:  # the sub-format GUID starts with the format tag
+                return None
+            channels, rate = int.from_bytes(fmt[2:4], "little"), int.from_bytes(fmt[4:8], "little")
+            width = int.from_bytes(fmt[14:16], "little") // 8
+            if width <= 0 or channels <= 0:
+                return None
+            return width, channels, rate, body[: len(body) - len(body) % (width * channels)]
+        offset += 8 + size + (size % 2)
+    return None
 
 
 def _samples(frames: bytes, width: int) -> list[int]:

@@ -21,9 +21,16 @@ HISTORY_MESSAGES = 20  # seed 002: the last 20 messages give Gemini its context
 
 
 def user_find(*, reference: str) -> User | None:
-    """The user an operator named: by username, email address (any case) or numeric id; None if there is none."""
+    """The user an operator named: by username, email address (any case) or numeric id; None if there is none.
+
+    An email address several people share names none of them (emails are not unique): the operator gives the
+    username instead, rather than acting as whoever came first.
+    """
     users = User.objects
-    found = users.filter(username=reference).first() or users.filter(email__iexact=reference).first()
+    found = users.filter(username=reference).first()
+    if found is None:
+        by_email = list(users.filter(email__iexact=reference)[:2])
+        found = by_email[0] if len(by_email) == 1 else None
     if found is None and reference.isdigit():
         found = users.filter(pk=int(reference)).first()
     return found

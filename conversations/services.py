@@ -154,6 +154,7 @@ def message_create(
     created_at: dt.datetime | None = None,
     public_id: str | None = None,
     model: str = "",
+    count_usage: bool = True,
 ) -> Message:
     """Save one message (typed or live, any role), its audio as a WAV file, and update the conversation.
 
@@ -190,13 +191,14 @@ def message_create(
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         message.save()
         conversation_refresh(conversation=locked, touch=message.created_at)
-        usage_services.usage_record_message(
-            user_id=locked.owner_id,
-            model=model or str(message.live_config.get("model") or ""),
-            role=message.role,
-            usage=message.usage,
-            audio_seconds=message.audio_duration,
-        )
+        if count_usage:  # not for a message that was spent elsewhere (an import)
+            usage_services.usage_record_message(
+                user_id=locked.owner_id,
+                model=model or str(message.live_config.get("model") or ""),
+                role=message.role,
+                usage=message.usage,
+                audio_seconds=message.audio_duration,
+            )
     except Exception:
         if message.audio and message.audio.name:
             message.audio.storage.delete(message.audio.name)
@@ -363,6 +365,7 @@ def _conversation_import(*, owner: User, export: ConversationExport, stored: lis
         derived = derived or free != item.public_id
         message = message_create(
             conversation=conversation,
+            count_usage=False,  # spent when and where it was said, not by the person importing it today
             role=item.role,
             message_type=item.message_type,
             text=item.text,

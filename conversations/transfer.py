@@ -49,7 +49,8 @@ MESSAGES_MAX = 100_000
 JSON_MAX_DEPTH = 32
 
 CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{24}")
-MESSAGE_ID = re.compile(r"msg_[0-9a-f]{24}")
+# The server's ids, and those a page chose for its direct-mode turns (conversations.serializers.LIVE_TURN_ID_PATTERN).
+MESSAGE_ID = re.compile(r"msg_(?:[0-9a-f]{24}|[A-Za-z0-9_-]{22})")
 
 
 class ExportError(Exception):

@@ -257,6 +257,18 @@ def classify(exc: BaseException) -> UpstreamFailure:
     if isinstance(exc, ConnectionClosed):
         rcvd = exc.rcvd
         return classify_close(rcvd.code if rcvd else 1006, rcvd.reason if rcvd else "connection lost")
+    if isinstance(exc, auth_exceptions.TransportError) or (
+        isinstance(exc, auth_exceptions.RefreshError) and exc.retryable
+    ):
+        # Vertex: Google's token service could not be reached, or said to try again (a 5xx, a timeout): a passing
+        # problem, not refused credentials. A call reconnects (each new connection refreshes its token) and lives on.
+        return UpstreamFailure(
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            "Google's sign-in service did not answer; trying again.",
+            retryable=True,
+            detail=str(exc),
+            cause=Cause.TIMEOUT if "timed out" in str(exc).lower() else Cause.REFUSED,
+        )
     if isinstance(exc, auth_exceptions.GoogleAuthError):
         # Vertex: no Application Default Credentials, or the OAuth token could not be obtained or refreshed.
         no_credentials = isinstance(exc, auth_exceptions.DefaultCredentialsError)

@@ -406,7 +406,10 @@ class LiveTest:
         pcm = bytes(self.state.model_audio)
         if not pcm:
             raise LiveTestFailed("The model sent no audio, so there is nothing to save.", code="NO_AUDIO")
-        path.write_bytes(pcm16_to_wav(pcm, sample_rate=OUTPUT_SAMPLE_RATE).data)
+        try:
+            path.write_bytes(pcm16_to_wav(pcm, sample_rate=OUTPUT_SAMPLE_RATE).data)
+        except OSError as exc:
+            raise LiveTestFailed(f"Could not write {path}: {exc.strerror or exc}.", code="SAVE_AUDIO_FAILED") from exc
         return str(path)
 
 

@@ -116,3 +116,33 @@ def test_wav_to_pcm16_makes_any_pcm_wav_mono_16_bit_at_the_rate_asked() -> None:
 def test_wav_to_pcm16_refuses_what_is_not_a_pcm_wav() -> None:
     with pytest.raises(AudioError, match="not a PCM WAV file"):
         wav_to_pcm16(b"OggS" + bytes(40), sample_rate=16_000)
+
+
+def extensible_wav(*, rate: int, channels: int, bits: int, frames: bytes, sub_format: int = 1) -> bytes:
+    """A WAVE_FORMAT_EXTENSIBLE file, as ffmpeg and sox write for more than 16 bits or 2 channels."""
+    width = bits // 8
+    guid = struct.pack("<H", sub_format) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHH", 0xFFFE, channels, rate, rate * channels * width, channels * width, bits)
+    fmt += struct.pack("<HHI", 22, bits, 3) + guid
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(frames)) + frames
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def test_wav_to_pcm16_reads_the_extensible_header_of_24_bit_and_multichannel_files() -> None:
+    tone = [round(9000 * math.sin(n / 8)) for n in range(4410)]
+    frames = b"".join((value << 8 & 0xFFFFFF).to_bytes(3, "little") * 2 for value in tone)  # 24-bit stereo
+    pcm = array.array(
+        "h", wav_to_pcm16(extensible_wav(rate=44_100, channels=2, bits=24, frames=frames), sample_rate=16_000)
+    )
+    assert len(pcm) == 1600
+    assert max(pcm) == pytest.approx(9000, abs=30) and min(pcm) == pytest.approx(-9000, abs=30)
+    with pytest.raises(AudioError, match="not a PCM WAV"):  # IEEE float is not PCM
+        wav_to_pcm16(
+            extensible_wav(rate=16_000, channels=1, bits=32, frames=bytes(64), sub_format=3), sample_rate=16_000
+        )
+
+
+def test_wav_to_pcm16_refuses_more_than_it_can_hold() -> None:
+    frames = bytes(2 * 8000 * 601)  # 601 s of 8 kHz mono
+    with pytest.raises(AudioError, match="at most 600 s"):
+        wav_to_pcm16(pcm16_to_wav(frames, sample_rate=8000).data, sample_rate=16_000)

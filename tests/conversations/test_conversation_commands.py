@@ -26,6 +26,7 @@ from conversations.serializers import ConversationSerializer, MessageSerializer
 from conversations.services import conversation_create, conversation_delete, import_id, message_create
 from conversations.transfer import MANIFEST
 from tests.factories import UserFactory
+from usage.models import UsageDay
 
 pytestmark = pytest.mark.django_db(transaction=True)  # audio files written by an import are deleted on rollback
 
@@ -41,6 +42,9 @@ def run(name: str, *args: str) -> str:
 def pcm(samples: int, step: int) -> bytes:
     """PCM16 samples that are not all zero (a ramp), so frames can be compared."""
     return b"".join(((i * step) % 32768).to_bytes(2, "little", signed=True) for i in range(samples))
+
+
+DIRECT_TURN_ID = "msg_" + "Dz-_" * 5 + "q1"
 
 
 def conversation_with_typed_and_live_messages(owner: User) -> Conversation:
@@ -63,6 +67,7 @@ def conversation_with_typed_and_live_messages(owner: User) -> Conversation:
         input_transcription="And how long should I stay?",
         live_config=LIVE_CONFIG,
         created_at=at[2],
+        public_id=DIRECT_TURN_ID,  # a direct-mode turn keeps the id its page chose
     )
     message_create(
         conversation=conversation,
@@ -289,6 +294,15 @@ def test_round_trip_to_another_user_then_to_a_fresh_database(
     assert restored.owner == user
     assert list(restored.messages.order_by("created_at", "id").values_list("public_id", flat=True)) == original_ids
     assert snapshot(restored) == expected
+
+
+def test_an_import_is_not_counted_as_the_importers_usage(exported: tuple[Conversation, Path]) -> None:
+    """What the conversation cost was spent when it was said: importing it today spends nothing of a quota."""
+    _, out = exported
+    other = UserFactory.create()
+    run("conversation_import", str(out), "--user", other.username)
+    assert Message.objects.filter(conversation__owner=other).count() == 6
+    assert not UsageDay.objects.filter(user=other).exists()
 
 
 def test_importing_twice_changes_nothing(exported: tuple[Conversation, Path]) -> None:

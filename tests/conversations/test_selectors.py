@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from conversations import selectors, services
 from conversations.models import Conversation, Message
-from tests.factories import ConversationFactory, MessageFactory
+from tests.factories import ConversationFactory, MessageFactory, UserFactory
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations  # django-stubs' helper, needed only by mypy
@@ -134,3 +134,14 @@ def test_conversation_get_for_user_is_404_for_someone_else(user, other_user) -> 
     with pytest.raises(Http404):
         selectors.conversation_get_for_user(user=user, public_id="conv_missing")
     assert selectors.conversation_get_for_user(user=other_user, public_id=theirs.public_id) == theirs
+
+
+@pytest.mark.django_db
+def test_an_operator_names_a_user_by_username_email_or_id_but_never_by_a_shared_email():
+    ada = UserFactory.create(username="ada", email="Ada@example.com")
+    assert selectors.user_find(reference="ada") == ada
+    assert selectors.user_find(reference="ada@EXAMPLE.com") == ada
+    assert selectors.user_find(reference=str(ada.pk)) == ada
+    UserFactory.create(username="ada2", email="ada@example.com")  # emails are not unique
+    assert selectors.user_find(reference="ada@example.com") is None  # which one? the operator gives a username
+    assert selectors.user_find(reference="nobody") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx2 as httpx  # the HTTP library google-genai 3.6.1 uses
 import pytest
+from google.auth import exceptions as auth_exceptions
 
 from gemini.errors import Cause, classify, classify_close
 from live.protocol import ErrorCode
@@ -127,3 +128,28 @@ def test_http_transport_failures_are_classified_for_rest_and_diagnostics(exc, ca
 def test_a_status_gemini_answered_with_is_kept():
     assert classify_close(429, "Resource exhausted").status == 429
     assert classify_close(1011, "Internal error occurred.").status == 1011
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        auth_exceptions.TransportError("HTTPSConnectionPool(host='oauth2.googleapis.com'): Read timed out."),
+        auth_exceptions.RefreshError("('Internal Failure', {'error': 'internal_failure'})", retryable=True),
+    ],
+)
+def test_a_passing_token_service_failure_is_retried_not_called_refused_credentials(exc):
+    failure = classify(exc)
+    assert failure.code == ErrorCode.UPSTREAM_UNAVAILABLE and failure.retryable
+    assert "credentials were refused" not in failure.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (auth_exceptions.RefreshError("('invalid_grant: Invalid JWT Signature.', {})"), Cause.BAD_CREDENTIALS),
+        (auth_exceptions.DefaultCredentialsError("No credentials found."), Cause.NO_CREDENTIALS),
+    ],
+)
+def test_refused_or_missing_credentials_are_final(exc, cause):
+    failure = classify(exc)
+    assert (failure.code, failure.cause, failure.retryable) == (ErrorCode.UPSTREAM_AUTH_FAILED, cause, False)
