@@ -48,13 +48,15 @@ export async function conversationExists(id) {
 
 /**
  * After a conversation's first reply the server names it in the background (conversations/titles.py): ask a few
- * times, and show the new title in the header, the tab and the sidebar once it is there.
+ * times, less often as time goes (1.5 s, then ×1.5: about half a minute in all, for a title model that is slow or
+ * fails and falls back to the person's first words), and show the new title in the header, the tab and the sidebar
+ * once it is there.
  */
-export async function followTitle(chat, id, { tries = 4, everyMs = 1500 } = {}) {
+export async function followTitle(chat, id, { tries = 6, firstMs = 1500, growth = 1.5 } = {}) {
   const heading = chat.querySelector(".chat-title");
   const before = heading?.textContent ?? "";
   for (let i = 0; i < tries; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    await new Promise((resolve) => setTimeout(resolve, firstMs * growth ** i));
     if (chat.dataset.conversationId !== id) return; // the page moved on
     const title = (await fetchConversation(id))?.title;
     if (title && title !== before) {

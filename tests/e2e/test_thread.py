@@ -245,7 +245,7 @@ def test_a_typed_conversation_is_titled_from_its_first_exchange(page: Page, serv
     send_prompt(page, "How do I bake **sourdough** bread?")
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1)
     # The page follows the title the server makes in the background: plain text, no Markdown.
-    expect(page.get_by_test_id("conversation-title")).to_have_text("Bake sourdough bread", timeout=15_000)
+    expect(page.get_by_test_id("conversation-title")).to_have_text("Bake sourdough bread", timeout=30_000)
     expect(page.locator("#side-list a.current")).to_have_text("Bake sourdough bread")
     assert Conversation.objects.get(owner__username="titler").title == "Bake sourdough bread"
     page.goto("/")
@@ -264,7 +264,7 @@ def test_a_call_is_titled_and_falls_back_to_the_first_words(
     page.get_by_role("button", name="Talk with Gemini by voice").click()
     expect(page.locator("#messages .msg-model[data-message-id]")).to_have_count(1, timeout=40_000)
     expect(page.get_by_test_id("conversation-title")).to_have_text(
-        re.compile(r"^\(\d+\.\d seconds of speech\)$"), timeout=15_000
+        re.compile(r"^\(\d+\.\d seconds of speech\)$"), timeout=30_000
     )
     page.get_by_role("button", name="End voice session").click()
     wait_state(page, "ended")
