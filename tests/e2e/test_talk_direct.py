@@ -132,15 +132,16 @@ def test_talk_direct_reply_plays_and_turns_are_stored_in_order(
                  (document.querySelector(".talk-pending.msg-model .talk-transcript")?.textContent ?? "").length > 5""",
         timeout=30_000,
     )
-    stats = wait_played_out(page)
-    assert stats["playback"]["played"] == stats["samplesReceived"] > 24000 // 2, stats
-    assert stats["framesSent"] > 0
-
     # Both spoken turns are posted back and join the thread in place of the transcript bubbles.
     user_msgs = page.locator("#messages .msg-user[data-message-id]")
     model_msgs = page.locator("#messages .msg-model[data-message-id]")
     expect(user_msgs).to_have_count(2, timeout=30_000)
     expect(model_msgs).to_have_count(2, timeout=30_000)
+    # The model's turn is complete (stored): all its audio has arrived, so "played everything received" is final
+    # (mid-turn, playback can catch up with the audio that has arrived so far).
+    stats = wait_played_out(page)
+    assert stats["playback"]["played"] == stats["samplesReceived"] > 24000 // 2, stats
+    assert stats["framesSent"] > 0
     expect(page.locator("#messages .talk-pending")).to_have_count(0)
     page.screenshot(path=screenshot_dir / "talk-direct-saved.png")
     page.get_by_role("button", name="End voice session").click()
